@@ -1,0 +1,40 @@
+"""Static token-mixer layers in deployment form, their counts, and their timing.
+
+Depends on torch only, so it runs on a bare target box.
+"""
+
+from kernels.attention import AttentionLayer, attention_forward
+from kernels.build import MIXER_KERNELS, StaticModel, build_layer, layer_flops, layer_params
+from kernels.conv import ConvLayer, conv_forward
+from kernels.glu_mlp import GLUMLPLayer, glu_mlp_forward
+from kernels.specs import (
+    MIXERS,
+    DownsampleSpec,
+    HeadSpec,
+    LayerSpec,
+    MixerSpec,
+    StemSpec,
+    signature,
+    spec_from_dict,
+    spec_to_dict,
+)
+from kernels.ssm.layer import SSMLayer, ssm_forward
+from kernels.stem import (
+    Downsample,
+    Head,
+    ImageStem,
+    SequenceStem,
+    downsample_forward,
+    head_forward,
+    image_stem_forward,
+    sequence_stem_forward,
+)
+
+__all__ = [
+    "MIXERS", "MIXER_KERNELS", "AttentionLayer", "ConvLayer", "Downsample", "DownsampleSpec",
+    "GLUMLPLayer", "Head", "HeadSpec", "ImageStem", "LayerSpec", "MixerSpec", "SSMLayer",
+    "SequenceStem", "StaticModel", "StemSpec", "attention_forward", "build_layer",
+    "conv_forward", "downsample_forward", "glu_mlp_forward", "head_forward",
+    "image_stem_forward", "layer_flops", "layer_params", "sequence_stem_forward", "signature",
+    "spec_from_dict", "spec_to_dict", "ssm_forward",
+]

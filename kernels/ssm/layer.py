@@ -1,0 +1,108 @@
+"""Selective state-space mixer (Mamba-2 / SSD style) around the chunked scan.
+
+``x + out(y * silu(z))`` with ``y = scan(xs, dt, A, B, C) + D * xs`` where ``xs = W_x norm(x)``
+(heads of size ``head_dim``), ``z = W_z norm(x)`` the gate, ``B, C = W_bc norm(x)`` (one group
+of ``state_size`` shared by all heads), ``dt = softplus(W_dt norm(x) + dt_bias)`` the
+input-dependent step and ``A = -exp(A_log)`` per head, so the decay ``exp(dt * A)`` is in
+(0, 1). Images scan the row-major token order both ways and add the two outputs (as Vision
+Mamba does), with the same weights; sequences scan forwards only, so the layer is causal.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kernels.specs import MixerSpec
+from kernels.ssm.chunked import ssm_scan_chunked, ssm_scan_flops
+
+CHUNK_SIZE = 64
+
+
+def ssm_forward(
+    x: Tensor,
+    norm_weight: Tensor,
+    norm_bias: Tensor,
+    x_proj_weight: Tensor,
+    z_proj_weight: Tensor,
+    bc_proj_weight: Tensor,
+    dt_proj_weight: Tensor,
+    dt_proj_bias: Tensor,
+    a_log: Tensor,
+    d_skip: Tensor,
+    out_proj_weight: Tensor,
+    *,
+    head_dim: int,
+    bidirectional: bool,
+) -> Tensor:
+    """x: (B, T, D) -> (B, T, D). x/z weights (E, D), bc (2N, D), dt (H, D), out (D, E)."""
+    B, T, D = x.shape
+    h = F.layer_norm(x, norm_weight.shape, norm_weight, norm_bias)
+    heads = dt_proj_weight.shape[0]
+    xs = F.linear(h, x_proj_weight).view(B, T, heads, head_dim)  # (B, T, H, P)
+    z = F.linear(h, z_proj_weight)  # (B, T, E)
+    b, c = F.linear(h, bc_proj_weight).chunk(2, dim=-1)  # each (B, T, N)
+    dt = F.softplus(F.linear(h, dt_proj_weight, dt_proj_bias))  # (B, T, H)
+    a = -torch.exp(a_log.float())  # (H,)
+    y = ssm_scan_chunked(xs, dt, a, b, c, chunk_size=CHUNK_SIZE)  # (B, T, H, P)
+    if bidirectional:
+        rev = [1]
+        y = y + ssm_scan_chunked(xs.flip(rev), dt.flip(rev), a, b.flip(rev), c.flip(rev),
+                                 chunk_size=CHUNK_SIZE).flip(rev)
+    y = (y + d_skip[:, None] * xs).reshape(B, T, heads * head_dim)  # (B, T, E)
+    return x + F.linear(y * F.silu(z), out_proj_weight)
+
+
+class SSMLayer(nn.Module):
+    """Static selective-SSM layer of one `MixerSpec` (expansion 1: inner width = dim)."""
+
+    def __init__(self, spec: MixerSpec, *, device=None, dtype=None) -> None:
+        super().__init__()
+        if spec.mixer != "ssm":
+            raise ValueError(f"SSMLayer needs an ssm spec, got {spec.mixer!r}")
+        self.spec = spec
+        kw = {"device": device, "dtype": dtype}
+        d, n, heads = spec.dim, spec.state_size, spec.dim // spec.head_dim
+        self.norm = nn.LayerNorm(d, **kw)
+        self.x_proj = nn.Linear(d, d, bias=False, **kw)
+        self.z_proj = nn.Linear(d, d, bias=False, **kw)
+        self.bc_proj = nn.Linear(d, 2 * n, bias=False, **kw)
+        self.dt_proj = nn.Linear(d, heads, **kw)
+        self.a_log = nn.Parameter(torch.empty(heads, **kw))
+        self.d_skip = nn.Parameter(torch.empty(heads, **kw))
+        self.out_proj = nn.Linear(d, d, bias=False, **kw)
+        init_ssm_parameters(self.a_log, self.d_skip, self.dt_proj.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ssm_forward(
+            x, self.norm.weight, self.norm.bias, self.x_proj.weight, self.z_proj.weight,
+            self.bc_proj.weight, self.dt_proj.weight, self.dt_proj.bias, self.a_log,
+            self.d_skip, self.out_proj.weight, head_dim=self.spec.head_dim,
+            bidirectional=not self.spec.causal,
+        )
+
+
+@torch.no_grad()
+def init_ssm_parameters(a_log: Tensor, d_skip: Tensor, dt_bias: Tensor) -> None:
+    """Mamba's init: A in [1, 16], D = 1, dt = softplus(dt_bias) log-uniform in [1e-3, 1e-1]."""
+    heads = a_log.shape[0]
+    a_log.copy_(torch.log(torch.linspace(1.0, 16.0, heads, dtype=torch.float32)))
+    d_skip.fill_(1.0)
+    dt = torch.exp(torch.linspace(math.log(1e-3), math.log(1e-1), heads))
+    dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+
+
+def ssm_params(spec: MixerSpec) -> int:
+    d, n, heads = spec.dim, spec.state_size, spec.dim // spec.head_dim
+    return 2 * d + 3 * d * d + 2 * n * d + (heads * d + heads) + 2 * heads
+
+
+def ssm_flops(spec: MixerSpec) -> int:
+    d, t, n, heads = spec.dim, spec.tokens, spec.state_size, spec.dim // spec.head_dim
+    proj = 2 * t * d * (2 * d + 2 * n + heads) + 2 * t * d * d
+    scan = ssm_scan_flops(tokens=t, heads=heads, head_dim=spec.head_dim, state_size=n,
+                          chunk_size=CHUNK_SIZE)
+    return proj + scan * (1 if spec.causal else 2)

@@ -1,0 +1,146 @@
+"""Stems (input -> tokens), stage transitions and heads, in their static form.
+
+Image stem: resize to the arch's resolution, non-overlapping patches, plus a learned
+positional term at this grid (the supernet interpolates its max-grid table; the exported
+stem stores the interpolated one). Sequence stem: byte / token embedding plus learned
+positions (the first ``T`` of them).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kernels.specs import DownsampleSpec, Grid, HeadSpec, StemSpec
+
+
+def resize_images(x: Tensor, resolution: int) -> Tensor:
+    """x: (B, C, H, W) -> (B, C, resolution, resolution), bilinear; identity if already there."""
+    if x.shape[-2] == resolution and x.shape[-1] == resolution:
+        return x
+    return F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
+
+
+def image_stem_forward(x: Tensor, patch_weight: Tensor, patch_bias: Tensor, pos_embed: Tensor,
+                       *, resolution: int) -> Tensor:
+    """x: (B, C, H, W) -> (B, G*G, D); patch_weight (D, C, p, p); pos_embed (1, G*G, D)."""
+    x = resize_images(x, resolution)
+    p = patch_weight.shape[-1]
+    h = F.conv2d(x, patch_weight, patch_bias, stride=p)  # (B, D, G, G)
+    return h.flatten(2).transpose(1, 2) + pos_embed
+
+
+def sequence_stem_forward(ids: Tensor, embed_weight: Tensor, pos_embed: Tensor) -> Tensor:
+    """ids: (B, T) int64 with T <= len(pos_embed) -> (B, T, D)."""
+    t = ids.shape[1]
+    return F.embedding(ids, embed_weight) + pos_embed[:t]
+
+
+def downsample_forward(x: Tensor, norm_weight: Tensor, norm_bias: Tensor, proj_weight: Tensor,
+                       proj_bias: Tensor, *, grid: Grid) -> Tensor:
+    """(B, T, Din) -> (B, T', Dout): 3x3 stride-2 conv over the grid, or a linear map."""
+    B, T, D = x.shape
+    h = F.layer_norm(x, norm_weight.shape, norm_weight, norm_bias)
+    if grid is None:
+        return F.linear(h, proj_weight, proj_bias)
+    h = h.transpose(1, 2).reshape(B, D, grid[0], grid[1])  # (B, Din, H, W)
+    return F.conv2d(h, proj_weight, proj_bias, stride=2, padding=1).flatten(2).transpose(1, 2)
+
+
+def head_forward(x: Tensor, norm_weight: Tensor, norm_bias: Tensor, fc_weight: Tensor,
+                 fc_bias: Tensor, *, pool: bool) -> Tensor:
+    """(B, T, D) -> (B, out) with mean pooling (images) or (B, T, out) per token (sequences)."""
+    h = F.layer_norm(x, norm_weight.shape, norm_weight, norm_bias)
+    if pool:
+        h = h.mean(dim=1)  # (B, D)
+    return F.linear(h, fc_weight, fc_bias)
+
+
+class ImageStem(nn.Module):
+    def __init__(self, spec: StemSpec, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.spec = spec
+        kw = {"device": device, "dtype": dtype}
+        p = spec.patch_size
+        self.patch = nn.Conv2d(spec.in_channels, spec.dim, p, stride=p, **kw)
+        self.pos_embed = nn.Parameter(torch.zeros(1, spec.tokens, spec.dim, **kw))
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return image_stem_forward(x, self.patch.weight, self.patch.bias, self.pos_embed,
+                                  resolution=self.spec.resolution)
+
+
+class SequenceStem(nn.Module):
+    def __init__(self, spec: StemSpec, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.spec = spec
+        kw = {"device": device, "dtype": dtype}
+        self.embed = nn.Embedding(spec.vocab_size, spec.dim, **kw)
+        self.pos_embed = nn.Parameter(torch.zeros(spec.tokens, spec.dim, **kw))
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return sequence_stem_forward(ids[:, : self.spec.tokens], self.embed.weight,
+                                     self.pos_embed)
+
+
+class Downsample(nn.Module):
+    def __init__(self, spec: DownsampleSpec, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.spec = spec
+        kw = {"device": device, "dtype": dtype}
+        self.norm = nn.LayerNorm(spec.in_dim, **kw)
+        if spec.grid is None:
+            self.proj: nn.Module = nn.Linear(spec.in_dim, spec.out_dim, **kw)
+        else:
+            self.proj = nn.Conv2d(spec.in_dim, spec.out_dim, 3, stride=2, padding=1, **kw)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return downsample_forward(x, self.norm.weight, self.norm.bias, self.proj.weight,
+                                  self.proj.bias, grid=self.spec.grid)
+
+
+class Head(nn.Module):
+    def __init__(self, spec: HeadSpec, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.spec = spec
+        kw = {"device": device, "dtype": dtype}
+        self.norm = nn.LayerNorm(spec.dim, **kw)
+        self.fc = nn.Linear(spec.dim, spec.num_outputs, **kw)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return head_forward(x, self.norm.weight, self.norm.bias, self.fc.weight, self.fc.bias,
+                            pool=self.spec.modality == "image")
+
+
+def stem_params(spec: StemSpec) -> int:
+    if spec.modality == "image":
+        return spec.dim * spec.in_channels * spec.patch_size**2 + spec.dim + spec.tokens * spec.dim
+    return spec.vocab_size * spec.dim + spec.tokens * spec.dim
+
+
+def stem_flops(spec: StemSpec) -> int:
+    if spec.modality == "image":
+        return 2 * spec.tokens * spec.dim * spec.in_channels * spec.patch_size**2
+    return 0  # an embedding lookup is a gather, not a matmul
+
+
+def downsample_params(spec: DownsampleSpec) -> int:
+    taps = 1 if spec.grid is None else 9
+    return 2 * spec.in_dim + spec.in_dim * spec.out_dim * taps + spec.out_dim
+
+
+def downsample_flops(spec: DownsampleSpec) -> int:
+    taps = 1 if spec.grid is None else 9
+    return 2 * spec.out_tokens * spec.in_dim * spec.out_dim * taps
+
+
+def head_params(spec: HeadSpec) -> int:
+    return 2 * spec.dim + spec.dim * spec.num_outputs + spec.num_outputs
+
+
+def head_flops(spec: HeadSpec) -> int:
+    rows = 1 if spec.modality == "image" else spec.tokens
+    return 2 * rows * spec.dim * spec.num_outputs

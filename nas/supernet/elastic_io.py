@@ -1,0 +1,117 @@
+"""Elastic stems, stage transitions and heads.
+
+The image stem keeps one positional table at the largest grid and resizes it bilinearly
+to the arch's grid (the exported stem stores the resized table); the sequence stem slices
+the first ``T`` learned positions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from kernels import (
+    DownsampleSpec,
+    HeadSpec,
+    StemSpec,
+    downsample_forward,
+    head_forward,
+    image_stem_forward,
+    sequence_stem_forward,
+)
+from nas.supernet.elastic import ElasticLayer, init_linear_
+
+
+def resize_positions(pos: Tensor, grid: tuple[int, int], out_grid: tuple[int, int]) -> Tensor:
+    """pos: (1, H*W, D) on ``grid`` -> (1, H'*W', D) on ``out_grid`` (bilinear)."""
+    if grid == out_grid:
+        return pos
+    d = pos.shape[-1]
+    img = pos.reshape(1, grid[0], grid[1], d).permute(0, 3, 1, 2)  # (1, D, H, W)
+    img = F.interpolate(img, size=out_grid, mode="bilinear", align_corners=False)
+    return img.flatten(2).transpose(1, 2)  # (1, H'*W', D)
+
+
+class ElasticImageStem(ElasticLayer):
+    kernel = staticmethod(image_stem_forward)
+
+    def __init__(self, in_channels: int, patch_size: int, max_dim: int, max_side: int) -> None:
+        super().__init__()
+        self.max_grid = (max_side, max_side)
+        self.patch_weight = nn.Parameter(torch.empty(max_dim, in_channels, patch_size,
+                                                     patch_size))
+        self.patch_bias = nn.Parameter(torch.zeros(max_dim))
+        self.pos_embed = nn.Parameter(torch.empty(1, max_side * max_side, max_dim))
+        init_linear_(self.patch_weight)
+        init_linear_(self.pos_embed)
+
+    def active_weight(self, spec: StemSpec) -> dict[str, Tensor]:
+        d = spec.dim
+        return {"patch.weight": self.patch_weight[:d], "patch.bias": self.patch_bias[:d],
+                "pos_embed": resize_positions(self.pos_embed[..., :d], self.max_grid, spec.grid)}
+
+    def kernel_options(self, spec: StemSpec) -> dict[str, Any]:
+        return {"resolution": spec.resolution}
+
+
+class ElasticSequenceStem(ElasticLayer):
+    kernel = staticmethod(sequence_stem_forward)
+
+    def __init__(self, vocab_size: int, max_dim: int, max_tokens: int) -> None:
+        super().__init__()
+        self.embed_weight = nn.Parameter(torch.empty(vocab_size, max_dim))
+        self.pos_embed = nn.Parameter(torch.empty(max_tokens, max_dim))
+        init_linear_(self.embed_weight)
+        init_linear_(self.pos_embed)
+
+    def active_weight(self, spec: StemSpec) -> dict[str, Tensor]:
+        d, t = spec.dim, spec.tokens
+        return {"embed.weight": self.embed_weight[:, :d], "pos_embed": self.pos_embed[:t, :d]}
+
+    def forward(self, x: Tensor, spec: StemSpec) -> Tensor:
+        w = self.active_weight(spec)
+        return sequence_stem_forward(x[:, : spec.tokens], w["embed.weight"], w["pos_embed"])
+
+
+class ElasticDownsample(ElasticLayer):
+    kernel = staticmethod(downsample_forward)
+
+    def __init__(self, max_in: int, max_out: int, *, two_d: bool) -> None:
+        super().__init__()
+        self.norm_weight = nn.Parameter(torch.ones(max_in))
+        self.norm_bias = nn.Parameter(torch.zeros(max_in))
+        taps = (3, 3) if two_d else ()
+        self.proj_weight = nn.Parameter(torch.empty(max_out, max_in, *taps))
+        self.proj_bias = nn.Parameter(torch.zeros(max_out))
+        init_linear_(self.proj_weight)
+
+    def active_weight(self, spec: DownsampleSpec) -> dict[str, Tensor]:
+        i, o = spec.in_dim, spec.out_dim
+        return {"norm.weight": self.norm_weight[:i], "norm.bias": self.norm_bias[:i],
+                "proj.weight": self.proj_weight[:o, :i], "proj.bias": self.proj_bias[:o]}
+
+    def kernel_options(self, spec: DownsampleSpec) -> dict[str, Any]:
+        return {"grid": spec.grid}
+
+
+class ElasticHead(ElasticLayer):
+    kernel = staticmethod(head_forward)
+
+    def __init__(self, max_dim: int, num_outputs: int) -> None:
+        super().__init__()
+        self.norm_weight = nn.Parameter(torch.ones(max_dim))
+        self.norm_bias = nn.Parameter(torch.zeros(max_dim))
+        self.fc_weight = nn.Parameter(torch.empty(num_outputs, max_dim))
+        self.fc_bias = nn.Parameter(torch.zeros(num_outputs))
+        init_linear_(self.fc_weight)
+
+    def active_weight(self, spec: HeadSpec) -> dict[str, Tensor]:
+        d = spec.dim
+        return {"norm.weight": self.norm_weight[:d], "norm.bias": self.norm_bias[:d],
+                "fc.weight": self.fc_weight[:, :d], "fc.bias": self.fc_bias}
+
+    def kernel_options(self, spec: HeadSpec) -> dict[str, Any]:
+        return {"pool": spec.modality == "image"}

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# One command on a fresh machine: set up .venv, lint, then run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest -q -m "not gpu" --timeout 900 "$@"

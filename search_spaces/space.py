@@ -1,0 +1,385 @@
+"""The search-space DSL: `Choice`, `Stage` and `SearchSpace`.
+
+A space declares what may vary (input resolution; per stage depth and width; per layer the
+mixer and its knob) and turns any `Arch` of it into layer specs that `kernels` can build,
+count and time (`layers()`), which is where FLOPs, parameters and latency come from.
+
+Example::
+
+    space = SearchSpace(
+        name="my_space", modality="image", resolution=Choice(16, 24, 32),
+        stages=[Stage(depth=Choice(1, 2), width=Choice(32, 64)),
+                Stage(depth=Choice(1, 2, 3), width=Choice(64, 128), mixers=("conv", "ssm"))],
+        in_channels=3, num_outputs=10,
+    )
+    arch = space.sample(np.random.default_rng(0))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from kernels import (
+    MIXERS,
+    DownsampleSpec,
+    HeadSpec,
+    LayerSpec,
+    MixerSpec,
+    StemSpec,
+    layer_flops,
+    layer_params,
+)
+from search_spaces.arch import KNOBS, Arch, LayerArch, StageArch
+
+
+class Choice:
+    """An elastic dimension: a non-empty tuple of distinct values, smallest to largest."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, *values: Any) -> None:
+        if len(values) == 1 and isinstance(values[0], (list, tuple)):
+            values = tuple(values[0])
+        if not values:
+            raise ValueError("Choice needs at least one value")
+        if len(set(values)) != len(values):
+            raise ValueError(f"Choice values must be distinct, got {values!r}")
+        object.__setattr__(self, "values", tuple(sorted(values)))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Choice is immutable")
+
+    def __contains__(self, value: Any) -> bool:
+        return value in self.values
+
+    def __iter__(self):
+        return iter(self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Choice) and self.values == other.values
+
+    def __hash__(self) -> int:
+        return hash(self.values)
+
+    def __repr__(self) -> str:
+        return f"Choice{self.values!r}"
+
+    @property
+    def min(self) -> Any:
+        return self.values[0]
+
+    @property
+    def max(self) -> Any:
+        return self.values[-1]
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        return self.values[int(rng.integers(len(self.values)))]
+
+
+def _as_choice(value: Any, name: str) -> Choice:
+    if isinstance(value, Choice):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return Choice(value)
+    if isinstance(value, (list, tuple)):
+        return Choice(*value)
+    raise ValueError(f"{name}: expected a Choice, a number or a list, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: elastic ``depth`` and residual ``width``, the allowed mixers per layer and
+    the mixers' own knobs (``hidden_ratio`` for glu_mlp, ``kernel_size`` for conv)."""
+
+    depth: Choice
+    width: Choice
+    mixers: tuple[str, ...] = MIXERS
+    hidden_ratio: Choice = field(default_factory=lambda: Choice(2, 3, 4))
+    kernel_size: Choice = field(default_factory=lambda: Choice(3, 5, 7))
+
+    def __post_init__(self) -> None:
+        for name in ("depth", "width", "hidden_ratio", "kernel_size"):
+            object.__setattr__(self, name, _as_choice(getattr(self, name), f"Stage.{name}"))
+        object.__setattr__(self, "mixers", tuple(self.mixers))
+        bad = [m for m in self.mixers if m not in MIXERS]
+        if bad or not self.mixers:
+            raise ValueError(f"Stage.mixers: {bad or 'empty'} not in {MIXERS}")
+        if self.depth.min < 1:
+            raise ValueError(f"Stage.depth: values must be >= 1, got {self.depth}")
+        if any(k % 2 == 0 or k < 1 for k in self.kernel_size):
+            raise ValueError(f"Stage.kernel_size: values must be odd and >= 1, got "
+                             f"{self.kernel_size}")
+        if any(r <= 0 for r in self.hidden_ratio):
+            raise ValueError(f"Stage.hidden_ratio: values must be > 0, got {self.hidden_ratio}")
+
+    def layer_options(self) -> list[LayerArch]:
+        """Every distinct layer a slot of this stage can hold."""
+        options = []
+        for mixer in self.mixers:
+            if mixer == "glu_mlp":
+                options += [LayerArch(mixer, hidden_ratio=r) for r in self.hidden_ratio]
+            elif mixer == "conv":
+                options += [LayerArch(mixer, kernel_size=k) for k in self.kernel_size]
+            else:
+                options.append(LayerArch(mixer))
+        return options
+
+    def sample_layer(self, rng: np.random.Generator) -> LayerArch:
+        """Mixer uniform first, then its knob, so no mixer family is favoured."""
+        mixer = self.mixers[int(rng.integers(len(self.mixers)))]
+        if mixer == "glu_mlp":
+            return LayerArch(mixer, hidden_ratio=self.hidden_ratio.sample(rng))
+        if mixer == "conv":
+            return LayerArch(mixer, kernel_size=self.kernel_size.sample(rng))
+        return LayerArch(mixer)
+
+
+def glu_hidden(width: int, ratio: int | float) -> int:
+    """GLU hidden size of a layer at ``width`` with ``ratio`` (rounded to an int)."""
+    return int(round(width * ratio))
+
+
+class SearchSpace:
+    """A declared space of hybrid networks; see the module docstring for an example.
+
+    ``resolution`` is the image side (image spaces) or the context length (sequence spaces).
+    ``num_outputs`` is the number of classes (images); sequence spaces predict
+    ``vocab_size`` next-token logits.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        modality: str,
+        resolution: Choice | Any,
+        stages: list[Stage],
+        in_channels: int = 3,
+        patch_size: int = 4,
+        num_outputs: int = 10,
+        vocab_size: int = 256,
+        head_dim: int = 16,
+        ssm_head_dim: int = 16,
+        ssm_state_size: int = 16,
+    ) -> None:
+        if modality not in ("image", "sequence"):
+            raise ValueError(f"modality: expected 'image' or 'sequence', got {modality!r}")
+        if not stages:
+            raise ValueError("stages: a space needs at least one Stage")
+        self.name = name
+        self.modality = modality
+        self.resolution = _as_choice(resolution, "resolution")
+        self.stages = tuple(stages)
+        self.in_channels = in_channels
+        self.patch_size = patch_size
+        self.num_outputs = num_outputs if modality == "image" else vocab_size
+        self.vocab_size = vocab_size
+        self.head_dim = head_dim
+        self.ssm_head_dim = ssm_head_dim
+        self.ssm_state_size = ssm_state_size
+        self._check()
+
+    def _check(self) -> None:
+        if self.modality == "image":
+            bad = [r for r in self.resolution if r % self.patch_size or r < self.patch_size]
+            if bad:
+                raise ValueError(f"resolution: {bad} not multiples of patch_size "
+                                 f"{self.patch_size}")
+        for i, stage in enumerate(self.stages):
+            for mixer, hd in (("attention", self.head_dim), ("ssm", self.ssm_head_dim)):
+                if mixer in stage.mixers and any(w % hd for w in stage.width):
+                    raise ValueError(f"stages[{i}].width: {stage.width} must be multiples of "
+                                     f"the {mixer} head size {hd}")
+
+    def __repr__(self) -> str:
+        return (f"SearchSpace(name={self.name!r}, modality={self.modality!r}, "
+                f"size={self.size():.3g})")
+
+    # ---- archs -------------------------------------------------------------------------
+
+    def sample(self, rng: np.random.Generator) -> Arch:
+        """A uniformly random value of every dimension (depth, width, then each layer)."""
+        resolution = self.resolution.sample(rng)
+        stages = []
+        for stage in self.stages:
+            depth = stage.depth.sample(rng)
+            width = stage.width.sample(rng)
+            layers = tuple(stage.sample_layer(rng) for _ in range(depth))
+            stages.append(StageArch(depth=depth, width=width, layers=layers))
+        return Arch(resolution=resolution, stages=tuple(stages))
+
+    def _extreme(self, largest: bool) -> Arch:
+        pick = max if largest else min
+        resolution = pick(self.resolution)
+        stages = []
+        for i, stage in enumerate(self.stages):
+            width = pick(stage.width)
+            depth = pick(stage.depth)
+            tokens, grid = self._tokens_at(resolution, i)
+            best = pick(stage.layer_options(),
+                        key=lambda o: layer_flops(self._mixer_spec(o, width, tokens, grid)))
+            stages.append(StageArch(depth=depth, width=width, layers=(best,) * depth))
+        return Arch(resolution=resolution, stages=tuple(stages))
+
+    def largest(self) -> Arch:
+        """The arch with the most FLOPs: every dimension at its max, the costliest layer."""
+        return self._extreme(largest=True)
+
+    def smallest(self) -> Arch:
+        """The arch with the fewest FLOPs: every dimension at its min, the cheapest layer."""
+        return self._extreme(largest=False)
+
+    def mutate(self, arch: Arch, rng: np.random.Generator, *, prob: float = 0.2) -> Arch:
+        """Re-sample each dimension with probability ``prob``; never returns ``arch`` itself."""
+        self.validate(arch)
+        for _ in range(100):
+            resolution = self.resolution.sample(rng) if rng.random() < prob else arch.resolution
+            stages = []
+            for stage, s in zip(self.stages, arch.stages):
+                width = stage.width.sample(rng) if rng.random() < prob else s.width
+                depth = stage.depth.sample(rng) if rng.random() < prob else s.depth
+                layers = [stage.sample_layer(rng) if rng.random() < prob else layer
+                          for layer in s.layers[:depth]]
+                layers += [stage.sample_layer(rng) for _ in range(depth - len(layers))]
+                stages.append(StageArch(depth=depth, width=width, layers=tuple(layers)))
+            child = Arch(resolution=resolution, stages=tuple(stages))
+            if child != arch:
+                return child
+        return self.sample(rng)
+
+    def crossover(self, a: Arch, b: Arch, rng: np.random.Generator) -> Arch:
+        """Uniform crossover: resolution and each whole stage from either parent."""
+        self.validate(a)
+        self.validate(b)
+        resolution = a.resolution if rng.random() < 0.5 else b.resolution
+        stages = tuple(sa if rng.random() < 0.5 else sb for sa, sb in zip(a.stages, b.stages))
+        return Arch(resolution=resolution, stages=stages)
+
+    def validate(self, arch: Arch) -> Arch:
+        """Raise ValueError naming the first field of ``arch`` outside this space."""
+        if not isinstance(arch, Arch):
+            raise ValueError(f"arch: expected an Arch, got {type(arch).__name__}")
+        if arch.resolution not in self.resolution:
+            raise ValueError(f"resolution: {arch.resolution} not in {self.resolution}")
+        if len(arch.stages) != len(self.stages):
+            raise ValueError(f"stages: arch has {len(arch.stages)} stages, space "
+                             f"{self.name!r} has {len(self.stages)}")
+        for i, (stage, s) in enumerate(zip(self.stages, arch.stages)):
+            where = f"stages[{i}]"
+            if s.depth not in stage.depth:
+                raise ValueError(f"{where}.depth: {s.depth} not in {stage.depth}")
+            if s.width not in stage.width:
+                raise ValueError(f"{where}.width: {s.width} not in {stage.width}")
+            if len(s.layers) != s.depth:
+                raise ValueError(f"{where}.layers: has {len(s.layers)} layers but depth is "
+                                 f"{s.depth}")
+            for j, layer in enumerate(s.layers):
+                lw = f"{where}.layers[{j}]"
+                if layer.mixer not in stage.mixers:
+                    raise ValueError(f"{lw}.mixer: {layer.mixer!r} not in {stage.mixers}")
+                if layer.mixer == "glu_mlp" and layer.hidden_ratio not in stage.hidden_ratio:
+                    raise ValueError(f"{lw}.hidden_ratio: {layer.hidden_ratio} not in "
+                                     f"{stage.hidden_ratio}")
+                if layer.mixer == "conv" and layer.kernel_size not in stage.kernel_size:
+                    raise ValueError(f"{lw}.kernel_size: {layer.kernel_size} not in "
+                                     f"{stage.kernel_size}")
+        return arch
+
+    def size(self) -> int:
+        """Number of distinct archs."""
+        total = len(self.resolution)
+        for stage in self.stages:
+            options = len(stage.layer_options())
+            total *= len(stage.width) * sum(options**d for d in stage.depth)
+        return total
+
+    # ---- layers, counts and inputs ----------------------------------------------------
+
+    def _tokens_at(self, resolution: int, stage_index: int) -> tuple[int, tuple[int, int] | None]:
+        """Tokens and grid inside stage ``stage_index`` at this resolution."""
+        if self.modality == "sequence":
+            return resolution, None
+        side = resolution // self.patch_size
+        for _ in range(stage_index):
+            side = (side + 1) // 2
+        return side * side, (side, side)
+
+    def _mixer_spec(self, layer: LayerArch, width: int, tokens: int,
+                    grid: tuple[int, int] | None) -> MixerSpec:
+        if layer.mixer == "attention":
+            return MixerSpec("attention", width, tokens, grid, head_dim=self.head_dim)
+        if layer.mixer == "glu_mlp":
+            return MixerSpec("glu_mlp", width, tokens, grid,
+                             hidden=glu_hidden(width, layer.hidden_ratio))
+        if layer.mixer == "ssm":
+            return MixerSpec("ssm", width, tokens, grid, head_dim=self.ssm_head_dim,
+                             state_size=self.ssm_state_size)
+        return MixerSpec("conv", width, tokens, grid, kernel_size=layer.kernel_size)
+
+    def layers(self, arch: Arch) -> list[LayerSpec]:
+        """The arch as layer specs, in order: stem, [downsample,] mixers per stage, head."""
+        self.validate(arch)
+        r = arch.resolution
+        tokens, grid = self._tokens_at(r, 0)
+        first = arch.stages[0].width
+        if self.modality == "image":
+            stem = StemSpec("image", first, tokens, grid, in_channels=self.in_channels,
+                            patch_size=self.patch_size, resolution=r)
+        else:
+            stem = StemSpec("sequence", first, tokens, vocab_size=self.vocab_size)
+        specs: list[LayerSpec] = [stem]
+        prev = first
+        for i, s in enumerate(arch.stages):
+            if i > 0:
+                specs.append(DownsampleSpec(prev, s.width, tokens, grid))
+                tokens, grid = self._tokens_at(r, i)
+            specs += [self._mixer_spec(layer, s.width, tokens, grid) for layer in s.layers]
+            prev = s.width
+        specs.append(HeadSpec(self.modality, prev, tokens, self.num_outputs, grid))
+        return specs
+
+    def flops(self, arch: Arch) -> int:
+        """FLOPs per input sample of the exported model (DESIGN.md section 3 convention)."""
+        return sum(layer_flops(s) for s in self.layers(arch))
+
+    def params(self, arch: Arch) -> int:
+        """Parameter count of the exported model of ``arch``."""
+        return sum(layer_params(s) for s in self.layers(arch))
+
+    def flops_range(self) -> tuple[int, int]:
+        return self.flops(self.smallest()), self.flops(self.largest())
+
+    def example_input(self, arch: Arch, batch_size: int, *,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images (B, C, r, r) standard normal, or token ids (B, r) uniform in the vocab."""
+        self.validate(arch)
+        r = arch.resolution
+        if self.modality == "image":
+            return torch.randn(batch_size, self.in_channels, r, r, generator=generator)
+        return torch.randint(0, self.vocab_size, (batch_size, r), generator=generator)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready description (stored with a study; printed by `nas spaces`)."""
+        lo, hi = self.flops_range()
+        return {
+            "name": self.name, "modality": self.modality,
+            "resolution": list(self.resolution),
+            "stages": [{"depth": list(s.depth), "width": list(s.width), "mixers": list(s.mixers),
+                        "hidden_ratio": list(s.hidden_ratio), "kernel_size": list(s.kernel_size)}
+                       for s in self.stages],
+            "in_channels": self.in_channels, "patch_size": self.patch_size,
+            "num_outputs": self.num_outputs, "vocab_size": self.vocab_size,
+            "head_dim": self.head_dim, "ssm_head_dim": self.ssm_head_dim,
+            "ssm_state_size": self.ssm_state_size, "size": self.size(),
+            "flops_range": [lo, hi],
+        }
+
+
+__all__ = ["KNOBS", "Choice", "SearchSpace", "Stage", "glu_hidden"]

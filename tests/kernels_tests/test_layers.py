@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kernels import (
+    DownsampleSpec,
+    HeadSpec,
+    MixerSpec,
+    StemSpec,
+    build_layer,
+    layer_params,
+    signature,
+    spec_from_dict,
+    spec_to_dict,
+)
+
+SPECS = [
+    MixerSpec("attention", 32, 16, (4, 4), head_dim=8),
+    MixerSpec("attention", 32, 10, None, head_dim=16),
+    MixerSpec("glu_mlp", 24, 9, (3, 3), hidden=40),
+    MixerSpec("ssm", 32, 16, (4, 4), head_dim=8, state_size=4),
+    MixerSpec("ssm", 32, 70, None, head_dim=16, state_size=8),
+    MixerSpec("conv", 16, 25, (5, 5), kernel_size=5),
+    MixerSpec("conv", 16, 12, None, kernel_size=7),
+    StemSpec("image", 16, 16, (4, 4), in_channels=3, patch_size=4, resolution=16),
+    StemSpec("sequence", 16, 12, vocab_size=50),
+    DownsampleSpec(16, 32, 25, (5, 5)),
+    DownsampleSpec(16, 32, 12, None),
+    HeadSpec("image", 32, 9, 10, (3, 3)),
+    HeadSpec("sequence", 32, 12, 50),
+]
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[signature(s)[:60] for s in SPECS])
+def test_build_run_count(spec, gen):
+    layer = build_layer(spec)
+    assert sum(p.numel() for p in layer.parameters()) == layer_params(spec)
+    assert spec_from_dict(spec_to_dict(spec)) == spec
+    if isinstance(spec, StemSpec):
+        x = (torch.randn(2, 3, 16, 16, generator=gen) if spec.modality == "image"
+             else torch.randint(0, 50, (2, 12), generator=gen))
+    else:
+        dim = spec.in_dim if isinstance(spec, DownsampleSpec) else spec.dim
+        x = torch.randn(2, spec.tokens, dim, generator=gen)
+    y = layer(x)
+    assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if isinstance(s, MixerSpec) and s.causal])
+def test_sequence_mixers_are_causal(spec, gen):
+    layer = build_layer(spec).eval()
+    x = torch.randn(1, spec.tokens, spec.dim, generator=gen)
+    x2 = x.clone()
+    t = spec.tokens // 2
+    x2[:, t:] = torch.randn(1, spec.tokens - t, spec.dim, generator=gen)
+    with torch.no_grad():
+        assert torch.allclose(layer(x)[:, :t], layer(x2)[:, :t], atol=1e-6)
+
+
+def test_bad_specs_raise():
+    with pytest.raises(ValueError, match="mixer"):
+        MixerSpec("lstm", 16, 4)
+    with pytest.raises(ValueError, match="head_dim"):
+        MixerSpec("attention", 20, 4, head_dim=16)
+    with pytest.raises(ValueError, match="grid"):
+        MixerSpec("conv", 16, 5, (2, 2), kernel_size=3)
+    with pytest.raises(ValueError, match="kernel_size"):
+        MixerSpec("conv", 16, 4, kernel_size=4)
+    with pytest.raises(ValueError, match="kind"):
+        spec_from_dict({"kind": "pool"})
