@@ -11,10 +11,11 @@ earlier ``j`` reach ``i`` only through the state ``S`` carried into the chunk, g
 inter-chunk term ``exp(seg(i, start - 1)) C_i . S``. The carried states come from a sequential
 pass over chunks, ``S <- exp(sum of a over the chunk) S + sum_j exp(seg(end, j)) dx_j B_j^T``.
 
-Stability: ``seg(i, j) = acum_i - acum_j`` with ``acum`` the cumsum of ``a`` inside the chunk
-(so its magnitude stays bounded by one chunk), and every exp goes through `_decay`, which clamps
-its argument to ``[-80, 0]``: never exp of a positive number (the j > i entries are zeroed by
-the causal mask on ``C B^T``), never the slow denormal path, and no NaN in values or gradients.
+Stability: ``seg(i, j) = acum_i - acum_j`` with ``acum`` the cumsum of ``a`` inside the chunk,
+kept in float64 (with strong decay the float32 differences lose digits, and their gradients,
+which cancel, lost up to 40% of a small dA). Every exp goes through `_decay`, which clamps its
+argument to ``[-80, 0]``: never exp of a positive number (the j > i entries are zeroed by the
+causal mask on ``C B^T``), never the slow denormal path, and no NaN in values or gradients.
 """
 
 from __future__ import annotations
@@ -47,14 +48,14 @@ def _check_args(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk_si
                          f"and C {tuple(C.shape)}")
 
 
-def _decay(log_decay: Tensor) -> Tensor:
-    """exp of a log decay (<= 0), clamped to [LOG_DECAY_MIN, 0] first (same shape out).
+def _decay(log_decay: Tensor, dtype: torch.dtype) -> Tensor:
+    """exp of a log decay (<= 0) in ``dtype``, clamped to [LOG_DECAY_MIN, 0] first (same shape).
 
     The upper clamp keeps exp <= 1 (no overflow from the unused j > i entries of a difference
     matrix, which are masked afterwards); the lower one keeps float32 exp out of its very slow
     denormal / underflow path (30x slower on CPU) at a cost of at most exp(-80) ~ 2e-35.
     """
-    return torch.exp(log_decay.clamp(LOG_DECAY_MIN, 0.0))
+    return torch.exp(log_decay.to(dtype).clamp(LOG_DECAY_MIN, 0.0))
 
 
 def ssm_scan_chunked(
@@ -91,22 +92,25 @@ def ssm_scan_chunked(
     B = B.view(batch, c, Q, N)  # (batch, c, Q, N)
     C = C.view(batch, c, Q, N)  # (batch, c, Q, N)
     a = (dt * A).view(batch, c, Q, H).transpose(2, 3)  # (batch, c, H, Q) log decay per step
-    acum = a.cumsum(dim=-1)  # (batch, c, H, Q) log decay from chunk start through step i
+    # log decay from chunk start through step i, in float64 (where the device has it) so that
+    # differences of it, and their gradients (which cancel), keep float32 accuracy
+    acc = f if x.device.type == "mps" else torch.float64
+    acum = a.to(acc).cumsum(dim=-1)  # (batch, c, H, Q)
     causal = torch.ones(Q, Q, dtype=torch.bool, device=x.device).tril()  # (Q, Q), j <= i
 
     # intra-chunk: y_i += sum_{j <= i} exp(acum_i - acum_j) (C_i . B_j) dx_j
-    L = _decay(acum[..., :, None] - acum[..., None, :])  # (batch, c, H, Q, Q)
+    L = _decay(acum[..., :, None] - acum[..., None, :], f)  # (batch, c, H, Q, Q)
     CB = (C @ B.transpose(-1, -2)) * causal  # (batch, c, Q, Q), zero above the diagonal
     y_diag = (L * CB[:, :, None]) @ dx.permute(0, 1, 3, 2, 4)  # (batch, c, H, Q, P)
 
     # chunk-end states from each chunk's own inputs: S = sum_j L[end, j] dx_j B_j^T
-    to_end = _decay(acum[..., -1:] - acum).transpose(2, 3)  # (batch, c, Q, H)
+    to_end = _decay(acum[..., -1:] - acum, f).transpose(2, 3)  # (batch, c, Q, H)
     dx_w = dx * to_end[..., None]  # (batch, c, Q, H, P)
     S = dx_w.view(batch, c, Q, H * P).transpose(-1, -2) @ B  # (batch, c, H*P, N)
     S = S.view(batch, c, H, P, N)  # (batch, c, H, P, N)
 
     # sequential pass over chunks: the state entering each chunk (element-wise only)
-    chunk_decay = _decay(acum[..., -1])[..., None, None]  # (batch, c, H, 1, 1)
+    chunk_decay = _decay(acum[..., -1], f)[..., None, None]  # (batch, c, H, 1, 1)
     state = S.new_zeros(batch, H, P, N)  # (batch, H, P, N)
     states = []
     for k in range(c):
@@ -116,7 +120,7 @@ def ssm_scan_chunked(
 
     # inter-chunk: y_i += exp(acum_i) C_i . S_in
     y_off = (C @ S_in.transpose(-1, -2)).view(batch, c, Q, H, P)  # (batch, c, Q, H, P)
-    y_off = y_off * _decay(acum).transpose(2, 3)[..., None]  # (batch, c, Q, H, P)
+    y_off = y_off * _decay(acum, f).transpose(2, 3)[..., None]  # (batch, c, Q, H, P)
 
     y = y_diag.permute(0, 1, 3, 2, 4) + y_off  # (batch, c, Q, H, P)
     return y.reshape(batch, c * Q, H, P)[:, :T].to(out_dtype)  # (batch, T, H, P)

@@ -99,14 +99,15 @@ def test_low_precision_forward_close_to_fp32_naive(dtype: torch.dtype) -> None:
 @pytest.mark.parametrize(("log_a_shift", "dt_shift"), [(3.0, 2.0), (-6.0, -4.0), (0.0, 0.0)])
 def test_long_sequence_strong_and_weak_decay(log_a_shift: float, dt_shift: float) -> None:
     """T = 2000: (3, 2) has per-step log decays of -1e2 .. -1e3 (exp underflows), (-6, -4)
-    keeps decays within 1e-4 of 1 (long memory), (0, 0) is in between; all finite and exact."""
+    keeps decays within 1e-2 of 1 (long memory), (0, 0) is in between: values and gradients
+    finite and within 1e-4 of the reference."""
     inputs = make_inputs(1, 2000, 4, 4, 8, seed=7, log_a_shift=log_a_shift, dt_shift=dt_shift)
     cot = torch.randn(1, 2000, 4, 4, generator=torch.Generator().manual_seed(8))
     out = values_and_grads(ssm_scan_chunked, inputs, cot)
-    for name, o in zip(("y", *NAMES), out):
+    ref = values_and_grads(ssm_scan_naive, inputs, cot)
+    for name, o, r in zip(("y", *NAMES), out, ref):
         assert torch.isfinite(o).all(), name
-    ref = ssm_scan_naive(*inputs)
-    assert rel_err(out[0], ref) <= 1e-4
+        assert rel_err(o, r) <= 1e-4, f"{name}: rel err {rel_err(o, r):.2e}"
 
 
 @pytest.mark.parametrize("T", [1, 7, 64, 65, 500])
