@@ -1,0 +1,125 @@
+"""Evaluate subnets with inherited weights (or any model) on a data split.
+
+Images: accuracy and cross-entropy. Sequences: next-token accuracy and loss in nats per
+token (bits per char = loss / ln 2, perplexity = exp(loss)); a subnet with context ``T``
+is scored on the first ``T`` positions of each window, exactly as its exported model sees
+them. `evaluate_many` moves each batch once and runs every arch on it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from nas.supernet import Supernet
+from search_spaces import Arch
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Mean loss (nats per sample or per token), accuracy in [0, 1], and the count."""
+
+    loss: float
+    accuracy: float
+    count: int
+
+    @property
+    def bits_per_token(self) -> float:
+        return self.loss / math.log(2)
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(min(self.loss, 50.0))
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def task_loss(logits: Tensor, y: Tensor, *, reduction: str = "mean") -> Tensor:
+    """Cross-entropy of (B, C) logits vs (B,) labels, or of (B, T, V) logits vs the first T
+    targets of (B, T') next tokens."""
+    if logits.dim() == 3:
+        t = logits.shape[1]
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
+                               y[:, :t].reshape(-1), reduction=reduction)
+    return F.cross_entropy(logits.float(), y, reduction=reduction)
+
+
+def _correct(logits: Tensor, y: Tensor) -> tuple[int, int]:
+    if logits.dim() == 3:
+        t = logits.shape[1]
+        target = y[:, :t]
+        return int((logits.argmax(-1) == target).sum()), target.numel()
+    return int((logits.argmax(-1) == y).sum()), y.numel()
+
+
+def _batches(x: Tensor, y: Tensor, batch_size: int, max_batches: int | None):
+    n = x.shape[0]
+    for i, start in enumerate(range(0, n, batch_size)):
+        if max_batches is not None and i >= max_batches:
+            return
+        yield x[start:start + batch_size], y[start:start + batch_size]
+
+
+@torch.no_grad()
+def evaluate_many_models(models: Sequence[Callable[[Tensor], Tensor]], x: Tensor, y: Tensor, *,
+                         batch_size: int = 256, device: str | torch.device = "cpu",
+                         max_batches: int | None = None) -> list[EvalResult]:
+    """Score each callable ``x (B, ...) -> logits`` on the same batches of (x, y)."""
+    sums = [[0.0, 0, 0] for _ in models]  # loss sum, correct, count
+    for xb, yb in _batches(x, y, batch_size, max_batches):
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+        for acc, model in zip(sums, models):
+            logits = model(xb)
+            acc[0] += float(task_loss(logits, yb, reduction="sum"))
+            correct, count = _correct(logits, yb)
+            acc[1] += correct
+            acc[2] += count
+    if not sums or sums[0][2] == 0:
+        raise ValueError("evaluation split is empty")
+    return [EvalResult(loss=s[0] / s[2], accuracy=s[1] / s[2], count=s[2]) for s in sums]
+
+
+def evaluate_model(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, *,
+                   batch_size: int = 256, device: str | torch.device = "cpu",
+                   max_batches: int | None = None) -> EvalResult:
+    """Score one model (an exported subnet, say) on (x, y)."""
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        return evaluate_many_models([model], x, y, batch_size=batch_size, device=device,
+                                    max_batches=max_batches)[0]
+    finally:
+        if was_training:
+            model.train()
+
+
+def evaluate_many(supernet: Supernet, archs: Sequence[Arch], x: Tensor, y: Tensor, *,
+                  batch_size: int = 256, device: str | torch.device | None = None,
+                  max_batches: int | None = None) -> list[EvalResult]:
+    """Inherited-weight results of several archs; each batch is moved to the device once."""
+    for arch in archs:
+        supernet.space.validate(arch)
+    device = device or next(supernet.parameters()).device
+    was_training = supernet.training
+    supernet.eval()
+    try:
+        models = [lambda xb, a=arch: supernet(xb, a) for arch in archs]
+        return evaluate_many_models(models, x, y, batch_size=batch_size, device=device,
+                                    max_batches=max_batches)
+    finally:
+        supernet.train(was_training)
+
+
+def evaluate(supernet: Supernet, arch: Arch, x: Tensor, y: Tensor, *, batch_size: int = 256,
+             device: str | torch.device | None = None,
+             max_batches: int | None = None) -> EvalResult:
+    """Inherited-weight accuracy and loss of one arch (equal to its exported model's)."""
+    return evaluate_many(supernet, [arch], x, y, batch_size=batch_size, device=device,
+                         max_batches=max_batches)[0]

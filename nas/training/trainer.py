@@ -1,0 +1,274 @@
+"""Supernet training: sandwich steps with in-place distillation, resumable to the bit.
+
+Per step, on one batch: the sampler's "largest" subnet is trained on labels and its
+detached logits become the soft targets of the other subnets (KD or alpha-divergence);
+gradients accumulate over the subnets, are clipped, and AdamW takes one step on a
+warm-up + cosine schedule. The data order of every epoch is a permutation drawn from a
+generator seeded by (seed, epoch), so a resumed run sees exactly the batches the straight
+run would have, and the checkpoint carries model, optimizer, scheduler and sampler states.
+
+Run directory: ``checkpoint.pt`` (atomic, every ``checkpoint_every`` steps and at the end)
+and ``metrics.jsonl`` (one ``{"kind": "train", ...}`` line per step and one
+``{"kind": "val", ...}`` line per panel evaluation), which the store imports later.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nas.evaluation import evaluate_many, task_loss
+from nas.supernet import Supernet
+from nas.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from nas.training.config import TrainConfig
+from nas.training.distillation import distillation_loss
+from nas.training.samplers import SamplerConfig, make_sampler
+from search_spaces import Arch, SearchSpace
+
+METRICS_NAME = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class PanelArch:
+    role: str
+    arch: Arch
+
+
+@dataclass
+class TrainResult:
+    step: int
+    checkpoint: Path
+    metrics_log: Path
+    panel: list[dict[str, Any]]
+    supernet: Supernet
+
+
+def validation_panel(space: SearchSpace, size: int, seed: int) -> list[PanelArch]:
+    """Fixed subnets watched during training: largest, smallest and ``size`` random ones."""
+    rng = np.random.default_rng([seed, 7919])
+    panel = [PanelArch("largest", space.largest()), PanelArch("smallest", space.smallest())]
+    panel += [PanelArch(f"random{i}", space.sample(rng)) for i in range(size)]
+    return panel
+
+
+def lr_factor(step: int, config: TrainConfig) -> float:
+    """Multiplier of the base LR at ``step`` (0-based): linear warm-up, then cosine."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    span = max(1, config.steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    cosine = 0.5 * (1 + math.cos(math.pi * progress))
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine
+
+
+def _optimizer(net: Supernet, config: TrainConfig) -> torch.optim.Optimizer:
+    decay = [p for p in net.parameters() if p.dim() >= 2]
+    no_decay = [p for p in net.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+
+
+class _EpochBatches:
+    """Batch ``step`` of a deterministic, per-epoch shuffled order (drop_last)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        if n < batch_size:
+            raise ValueError(f"training split has {n} examples, fewer than batch_size "
+                             f"{batch_size}")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.per_epoch = n // batch_size
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+
+    def indices(self, step: int) -> torch.Tensor:
+        epoch, offset = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
+        return self._perm[offset * self.batch_size:(offset + 1) * self.batch_size]
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines past ``step`` (written after the checkpoint a crashed run resumes)."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in keep))
+
+
+def train_supernet(
+    *,
+    space: SearchSpace,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    config: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    stop_at: int | None = None,
+    progress: bool = True,
+    on_step: Callable[[int, dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train a supernet of ``space`` on ``train = (x, y)``, watching a panel on ``val``.
+
+    ``stop_at`` ends the run early at that step (checkpointed); ``resume`` continues from
+    ``out_dir/checkpoint.pt``. Without ``resume`` an existing checkpoint is refused, so a
+    finished run is never overwritten by accident.
+    """
+    out = Path(out_dir)
+    ckpt_path, log_path = out / CHECKPOINT_NAME, out / METRICS_NAME
+    if ckpt_path.exists() and not resume:
+        raise ValueError(f"{ckpt_path} exists: pass resume to continue it, or another out dir")
+    stop = config.steps if stop_at is None else stop_at
+    if stop > config.steps:
+        raise ValueError(f"stop_at={stop} is past the schedule horizon steps={config.steps}")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = torch.device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("training.device is 'cuda' but no CUDA device is available")
+
+    torch.manual_seed(config.seed)
+    net = Supernet(space).to(device)
+    opt = _optimizer(net, config)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, config))
+    sampler = make_sampler(space, SamplerConfig(name=config.sampler, num_random=config.num_random,
+                                                bins=config.bins, seed=config.seed))
+    step = 0
+    if resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path, space_fingerprint=net.fingerprint(),
+                                map_location=device)
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        sampler.load_state_dict(json.loads(state["sampler"]))
+        step = int(state["step"])
+        _truncate_log(log_path, step)
+
+    x_train, y_train = train[0].to(device), train[1].to(device)
+    x_val, y_val = val
+    batches = _EpochBatches(x_train.shape[0], config.batch_size, config.seed)
+    panel = validation_panel(space, config.panel_size, config.seed)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else nullcontext())
+
+    def checkpoint() -> None:
+        save_checkpoint(ckpt_path, {
+            "model": net.state_dict(), "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(), "sampler": json.dumps(sampler.state_dict()),
+            "step": step, "config": config.to_dict(), "space": space.describe(),
+            "space_fingerprint": net.fingerprint()})
+
+    def evaluate_panel() -> list[dict[str, Any]]:
+        with autocast:
+            results = evaluate_many(net, [p.arch for p in panel], x_val, y_val,
+                                    batch_size=config.eval_batch_size, device=device,
+                                    max_batches=config.eval_batches)
+        return [{"role": p.role, "key": p.arch.key(), "flops": space.flops(p.arch),
+                 "loss": r.loss, "accuracy": r.accuracy} for p, r in zip(panel, results)]
+
+    out.mkdir(parents=True, exist_ok=True)
+    last_panel: list[dict[str, Any]] = []
+    bar = _progress(progress, total=stop, start=step)
+    with bar as reporter, log_path.open("a") as log:
+        net.train()
+        while step < stop:
+            t0 = time.perf_counter()
+            idx = batches.indices(step).to(device)
+            xb, yb = x_train[idx], y_train[idx]
+            opt.zero_grad(set_to_none=True)
+            subnets = sampler.next_step()
+            teacher = None
+            losses = []
+            for sub in subnets:
+                with autocast:
+                    logits = net(xb, sub.arch)
+                    if teacher is None:  # the largest, or every subnet of a uniform step
+                        loss = task_loss(logits, yb)
+                    else:
+                        kd = distillation_loss(logits, teacher, kind=config.distill,
+                                               temperature=config.temperature)
+                        loss = (config.distill_weight * kd
+                                + (1 - config.distill_weight) * task_loss(logits, yb))
+                loss.backward()
+                if sub.role == "largest":
+                    teacher = logits.detach()
+                losses.append(float(loss.detach()))
+            torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+            lr = opt.param_groups[0]["lr"]
+            opt.step()
+            sched.step()
+            step += 1
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t0
+            record = {"kind": "train", "step": step, "lr": lr,
+                      "loss": float(np.mean(losses)),
+                      "losses": losses, "samples_per_s": len(subnets) * len(idx) / dt,
+                      "archs": [{"key": s.arch.key(), "role": s.role, "bin": s.bin,
+                                 "flops": space.flops(s.arch)} for s in subnets]}
+            log.write(json.dumps(record) + "\n")
+            if step % config.eval_every == 0 or step == stop:
+                last_panel = evaluate_panel()
+                net.train()
+                log.write(json.dumps({"kind": "val", "step": step, "panel": last_panel}) + "\n")
+            log.flush()
+            if step % config.checkpoint_every == 0 or step == stop:
+                checkpoint()
+            reporter(step, record)
+            if on_step is not None:
+                on_step(step, record)
+    if not last_panel:
+        last_panel = evaluate_panel()
+    if not ckpt_path.exists():
+        checkpoint()
+    return TrainResult(step=step, checkpoint=ckpt_path, metrics_log=log_path, panel=last_panel,
+                       supernet=net.eval())
+
+
+class _progress:
+    """Rich progress bar with loss, throughput and ETA; silent when disabled or no rich."""
+
+    def __init__(self, enabled: bool, *, total: int, start: int) -> None:
+        self.enabled, self.total, self.start = enabled, total, start
+        self._progress = None
+
+    def __enter__(self):
+        if self.enabled:
+            try:
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TextColumn,
+                    TimeRemainingColumn,
+                )
+            except ImportError:
+                self.enabled = False
+            else:
+                self._progress = Progress(
+                    TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]:.4f}"),
+                    TextColumn("{task.fields[rate]:.0f} samples/s"), TimeRemainingColumn())
+                self._progress.__enter__()
+                self._task = self._progress.add_task("train", total=self.total,
+                                                     completed=self.start, loss=float("nan"),
+                                                     rate=0.0)
+        return self._report
+
+    def _report(self, step: int, record: dict[str, Any]) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=step, loss=record["loss"],
+                                  rate=record["samples_per_s"])
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)

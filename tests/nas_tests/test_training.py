@@ -1,0 +1,148 @@
+"""Supernet training: resume equals uninterrupted, inherited equals exported, logs, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from nas import export_subnet
+from nas.evaluation import evaluate, evaluate_model
+from nas.training import (
+    CheckpointError,
+    TrainConfig,
+    alpha_divergence,
+    distillation_loss,
+    load_checkpoint,
+    lr_factor,
+    train_supernet,
+)
+from search_spaces import get_space
+
+
+def tiny_space(**kw):
+    base = dict(in_channels=1, num_classes=4, resolutions=(8,), patch_size=2,
+                widths=((16,), (16, 32)), depths=((1,), (1, 2)), head_dim=8)
+    return get_space("hybrid_vit_tiny", **{**base, **kw})
+
+
+def synthetic(n: int, seed: int):
+    """Images whose class sets which quadrant is bright: learnable in a few dozen steps."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 4, (n,), generator=g)
+    x = 0.3 * torch.randn(n, 1, 8, 8, generator=g)
+    for c in range(4):
+        r, col = divmod(c, 2)
+        x[y == c, :, 4 * r:4 * r + 4, 4 * col:4 * col + 4] += 1.0
+    return x, y
+
+
+CONFIG = TrainConfig(steps=12, batch_size=16, lr=3e-3, warmup_steps=2, eval_every=4,
+                     eval_batches=2, eval_batch_size=32, panel_size=1, checkpoint_every=3,
+                     num_random=1, bins=3, seed=3)
+
+
+def _train(tmp, **kw):
+    return train_supernet(space=tiny_space(), train=synthetic(96, 0), val=synthetic(64, 1),
+                          config=kw.pop("config", CONFIG), out_dir=tmp, progress=False, **kw)
+
+
+@pytest.mark.parametrize("sampler", ["complexity_aware", "uniform"])
+def test_resume_equals_uninterrupted(tmp_path, sampler):
+    config = CONFIG.with_overrides(sampler=sampler)
+    straight = _train(tmp_path / "a", config=config, stop_at=10)
+    _train(tmp_path / "b", config=config, stop_at=7)
+    resumed = _train(tmp_path / "b", config=config, stop_at=10, resume=True)
+    a, b = straight.supernet.state_dict(), resumed.supernet.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    log_a = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+    log_b = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    train_a = [json.loads(line) for line in log_a if '"train"' in line]
+    train_b = [json.loads(line) for line in log_b if '"train"' in line]
+    assert [r["step"] for r in train_b] == list(range(1, 11))
+    assert [r["archs"] for r in train_a] == [r["archs"] for r in train_b]
+    assert [r["loss"] for r in train_a] == [r["loss"] for r in train_b]
+
+
+def test_crashed_run_log_is_trimmed_to_the_checkpoint(tmp_path):
+    _train(tmp_path, stop_at=4)  # checkpoint at step 4
+    log = tmp_path / "metrics.jsonl"
+    log.write_text(log.read_text() + json.dumps({"kind": "train", "step": 5}) + "\n")
+    _train(tmp_path, stop_at=6, resume=True)
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()
+             if '"train"' in line]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_training_learns_and_logs(tmp_path):
+    config = CONFIG.with_overrides(steps=40, eval_every=40)
+    result = _train(tmp_path, config=config)
+    assert result.step == 40
+    records = [json.loads(line) for line in result.metrics_log.read_text().splitlines()]
+    train = [r for r in records if r["kind"] == "train"]
+    val = [r for r in records if r["kind"] == "val"]
+    assert len(train) == 40 and len(val) == 1
+    first = train[0]
+    assert {"step", "lr", "loss", "losses", "samples_per_s", "archs"} <= set(first)
+    roles = [a["role"] for a in first["archs"]]
+    assert roles[:2] == ["largest", "smallest"]
+    assert all(a["flops"] > 0 and len(a["key"]) == 16 for a in first["archs"])
+    largest = next(p for p in result.panel if p["role"] == "largest")
+    assert largest["accuracy"] > 0.6  # chance is 0.25
+    state = load_checkpoint(result.checkpoint)
+    assert state["step"] == 40
+
+
+def test_inherited_equals_exported_evaluation(tmp_path):
+    result = _train(tmp_path, stop_at=6)
+    net = result.supernet
+    x, y = synthetic(50, 9)
+    for arch in (net.space.largest(), net.space.smallest()):
+        inherited = evaluate(net, arch, x, y, batch_size=16)
+        exported = evaluate_model(export_subnet(net, arch), x, y, batch_size=16)
+        assert inherited == exported
+        assert inherited.count == 50
+
+
+def test_refuses_existing_checkpoint_and_other_space(tmp_path):
+    _train(tmp_path, stop_at=3)
+    with pytest.raises(ValueError, match="exists"):
+        _train(tmp_path, stop_at=3)
+    with pytest.raises(CheckpointError, match="fingerprint"):
+        train_supernet(space=tiny_space(num_classes=5), train=synthetic(96, 0),
+                       val=synthetic(64, 1), config=CONFIG, out_dir=tmp_path, resume=True,
+                       progress=False)
+    bad = tmp_path / "junk.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="unreadable"):
+        load_checkpoint(bad)
+
+
+def test_schedule_and_config_checks():
+    config = TrainConfig(steps=100, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_factor(0, config) == pytest.approx(0.1)
+    assert lr_factor(9, config) == pytest.approx(1.0)
+    assert lr_factor(99, config) == pytest.approx(0.1, abs=1e-3)
+    with pytest.raises(ValueError, match="training.sampler"):
+        TrainConfig(sampler="greedy")
+    with pytest.raises(ValueError, match="training.batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="unknown option"):
+        TrainConfig.from_dict({"stepz": 3})
+
+
+def test_distillation_losses():
+    g = torch.Generator().manual_seed(0)
+    t = torch.randn(8, 10, generator=g)
+    s = torch.randn(8, 10, generator=g)
+    assert distillation_loss(t, t).abs() < 1e-6
+    assert distillation_loss(s, t) > 0
+    for alpha in (-1.0, 0.5, 2.0):
+        assert alpha_divergence(t, t, alpha=alpha).abs() < 1e-6
+        assert alpha_divergence(s, t, alpha=alpha) > 0
+    assert distillation_loss(s, t, kind="alpha") > 0
+    seq_s, seq_t = torch.randn(2, 5, 7, generator=g), torch.randn(2, 9, 7, generator=g)
+    assert distillation_loss(seq_s, seq_t) > 0  # teacher saw a longer context
