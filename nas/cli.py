@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -59,6 +60,29 @@ def demo(
         from nas.demo import run_demo
 
         run_demo(space_name=space, n=n, seed=seed, out=out)
+    except (ValueError, OSError, RuntimeError) as exc:
+        _fail(exc)
+
+
+@app.command()
+def train(
+    study_file: Path = typer.Argument(..., help="Study file (studies/<name>.py)."),
+    sampler: Optional[str] = typer.Option(None, help="uniform | sandwich | complexity_aware | "
+                                          "mixer_balanced (default: the study's)."),
+    steps: Optional[int] = typer.Option(None, help="Stop at this step (the LR schedule keeps "
+                                        "the study's horizon unless this is longer)."),
+    epochs: Optional[float] = typer.Option(None, help="Stop after this many epochs instead."),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda (default: the study's)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the checkpoint in --out."),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default "
+                                       "runs/<study>/supernet)."),
+) -> None:
+    """Train the study's supernet; writes checkpoint.pt and metrics.jsonl to --out."""
+    try:
+        from nas.training_run import run_training
+
+        run_training(study_file=study_file, sampler=sampler, steps=steps, epochs=epochs,
+                     device=device, resume=resume, out=out)
     except (ValueError, OSError, RuntimeError) as exc:
         _fail(exc)
 

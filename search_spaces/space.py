@@ -216,6 +216,7 @@ class SearchSpace:
         return Arch(resolution=resolution, stages=tuple(stages))
 
     def _extreme(self, largest: bool) -> Arch:
+        """Every dimension at its max (min) and, per layer, the costliest (cheapest) layer."""
         pick = max if largest else min
         resolution = pick(self.resolution)
         stages = []
@@ -229,12 +230,35 @@ class SearchSpace:
         return Arch(resolution=resolution, stages=tuple(stages))
 
     def largest(self) -> Arch:
-        """The arch with the most FLOPs: every dimension at its max, the costliest layer."""
-        return self._extreme(largest=True)
+        """The biggest subnet, the sandwich teacher: resolution, depth, width and every knob
+        at their max, and in each stage the costliest token mixer (attention, ssm or conv)
+        alternating with glu_mlp, as a transformer stacks attention and MLP layers.
+
+        Why not the FLOPs-maximal arch: with these spaces that is all glu_mlp, which mixes no
+        tokens at all and would be a poor teacher. `flops_range()` still uses it.
+        """
+        resolution = self.resolution.max
+        stages = []
+        for i, stage in enumerate(self.stages):
+            width = stage.width.max
+            tokens, grid = self._tokens_at(resolution, i)
+            options = stage.layer_options()
+            mixing = [o for o in options if o.mixer != "glu_mlp"]
+            channel = [o for o in options if o.mixer == "glu_mlp"]
+            pattern = [max(group, key=lambda o, w=width, t=tokens, g=grid:
+                           layer_flops(self._mixer_spec(o, w, t, g)))
+                       for group in (mixing, channel) if group]
+            layers = tuple(pattern[j % len(pattern)] for j in range(stage.depth.max))
+            stages.append(StageArch(depth=stage.depth.max, width=width, layers=layers))
+        return Arch(resolution=resolution, stages=tuple(stages))
 
     def smallest(self) -> Arch:
         """The arch with the fewest FLOPs: every dimension at its min, the cheapest layer."""
         return self._extreme(largest=False)
+
+    def max_flops_arch(self) -> Arch:
+        """The arch with the most FLOPs (every dimension at its max, the costliest layer)."""
+        return self._extreme(largest=True)
 
     def mutate(self, arch: Arch, rng: np.random.Generator, *, prob: float = 0.2) -> Arch:
         """Re-sample each dimension with probability ``prob``; never returns ``arch`` itself."""
@@ -354,7 +378,8 @@ class SearchSpace:
         return sum(layer_params(s) for s in self.layers(arch))
 
     def flops_range(self) -> tuple[int, int]:
-        return self.flops(self.smallest()), self.flops(self.largest())
+        """Exact (min, max) FLOPs over the whole space."""
+        return self.flops(self.smallest()), self.flops(self.max_flops_arch())
 
     def example_input(self, arch: Arch, batch_size: int, *,
                       generator: torch.Generator | None = None) -> torch.Tensor:

@@ -289,9 +289,10 @@ class ComplexityAwareSampler(SandwichSampler):
 
     Bins: ``bin_edges`` (``bins + 1`` ints) are the smallest arch's FLOPs, the quantiles
     ``k / bins`` of ``calibration_samples`` uniform archs drawn with this sampler's own
-    generator, and the largest's FLOPs; bin ``b`` holds FLOPs in ``[edges[b], edges[b+1])``
-    (the last bin is closed). So each bin holds ~1/bins of the uniform distribution and
-    rejection sampling needs ~bins draws per arch (drawn in vectorised batches).
+    generator, and the space's maximum FLOPs (`flops_range`); bin ``b`` holds FLOPs in
+    ``[edges[b], edges[b+1])`` (the last bin is closed). So each bin holds ~1/bins of the
+    uniform distribution and rejection sampling needs ~bins draws per arch (drawn in
+    vectorised batches).
 
     Walk: a direction is kept; each step the bin moves one in that direction with
     probability 1/2 (1/4 at the two ends), reversing at the ends. The longer stay at the
@@ -303,7 +304,7 @@ class ComplexityAwareSampler(SandwichSampler):
         super().__init__(space, config)
         self.coded = _CodedSpace(space)
         calibration = self.coded.flops(self.coded.draw(self.rng, config.calibration_samples))
-        low, high = space.flops(self.smallest), space.flops(self.largest)
+        low, high = space.flops_range()
         inner = np.quantile(calibration, np.arange(1, config.bins) / config.bins, method="lower")
         edges = np.maximum.accumulate(np.clip(np.concatenate([[low], inner, [high]]), low, high))
         self.bin_edges: tuple[int, ...] = tuple(int(e) for e in edges)

@@ -29,6 +29,8 @@ def test_space_size_and_budget(name):
     space = get_space(name)
     assert space.size() >= 10**5
     assert space.params(space.largest()) <= 5_000_000
+    assert space.params(space.max_flops_arch()) <= 5_000_000
+    assert space.flops(space.largest()) <= space.flops_range()[1]
     lo, hi = space.flops_range()
     assert 0 < lo < hi
     for stage in space.stages:

@@ -1,0 +1,99 @@
+"""`Study`: the unit users run, resume, browse and export from, declared in a Python file.
+
+A study file builds exactly one `Study` at module level and holds no logic beyond that
+(a custom dataset is a function the file defines and passes as ``data``)::
+
+    from nas.study import DataConfig, Study, TrainConfig
+
+    study = Study(name="quickstart", space="hybrid_vit_tiny",
+                  space_overrides={"in_channels": 1, "resolutions": (8, 12, 16)},
+                  data=DataConfig(source="digits"), training=TrainConfig(steps=600))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas.data import DataConfig, DataSplits, load_data
+from nas.training.config import TrainConfig
+from search_spaces import SearchSpace, get_space
+
+__all__ = ["DataConfig", "Study", "StudyFileError", "TrainConfig", "load_study"]
+
+
+class StudyFileError(ValueError):
+    """A study file that is missing, fails to import, or does not declare one Study."""
+
+
+@dataclass(frozen=True)
+class Study:
+    """Space + data + recipes. ``data`` is a `DataConfig` or a zero-argument function
+    returning `DataSplits` (a custom dataset)."""
+
+    name: str
+    space: str
+    data: DataConfig | Callable[[], DataSplits]
+    space_overrides: dict[str, Any] = field(default_factory=dict)
+    training: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"study name: use letters, digits, '_' or '-', got {self.name!r}")
+        if not isinstance(self.training, TrainConfig):
+            raise ValueError("training: expected a TrainConfig")
+        if not (isinstance(self.data, DataConfig) or callable(self.data)):
+            raise ValueError("data: expected a DataConfig or a function returning DataSplits")
+
+    def build_space(self) -> SearchSpace:
+        return get_space(self.space, **self.space_overrides)
+
+    def load_data(self) -> DataSplits:
+        if isinstance(self.data, DataConfig):
+            return load_data(self.data)
+        splits = self.data()
+        if not isinstance(splits, DataSplits):
+            raise ValueError(f"data: the study's data function returned "
+                             f"{type(splits).__name__}, not DataSplits")
+        return splits
+
+
+def file_hash(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_study(path: str | Path) -> Study:
+    """Import a study file and return its one `Study`; errors name the file and line."""
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise StudyFileError(f"study file not found: {path}")
+    module_name = f"_nas_study_{uuid.uuid4().hex[:8]}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise StudyFileError(f"{path}: not an importable Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise StudyFileError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
+    except Exception as exc:
+        line = next((f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__))
+                     if Path(f.filename).resolve() == path), None)
+        where = f"{path}:{line}" if line else str(path)
+        raise StudyFileError(f"{where}: {type(exc).__name__}: {exc}") from None
+    finally:
+        sys.modules.pop(module_name, None)
+    studies = [v for v in vars(module).values() if isinstance(v, Study)]
+    if len(studies) != 1:
+        raise StudyFileError(f"{path}: expected exactly one Study at module level, found "
+                             f"{len(studies)}")
+    return studies[0]

@@ -1,0 +1,20 @@
+"""Quickstart: scikit-learn's bundled digits (no download), a small hybrid image space, CPU."""
+
+from nas.study import DataConfig, Study, TrainConfig
+
+study = Study(
+    name="quickstart",
+    space="hybrid_vit_tiny",
+    space_overrides={
+        "in_channels": 1,
+        "num_classes": 10,
+        "resolutions": (8, 12, 16),
+        "patch_size": 2,
+        "widths": ((16, 24, 32), (32, 48, 64)),
+        "depths": ((1, 2), (1, 2, 3)),
+        "head_dim": 8,
+    },
+    data=DataConfig(source="digits", seed=0),
+    training=TrainConfig(steps=400, batch_size=64, lr=3e-3, warmup_steps=20, eval_every=100,
+                         checkpoint_every=50, num_random=2, bins=6, panel_size=3),
+)
