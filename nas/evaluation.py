@@ -123,3 +123,31 @@ def evaluate(supernet: Supernet, arch: Arch, x: Tensor, y: Tensor, *, batch_size
     """Inherited-weight accuracy and loss of one arch (equal to its exported model's)."""
     return evaluate_many(supernet, [arch], x, y, batch_size=batch_size, device=device,
                          max_batches=max_batches)[0]
+
+
+@dataclass(frozen=True)
+class SplitHalfResult:
+    """One arch scored on two disjoint halves of a split and on their union."""
+
+    full: EvalResult
+    half_a: EvalResult
+    half_b: EvalResult
+
+
+def _combine(a: EvalResult, b: EvalResult) -> EvalResult:
+    n = a.count + b.count
+    return EvalResult(loss=(a.loss * a.count + b.loss * b.count) / n,
+                      accuracy=(a.accuracy * a.count + b.accuracy * b.count) / n, count=n)
+
+
+def evaluate_split_halves(supernet: Supernet, archs: Sequence[Arch], x: Tensor, y: Tensor, *,
+                          batch_size: int = 256, device: str | torch.device | None = None
+                          ) -> list[SplitHalfResult]:
+    """Score archs on the first and second half of (x, y) and on the whole: the two halves
+    give the split-half reliability (the noise ceiling of any ranking of these labels)."""
+    half = x.shape[0] // 2
+    if half < 1:
+        raise ValueError("the split needs at least 2 examples to be halved")
+    a = evaluate_many(supernet, archs, x[:half], y[:half], batch_size=batch_size, device=device)
+    b = evaluate_many(supernet, archs, x[half:], y[half:], batch_size=batch_size, device=device)
+    return [SplitHalfResult(_combine(ra, rb), ra, rb) for ra, rb in zip(a, b)]

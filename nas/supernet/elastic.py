@@ -22,6 +22,14 @@ def as_kwargs(weights: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k.replace(".", "_"): v for k, v in weights.items()}
 
 
+def prefix(weight: Tensor, *sizes: int) -> Tensor:
+    """``weight[:sizes[0], :sizes[1], ...]``, or ``weight`` itself when nothing is cut (so
+    the max-size subnet records no slice in autograd)."""
+    if all(s == n for s, n in zip(sizes, weight.shape)):
+        return weight
+    return weight[tuple(slice(0, s) for s in sizes)]
+
+
 def init_linear_(weight: Tensor, std: float = 0.02) -> None:
     nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
 

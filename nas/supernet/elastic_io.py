@@ -22,7 +22,7 @@ from kernels import (
     image_stem_forward,
     sequence_stem_forward,
 )
-from nas.supernet.elastic import ElasticLayer, init_linear_
+from nas.supernet.elastic import ElasticLayer, init_linear_, prefix
 
 
 def resize_positions(pos: Tensor, grid: tuple[int, int], out_grid: tuple[int, int]) -> Tensor:
@@ -50,8 +50,10 @@ class ElasticImageStem(ElasticLayer):
 
     def active_weight(self, spec: StemSpec) -> dict[str, Tensor]:
         d = spec.dim
-        return {"patch.weight": self.patch_weight[:d], "patch.bias": self.patch_bias[:d],
-                "pos_embed": resize_positions(self.pos_embed[..., :d], self.max_grid, spec.grid)}
+        return {"patch.weight": prefix(self.patch_weight, d),
+                "patch.bias": prefix(self.patch_bias, d),
+                "pos_embed": resize_positions(prefix(self.pos_embed, 1, self.pos_embed.shape[1], d),
+                                              self.max_grid, spec.grid)}
 
     def kernel_options(self, spec: StemSpec) -> dict[str, Any]:
         return {"resolution": spec.resolution}
@@ -69,7 +71,8 @@ class ElasticSequenceStem(ElasticLayer):
 
     def active_weight(self, spec: StemSpec) -> dict[str, Tensor]:
         d, t = spec.dim, spec.tokens
-        return {"embed.weight": self.embed_weight[:, :d], "pos_embed": self.pos_embed[:t, :d]}
+        return {"embed.weight": prefix(self.embed_weight, self.embed_weight.shape[0], d),
+                "pos_embed": prefix(self.pos_embed, t, d)}
 
     def forward(self, x: Tensor, spec: StemSpec) -> Tensor:
         w = self.active_weight(spec)
@@ -90,8 +93,9 @@ class ElasticDownsample(ElasticLayer):
 
     def active_weight(self, spec: DownsampleSpec) -> dict[str, Tensor]:
         i, o = spec.in_dim, spec.out_dim
-        return {"norm.weight": self.norm_weight[:i], "norm.bias": self.norm_bias[:i],
-                "proj.weight": self.proj_weight[:o, :i], "proj.bias": self.proj_bias[:o]}
+        return {"norm.weight": prefix(self.norm_weight, i), "norm.bias": prefix(self.norm_bias, i),
+                "proj.weight": prefix(self.proj_weight, o, i),
+                "proj.bias": prefix(self.proj_bias, o)}
 
     def kernel_options(self, spec: DownsampleSpec) -> dict[str, Any]:
         return {"grid": spec.grid}
@@ -110,8 +114,9 @@ class ElasticHead(ElasticLayer):
 
     def active_weight(self, spec: HeadSpec) -> dict[str, Tensor]:
         d = spec.dim
-        return {"norm.weight": self.norm_weight[:d], "norm.bias": self.norm_bias[:d],
-                "fc.weight": self.fc_weight[:, :d], "fc.bias": self.fc_bias}
+        return {"norm.weight": prefix(self.norm_weight, d), "norm.bias": prefix(self.norm_bias, d),
+                "fc.weight": prefix(self.fc_weight, self.fc_weight.shape[0], d),
+                "fc.bias": self.fc_bias}
 
     def kernel_options(self, spec: HeadSpec) -> dict[str, Any]:
         return {"pool": spec.modality == "image"}

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from kernels import MixerSpec, attention_forward, conv_forward, glu_mlp_forward, ssm_forward
 from kernels.ssm.layer import init_ssm_parameters
-from nas.supernet.elastic import ElasticLayer, init_linear_
+from nas.supernet.elastic import ElasticLayer, init_linear_, prefix
 
 
 class _ElasticNormMixin:
@@ -22,7 +22,7 @@ class _ElasticNormMixin:
     norm_bias: nn.Parameter
 
     def _norm(self, d: int) -> dict[str, Tensor]:
-        return {"norm.weight": self.norm_weight[:d], "norm.bias": self.norm_bias[:d]}
+        return {"norm.weight": prefix(self.norm_weight, d), "norm.bias": prefix(self.norm_bias, d)}
 
 
 def _norm_params(dim: int) -> tuple[nn.Parameter, nn.Parameter]:
@@ -45,9 +45,10 @@ class ElasticAttention(_ElasticNormMixin, ElasticLayer):
     def active_weight(self, spec: MixerSpec) -> dict[str, Tensor]:
         d = spec.dim
         return {**self._norm(d),
-                "qkv.weight": self.qkv_weight[:, :d, :d].reshape(3 * d, d),
-                "qkv.bias": self.qkv_bias[:, :d].reshape(3 * d),
-                "proj.weight": self.proj_weight[:d, :d], "proj.bias": self.proj_bias[:d]}
+                "qkv.weight": prefix(self.qkv_weight, 3, d, d).reshape(3 * d, d),
+                "qkv.bias": prefix(self.qkv_bias, 3, d).reshape(3 * d),
+                "proj.weight": prefix(self.proj_weight, d, d),
+                "proj.bias": prefix(self.proj_bias, d)}
 
     def kernel_options(self, spec: MixerSpec) -> dict[str, Any]:
         return {"head_dim": spec.head_dim, "causal": spec.causal}
@@ -67,8 +68,8 @@ class ElasticGLUMLP(_ElasticNormMixin, ElasticLayer):
     def active_weight(self, spec: MixerSpec) -> dict[str, Tensor]:
         d, h = spec.dim, spec.hidden
         return {**self._norm(d),
-                "gate_up.weight": self.gate_up_weight[:, :h, :d].reshape(2 * h, d),
-                "down.weight": self.down_weight[:d, :h]}
+                "gate_up.weight": prefix(self.gate_up_weight, 2, h, d).reshape(2 * h, d),
+                "down.weight": prefix(self.down_weight, d, h)}
 
 
 class ElasticConv(_ElasticNormMixin, ElasticLayer):
@@ -91,11 +92,12 @@ class ElasticConv(_ElasticNormMixin, ElasticLayer):
         d, k, kmax = spec.dim, spec.kernel_size, self.max_kernel
         if self.two_d:
             lo = (kmax - k) // 2
-            dw = self.dw_weight[:d, :, lo:lo + k, lo:lo + k]  # centre k x k taps
+            dw = prefix(self.dw_weight, d)[:, :, lo:lo + k, lo:lo + k] if k < kmax else prefix(
+                self.dw_weight, d)  # centre k x k taps
         else:
-            dw = self.dw_weight[:d, :, kmax - k:]  # the k most recent taps
-        return {**self._norm(d), "dw.weight": dw, "dw.bias": self.dw_bias[:d],
-                "pw.weight": self.pw_weight[:d, :d], "pw.bias": self.pw_bias[:d]}
+            dw = prefix(self.dw_weight, d)[:, :, kmax - k:]  # the k most recent taps
+        return {**self._norm(d), "dw.weight": dw, "dw.bias": prefix(self.dw_bias, d),
+                "pw.weight": prefix(self.pw_weight, d, d), "pw.bias": prefix(self.pw_bias, d)}
 
     def kernel_options(self, spec: MixerSpec) -> dict[str, Any]:
         return {"grid": spec.grid}
@@ -125,13 +127,13 @@ class ElasticSSM(_ElasticNormMixin, ElasticLayer):
         d, n = spec.dim, spec.state_size
         h = d // spec.head_dim
         return {**self._norm(d),
-                "x_proj.weight": self.x_proj_weight[:d, :d],
-                "z_proj.weight": self.z_proj_weight[:d, :d],
-                "bc_proj.weight": self.bc_proj_weight[:, :n, :d].reshape(2 * n, d),
-                "dt_proj.weight": self.dt_proj_weight[:h, :d],
-                "dt_proj.bias": self.dt_proj_bias[:h],
-                "a_log": self.a_log[:h], "d_skip": self.d_skip[:h],
-                "out_proj.weight": self.out_proj_weight[:d, :d]}
+                "x_proj.weight": prefix(self.x_proj_weight, d, d),
+                "z_proj.weight": prefix(self.z_proj_weight, d, d),
+                "bc_proj.weight": prefix(self.bc_proj_weight, 2, n, d).reshape(2 * n, d),
+                "dt_proj.weight": prefix(self.dt_proj_weight, h, d),
+                "dt_proj.bias": prefix(self.dt_proj_bias, h),
+                "a_log": prefix(self.a_log, h), "d_skip": prefix(self.d_skip, h),
+                "out_proj.weight": prefix(self.out_proj_weight, d, d)}
 
     def kernel_options(self, spec: MixerSpec) -> dict[str, Any]:
         return {"head_dim": spec.head_dim, "bidirectional": not spec.causal}
