@@ -41,7 +41,7 @@ LABEL_SEED = 4242
 
 
 def run_job(*, study_file: str, sampler: str, seed: int, device: str, steps: int | None,
-            out: Path, label: int) -> dict:
+            out: Path, label: int, time_limit: float | None) -> dict:
     study = load_study(ROOT / study_file)
     space = study.build_space()
     data = study.load_data()
@@ -51,7 +51,8 @@ def run_job(*, study_file: str, sampler: str, seed: int, device: str, steps: int
     t0 = time.time()
     result = train_supernet(space=space, train=(data.train.x, data.train.y),
                             val=(data.val.x, data.val.y), config=config,
-                            out_dir=out / "run", resume=True, progress=False)
+                            out_dir=out / "run", resume=True, progress=False,
+                            time_limit_s=time_limit)
     train_s = time.time() - t0
     net = result.supernet
     rng = np.random.default_rng(PANEL_SEED)
@@ -91,6 +92,8 @@ def main() -> None:
     parser.add_argument("--work", default="runs/sampler_ablation")
     parser.add_argument("--job", nargs=3, metavar=("STUDY", "SAMPLER", "SEED"))
     parser.add_argument("--job-label", type=int, default=0)
+    parser.add_argument("--time-limit", type=float, default=None,
+                        help="seconds of training per run (the run stops at the step reached)")
     args = parser.parse_args()
     work = ROOT / args.work
     if args.job:
@@ -98,7 +101,7 @@ def main() -> None:
         out = work / f"{Path(study_file).stem}-{sampler}-{seed}"
         out.mkdir(parents=True, exist_ok=True)
         run_job(study_file=study_file, sampler=sampler, seed=int(seed), device=args.device,
-                steps=args.steps, out=out, label=args.job_label)
+                steps=args.steps, out=out, label=args.job_label, time_limit=args.time_limit)
         return
     jobs = [("studies/mnist_hybrid.py", s, seed,
              args.label if (s, seed) == ("complexity_aware", 0) else 0) for s, seed in JOBS]
@@ -112,6 +115,8 @@ def main() -> None:
                "--job", study_file, sampler, str(seed), "--job-label", str(label)]
         if args.steps:
             cmd += ["--steps", str(args.steps)]
+        if args.time_limit:
+            cmd += ["--time-limit", str(args.time_limit)]
         work.mkdir(parents=True, exist_ok=True)
         log = open(work / f"{Path(study_file).stem}-{sampler}-{seed}.log", "w")  # noqa: SIM115
         procs.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), cmd))
@@ -130,6 +135,7 @@ def main() -> None:
             if len(values) > 1:
                 entry[f"{key}_std"] = statistics.stdev(values)
         entry["seeds"] = len(runs)
+        entry["steps"] = [r["steps"] for r in runs]
         entry["train_seconds"] = statistics.mean(r["train_seconds"] for r in runs)
         metrics[sampler] = entry
     best = max(metrics, key=lambda s: metrics[s]["random_mean"])

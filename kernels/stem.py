@@ -26,9 +26,14 @@ def image_stem_forward(x: Tensor, patch_weight: Tensor, patch_bias: Tensor, pos_
                        *, resolution: int) -> Tensor:
     """x: (B, C, H, W) -> (B, G*G, D); patch_weight (D, C, p, p); pos_embed (1, G*G, D)."""
     x = resize_images(x, resolution)
+    B, C, H, W = x.shape
     p = patch_weight.shape[-1]
-    h = F.conv2d(x, patch_weight, patch_bias, stride=p)  # (B, D, G, G)
-    return h.flatten(2).transpose(1, 2) + pos_embed
+    # a stride-p p x p convolution is a matmul on the patches: one GEMM on every device,
+    # no per-shape convolution plans
+    patches = x.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5)  # (B,G,G,C,p,p)
+    patches = patches.reshape(B, (H // p) * (W // p), C * p * p)  # (B, T, C*p*p)
+    h = F.linear(patches, patch_weight.reshape(patch_weight.shape[0], -1), patch_bias)
+    return h + pos_embed  # (B, T, D)
 
 
 def sequence_stem_forward(ids: Tensor, embed_weight: Tensor, pos_embed: Tensor) -> Tensor:
@@ -39,13 +44,17 @@ def sequence_stem_forward(ids: Tensor, embed_weight: Tensor, pos_embed: Tensor) 
 
 def downsample_forward(x: Tensor, norm_weight: Tensor, norm_bias: Tensor, proj_weight: Tensor,
                        proj_bias: Tensor, *, grid: Grid) -> Tensor:
-    """(B, T, Din) -> (B, T', Dout): 3x3 stride-2 conv over the grid, or a linear map."""
+    """(B, T, Din) -> (B, T', Dout): 3x3 stride-2 conv over the grid, or a linear map.
+
+    proj_weight: (Dout, Din, 3, 3) for a grid, (Dout, Din) for sequences."""
     B, T, D = x.shape
     h = F.layer_norm(x, norm_weight.shape, norm_weight, norm_bias)
     if grid is None:
         return F.linear(h, proj_weight, proj_bias)
     h = h.transpose(1, 2).reshape(B, D, grid[0], grid[1])  # (B, Din, H, W)
-    return F.conv2d(h, proj_weight, proj_bias, stride=2, padding=1).flatten(2).transpose(1, 2)
+    # 3x3 stride-2 convolution as im2col + one GEMM (same FLOPs, no convolution plans)
+    cols = F.unfold(h, 3, padding=1, stride=2).transpose(1, 2)  # (B, T', Din*9)
+    return F.linear(cols, proj_weight.reshape(proj_weight.shape[0], -1), proj_bias)
 
 
 def head_forward(x: Tensor, norm_weight: Tensor, norm_bias: Tensor, fc_weight: Tensor,

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas.evaluation import evaluate_many, task_loss
+from nas.evaluation import device_kernels, evaluate_many, task_loss
 from nas.supernet import Supernet
 from nas.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from nas.training.config import TrainConfig
@@ -116,10 +116,12 @@ def train_supernet(
     stop_at: int | None = None,
     progress: bool = True,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
+    time_limit_s: float | None = None,
 ) -> TrainResult:
     """Train a supernet of ``space`` on ``train = (x, y)``, watching a panel on ``val``.
 
-    ``stop_at`` ends the run early at that step (checkpointed); ``resume`` continues from
+    ``stop_at`` ends the run early at that step (checkpointed), ``time_limit_s`` after that
+    many seconds of this call (checkpointed at the step reached); ``resume`` continues from
     ``out_dir/checkpoint.pt``. Without ``resume`` an existing checkpoint is refused, so a
     finished run is never overwritten by accident.
     """
@@ -177,8 +179,10 @@ def train_supernet(
 
     out.mkdir(parents=True, exist_ok=True)
     last_panel: list[dict[str, Any]] = []
+    val_step, ckpt_step = -1, step
     bar = _progress(progress, total=stop, start=step)
-    with bar as reporter, log_path.open("a") as log:
+    started = time.perf_counter()
+    with bar as reporter, log_path.open("a") as log, device_kernels(device):
         net.train()
         while step < stop:
             t0 = time.perf_counter()
@@ -217,18 +221,22 @@ def train_supernet(
                                  "flops": space.flops(s.arch)} for s in subnets]}
             log.write(json.dumps(record) + "\n")
             if step % config.eval_every == 0 or step == stop:
-                last_panel = evaluate_panel()
+                last_panel, val_step = evaluate_panel(), step
                 net.train()
                 log.write(json.dumps({"kind": "val", "step": step, "panel": last_panel}) + "\n")
             log.flush()
             if step % config.checkpoint_every == 0 or step == stop:
                 checkpoint()
+                ckpt_step = step
             reporter(step, record)
             if on_step is not None:
                 on_step(step, record)
-    if not last_panel:
-        last_panel = evaluate_panel()
-    if not ckpt_path.exists():
+            if time_limit_s is not None and time.perf_counter() - started > time_limit_s:
+                break
+        if val_step != step:  # stopped by the time limit, or nothing left to train
+            last_panel = evaluate_panel()
+            log.write(json.dumps({"kind": "val", "step": step, "panel": last_panel}) + "\n")
+    if ckpt_step != step or not ckpt_path.exists():
         checkpoint()
     return TrainResult(step=step, checkpoint=ckpt_path, metrics_log=log_path, panel=last_panel,
                        supernet=net.eval())

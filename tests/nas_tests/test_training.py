@@ -67,6 +67,15 @@ def test_resume_equals_uninterrupted(tmp_path, sampler):
     assert [r["loss"] for r in train_a] == [r["loss"] for r in train_b]
 
 
+def test_time_limit_stops_with_checkpoint_and_panel(tmp_path):
+    result = _train(tmp_path, time_limit_s=0.0)
+    assert result.step == 1
+    assert load_checkpoint(result.checkpoint)["step"] == 1
+    assert result.panel and result.panel[0]["role"] == "largest"
+    resumed = _train(tmp_path, resume=True, stop_at=3)
+    assert resumed.step == 3
+
+
 def test_crashed_run_log_is_trimmed_to_the_checkpoint(tmp_path):
     _train(tmp_path, stop_at=4)  # checkpoint at step 4
     log = tmp_path / "metrics.jsonl"
