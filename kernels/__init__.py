@@ -38,3 +38,35 @@ __all__ = [
     "image_stem_forward", "layer_flops", "layer_params", "sequence_stem_forward", "signature",
     "spec_from_dict", "spec_to_dict", "ssm_forward",
 ]
+
+# Timing harness, device fingerprint and latency lookup tables (issue 5).
+from kernels.fingerprint import DeviceFingerprint, device_fingerprint  # noqa: E402
+from kernels.latency_table import (  # noqa: E402
+    Calibration,
+    FingerprintMismatchError,
+    LatencyEntry,
+    LatencyTable,
+    LatencyTableError,
+    MissingLayerError,
+    fit_calibration,
+    kendall_tau,
+    latency_metrics,
+)
+from kernels.timing import (  # noqa: E402
+    Measurement,
+    TimingConfig,
+    measure_interleaved,
+    measure_latency,
+    measure_layer,
+    measure_layers,
+    measure_model,
+    measure_models,
+)
+
+__all__ += [
+    "Calibration", "DeviceFingerprint", "FingerprintMismatchError", "LatencyEntry",
+    "LatencyTable", "LatencyTableError", "Measurement", "MissingLayerError", "TimingConfig",
+    "device_fingerprint", "fit_calibration", "kendall_tau", "latency_metrics",
+    "measure_interleaved", "measure_latency", "measure_layer", "measure_layers",
+    "measure_model", "measure_models",
+]

@@ -1,0 +1,334 @@
+"""Build a latency table for a search space on this machine, then calibrate and validate it.
+
+Runs on a bare target box: it needs torch (numpy) and the project's `kernels` and
+`search_spaces` only; rich draws the progress bar when it is installed, plain lines
+otherwise. Bring the JSON file back and import it into a study.
+
+    python -m nas.profile --space hybrid_vit_tiny --device cpu --mode eager --batch 1 \\
+        --threads 1 --out tables/vit_cpu_b1.json
+    python -m nas.profile --space hybrid_lm_tiny --device cuda --mode cuda_graph --batch 16 \\
+        --out tables/lm_h100_b16_graph.json
+
+The build is resumable: the table is rewritten atomically after every block of entries, and
+a rerun with the same ``--out`` measures only what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from kernels import LayerSpec, signature
+from kernels.fingerprint import DTYPES, MODES, DeviceFingerprint, device_fingerprint
+from kernels.latency_table import LatencyTable, LatencyTableError
+from kernels.timing import TimingConfig, measure_layers, measure_models
+from nas.latency import layer_slots
+from search_spaces import Arch, SearchSpace, get_space
+
+Advance = Callable[[int], None]
+
+
+@contextmanager
+def progress_bar(total: int, description: str, *, enabled: bool = True) -> Iterator[Advance]:
+    """Yield ``advance(n)``: a rich bar with ETA if rich is importable, plain lines if not."""
+    if not enabled or total <= 0:
+        yield lambda n=1: None
+        return
+    try:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+    except ImportError:
+        start, done, shown = time.perf_counter(), [0], [-1]
+
+        def advance(n: int = 1) -> None:
+            done[0] += n
+            tenth = 10 * done[0] // total
+            if tenth != shown[0]:
+                shown[0] = tenth
+                spent = time.perf_counter() - start
+                eta = spent / done[0] * (total - done[0]) if done[0] else float("nan")
+                print(f"{description}: {done[0]}/{total}, {spent:.0f} s, ETA {eta:.0f} s",
+                      flush=True)
+        yield advance
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n=1: progress.advance(task, n)
+
+
+def default_timings(device: str, mode: str = "eager") -> tuple[TimingConfig, TimingConfig]:
+    """(layer timing, whole-model timing) that suit ``device`` and ``mode``.
+
+    CPU: each table sample is a single call, taken in shuffled rounds over a block of other
+    layers, so a layer runs after other work as it does inside a model (back-to-back calls
+    of one small layer keep its weights and code hot and under-predict the model); whole
+    models are timed warm, in samples of >= 10 ms. GPU: samples of back-to-back calls (>= 1
+    ms for layers, >= 2 ms for models), so launches pipeline as they do in a real run; CUDA
+    graphs use one input each (every captured graph keeps its own memory pool).
+    """
+    if torch_device_type(device) == "cpu":
+        return (TimingConfig(warmup=2, repeats=21, min_sample_ms=0.0),
+                TimingConfig(warmup=2, repeats=9, min_sample_ms=10.0))
+    inputs = 1 if mode == "cuda_graph" else TimingConfig.max_inputs
+    return (TimingConfig(warmup=5, repeats=15, min_sample_ms=1.0, max_inputs=inputs),
+            TimingConfig(warmup=3, repeats=15, min_sample_ms=2.0, max_inputs=inputs))
+
+
+def torch_device_type(device: str) -> str:
+    kind = str(device).split(":")[0]
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
+    return kind
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """Where and how to measure.
+
+    ``layer_timing`` times table entries, ``block`` specs at a time (interleaved; the table
+    is saved after each block); ``model_timing`` times whole models, ``model_block`` at a
+    time (interleaved). Everything measured in one block sees the same phases of a shared,
+    drifting machine, so blocks are large: 64 entries on CPU (a save every few seconds),
+    the whole table and every model at once on GPU (a GPU build takes seconds). Fields left
+    None take the device's defaults (`default_timings`).
+    """
+
+    device: str = "cpu"
+    mode: str = "eager"
+    batch_size: int = 1
+    dtype: str = "float32"
+    threads: int | None = None
+    layer_timing: TimingConfig | None = None
+    model_timing: TimingConfig | None = None
+    block: int | None = None
+    model_block: int = 400
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode: expected one of {MODES}, got {self.mode!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype: expected one of {sorted(DTYPES)}, got {self.dtype!r}")
+        kind = torch_device_type(self.device)
+        layer, model = default_timings(self.device, self.mode)
+        if self.layer_timing is None:
+            object.__setattr__(self, "layer_timing", layer)
+        if self.model_timing is None:
+            object.__setattr__(self, "model_timing", model)
+        if self.block is None:
+            object.__setattr__(self, "block", 64 if kind == "cpu" else 4096)
+        if self.block < 1 or self.model_block < 1:
+            raise ValueError("block and model_block must be >= 1")
+
+    def fingerprint(self) -> DeviceFingerprint:
+        return device_fingerprint(device=self.device, batch_size=self.batch_size,
+                                  mode=self.mode, dtype=self.dtype, threads=self.threads)
+
+    def measure_kwargs(self) -> dict:
+        fp = self.fingerprint()
+        return {"batch_size": self.batch_size, "device": self.device,
+                "dtype": DTYPES[self.dtype], "mode": self.mode,
+                "threads": fp.threads if fp.device_type == "cpu" else None}
+
+
+def enumerate_layer_specs(space: SearchSpace) -> list[LayerSpec]:
+    """Every distinct layer spec any arch of ``space`` can contain (walks the choices)."""
+    seen: dict[str, LayerSpec] = {}
+    for _, spec in layer_slots(space):
+        seen.setdefault(signature(spec), spec)
+    return list(seen.values())
+
+
+def build_table(space: SearchSpace, *, config: ProfileConfig, out: str | Path | None = None,
+                on_block: Callable[[int, int], None] | None = None,
+                show_progress: bool = True) -> LatencyTable:
+    """Measure every layer spec of ``space`` into a `LatencyTable` of this machine.
+
+    With ``out``, an existing table there is resumed (it must have this fingerprint) and the
+    table is rewritten atomically after each block; ``on_block(measured, total)`` is called
+    after each block (a test interrupts the build by raising from it).
+    """
+    fp = config.fingerprint()
+    specs = enumerate_layer_specs(space)
+    if out is not None and Path(out).exists():
+        table = LatencyTable.load(out, fingerprint=fp)
+    else:
+        table = LatencyTable(fp)
+    table.meta.setdefault("space", space.name)
+    table.meta["layer_timing"] = asdict(config.layer_timing)
+    # shuffled (seeded), so a slow phase of a shared machine hits random entries instead
+    # of every entry of one resolution or width (enumeration order)
+    todo = [s for s in specs if s not in table]
+    random.Random(config.layer_timing.seed).shuffle(todo)
+    total, done = len(specs), len(specs) - len(todo)
+    kwargs = config.measure_kwargs()
+    start = time.perf_counter()
+    with progress_bar(len(todo), f"latency table {space.name}",
+                      enabled=show_progress) as advance:
+        for i in range(0, len(todo), config.block):
+            chunk = todo[i:i + config.block]
+            for spec, m in zip(chunk, measure_layers(chunk, config=config.layer_timing,
+                                                     **kwargs)):
+                table.add(spec, m)
+            done += len(chunk)
+            table.meta["build_seconds"] = (table.meta.get("build_seconds", 0.0)
+                                           + time.perf_counter() - start)
+            start = time.perf_counter()
+            if out is not None:
+                table.save(out)
+            advance(len(chunk))
+            if on_block is not None:
+                on_block(done, total)
+    return table
+
+
+def measure_archs(space: SearchSpace, archs: Sequence[Arch], *, config: ProfileConfig,
+                  show_progress: bool = True, description: str = "whole models") -> list[float]:
+    """Median end-to-end latency (ms) of `StaticModel(space.layers(arch))` for each arch,
+    measured interleaved (``model_block`` models at a time) as the table's entries were."""
+    models = [space.layers(a) for a in archs]
+    kwargs = config.measure_kwargs()
+    rounds = config.model_timing.repeats
+    result: list[float] = []
+    with progress_bar(rounds * len(models), description, enabled=show_progress) as advance:
+        for i in range(0, len(models), config.model_block):
+            chunk = models[i:i + config.model_block]
+            ms = measure_models(chunk, config=config.model_timing,
+                                on_round=lambda d, t, n=len(chunk): advance(n), **kwargs)
+            result += [m.median_ms for m in ms]
+    return result
+
+
+def distinct_archs(space: SearchSpace, n: int, rng: np.random.Generator, *,
+                   exclude: set[str] = frozenset()) -> list[Arch]:
+    """``n`` random archs with distinct keys, none of them in ``exclude``."""
+    seen, archs = set(exclude), []
+    for _ in range(200 * n + 100):
+        if len(archs) == n:
+            break
+        a = space.sample(rng)
+        if a.key() not in seen:
+            seen.add(a.key())
+            archs.append(a)
+    if len(archs) < n:
+        raise ValueError(f"space {space.name!r} has fewer than {n} distinct archs to sample")
+    return archs
+
+
+def calibrate_and_validate(table: LatencyTable, space: SearchSpace, *, config: ProfileConfig,
+                           n_calibration: int = 10, n_validation: int = 30, seed: int = 0,
+                           show_progress: bool = True) -> dict:
+    """Fit the table's calibration on ``n_calibration`` (<= 10) random whole models and
+    validate on ``n_validation`` others, all measured in one interleaved run; returns (and
+    keeps in ``table.validation``) the naive and calibrated metrics."""
+    if not 1 <= n_calibration <= 10:
+        raise ValueError(f"n_calibration: expected 1..10 models, got {n_calibration}")
+    if n_validation < 2:
+        raise ValueError(f"n_validation: expected >= 2 models, got {n_validation}")
+    table.check(config.fingerprint())
+    rng = np.random.default_rng(seed)
+    archs = distinct_archs(space, n_calibration + n_validation, rng)
+    measured = measure_archs(space, archs, config=config, show_progress=show_progress,
+                             description="calibration + validation models")
+    cal, val = archs[:n_calibration], archs[n_calibration:]
+    table.calibrate([space.layers(a) for a in cal], measured[:n_calibration])
+    result = table.validate([space.layers(a) for a in val], measured[n_calibration:])
+    table.meta["calibration_archs"] = [a.key() for a in cal]
+    table.meta["validation_archs"] = [a.key() for a in val]
+    return result
+
+
+def validation_line(result: dict) -> str:
+    """``calibrated: MAPE 3.1 %, within +-10 % 96 %, Kendall 0.93 (n=30) | naive: ...``."""
+    parts = []
+    for name in ("calibrated", "naive"):
+        if name in result:
+            m = result[name]
+            parts.append(f"{name}: MAPE {100 * m['mape']:.1f} %, within +-10 % "
+                         f"{100 * m['within10']:.0f} %, Kendall {m['kendall']:.3f} (n={m['n']})")
+    return " | ".join(parts)
+
+
+def _parse_override(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise ValueError(f"--override: expected key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key.strip(), ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key.strip(), value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nas.profile", description=__doc__.split("\n")[0])
+    p.add_argument("--space", required=True, help="registered search space name")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="space option, e.g. widths='((16,),(32,))' (repeatable)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    p.add_argument("--mode", default="eager", choices=MODES)
+    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
+    p.add_argument("--repeats", type=int, default=21, help="timed rounds per table entry")
+    p.add_argument("--model-repeats", type=int, default=9, help="timed rounds per model")
+    p.add_argument("--calibrate", type=int, default=10, help="models for calibration (<= 10)")
+    p.add_argument("--validate", type=int, default=30, help="other models for validation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, type=Path, help="table JSON (resumed if present)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        overrides = dict(_parse_override(o) for o in args.override)
+        space = get_space(args.space, **overrides)
+        if args.batch < 1 or args.repeats < 1 or args.model_repeats < 1:
+            raise ValueError("--batch, --repeats and --model-repeats must be >= 1")
+        layer, model = default_timings(args.device, args.mode)
+        config = ProfileConfig(
+            device=args.device, mode=args.mode, batch_size=args.batch, dtype=args.dtype,
+            threads=args.threads, layer_timing=replace(layer, repeats=args.repeats),
+            model_timing=replace(model, repeats=args.model_repeats))
+        fp = config.fingerprint()
+        if args.out.exists():
+            LatencyTable.load(args.out, fingerprint=fp)  # refuse before measuring anything
+        show = not args.no_progress
+        print(f"profiling {space.name} on {fp.describe()} (fingerprint {fp.id})", flush=True)
+        table = build_table(space, config=config, out=args.out, show_progress=show)
+        table.meta["overrides"] = {k: repr(v) for k, v in overrides.items()}
+        result = calibrate_and_validate(table, space, config=config,
+                                        n_calibration=args.calibrate,
+                                        n_validation=args.validate, seed=args.seed,
+                                        show_progress=show)
+        table.save(args.out)
+    except (LatencyTableError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    cal = table.calibration
+    print(f"{len(table)} entries in {table.meta['build_seconds']:.1f} s -> {args.out}")
+    print(f"calibration: {cal.scale:.3f} x sum + {cal.per_layer_ms:.4f} ms/layer + "
+          f"{cal.intercept_ms:.4f} ms (fitted on {cal.n_models} models)")
+    print(f"validation: {validation_line(result)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
