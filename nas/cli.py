@@ -21,6 +21,17 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
     _state["debug"] = debug
 
 
+STORAGE = typer.Option(None, "--storage", envvar="NAS_STORAGE",
+                       help="SQLAlchemy URL of the store (default: sqlite file ./.nas/nas.db).")
+ERRORS = (ValueError, OSError, RuntimeError, KeyError)
+
+
+def _store(url: Optional[str]):
+    from nas.storage import open_store
+
+    return open_store(url)
+
+
 def _fail(exc: BaseException) -> None:
     if _state["debug"]:
         raise exc
@@ -84,6 +95,55 @@ def train(
         run_training(study_file=study_file, sampler=sampler, steps=steps, epochs=epochs,
                      device=device, resume=resume, out=out)
     except (ValueError, OSError, RuntimeError) as exc:
+        _fail(exc)
+
+
+@app.command()
+def run(
+    study_file: Path = typer.Argument(..., help="Study file (studies/<name>.py)."),
+    redo: list[str] = typer.Option([], "--redo", help="Re-run this stage (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Accept a changed study file."),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda (default: the study's)."),
+    storage: Optional[str] = STORAGE,
+) -> None:
+    """Run every stage of the study that is not done yet (resumes after a crash)."""
+    try:
+        from nas.pipeline import open_study, run_pipeline
+
+        with _store(storage) as store:
+            ctx = open_study(study_file, store=store, force=force, device=device)
+            run_pipeline(ctx, redo=list(redo))
+            from nas.reports import print_study
+
+            print_study(store, ctx.name, console=ctx.console)
+    except ERRORS as exc:
+        _fail(exc)
+
+
+@app.command()
+def studies(storage: Optional[str] = STORAGE) -> None:
+    """List the studies in the store with their stage status."""
+    try:
+        from nas.reports import print_studies
+
+        with _store(storage) as store:
+            print_studies(store)
+    except ERRORS as exc:
+        _fail(exc)
+
+
+@app.command()
+def show(
+    study: str = typer.Argument(..., help="Study name or study file."),
+    storage: Optional[str] = STORAGE,
+) -> None:
+    """Print what the store holds for a study: stages, evaluations, the Pareto front."""
+    try:
+        from nas.reports import print_study, study_name
+
+        with _store(storage) as store:
+            print_study(store, study_name(study))
+    except ERRORS as exc:
         _fail(exc)
 
 

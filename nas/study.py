@@ -26,11 +26,26 @@ from nas.data import DataConfig, DataSplits, load_data
 from nas.training.config import TrainConfig
 from search_spaces import SearchSpace, get_space
 
-__all__ = ["DataConfig", "Study", "StudyFileError", "TrainConfig", "load_study"]
+__all__ = ["DataConfig", "EvaluationConfig", "Study", "StudyFileError", "TrainConfig",
+           "load_study"]
 
 
 class StudyFileError(ValueError):
     """A study file that is missing, fails to import, or does not declare one Study."""
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """The `evaluate` stage: ``n_archs`` random subnets scored with inherited weights on the
+    validation split (and on its two halves, for the noise ceiling of any ranking)."""
+
+    n_archs: int = 200
+    batch_size: int = 512
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_archs < 8 or self.batch_size < 1:
+            raise ValueError("evaluation.n_archs must be >= 8 and batch_size >= 1")
 
 
 @dataclass(frozen=True)
@@ -43,6 +58,7 @@ class Study:
     data: DataConfig | Callable[[], DataSplits]
     space_overrides: dict[str, Any] = field(default_factory=dict)
     training: TrainConfig = field(default_factory=TrainConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -1,0 +1,249 @@
+"""The study pipeline: train -> profile -> evaluate -> predict -> search -> export.
+
+Each stage records its status in the store (pending / running / done / failed); `nas run`
+runs every stage that is not done, so a study killed at any point resumes at the first
+unfinished stage (training itself resumes from its last checkpoint, and every write is an
+idempotent upsert, so replays never duplicate rows). ``redo`` re-runs named stages.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib.metadata
+import platform
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from nas.storage import ArchRecord, Evaluation, Store
+from nas.study import Study, file_hash, load_study
+
+STAGES: tuple[str, ...] = ("train", "profile", "evaluate", "predict", "search", "export")
+
+
+class StudyChangedError(ValueError):
+    """The study file differs from the one the stored study was created with."""
+
+
+@dataclass
+class StudyContext:
+    """A loaded study bound to its store and run directory; caches what stages share."""
+
+    study: Study
+    path: Path
+    store: Store
+    run_dir: Path
+    console: Console = field(default_factory=Console)
+    device: str | None = None
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.study.name
+
+    def space(self):
+        if "space" not in self._cache:
+            self._cache["space"] = self.study.build_space()
+        return self._cache["space"]
+
+    def data(self):
+        if "data" not in self._cache:
+            self._cache["data"] = self.study.load_data()
+        return self._cache["data"]
+
+    @property
+    def supernet_dir(self) -> Path:
+        return self.run_dir / "supernet"
+
+    def train_config(self):
+        return self.study.training.with_overrides(device=self.device)
+
+    def supernet(self):
+        """The trained supernet, loaded from the training checkpoint (space-checked)."""
+        if "supernet" not in self._cache:
+            from nas.supernet import Supernet
+            from nas.training import load_checkpoint
+            from nas.training.checkpoint import CHECKPOINT_NAME
+
+            net = Supernet(self.space())
+            state = load_checkpoint(self.supernet_dir / CHECKPOINT_NAME,
+                                    space_fingerprint=net.fingerprint())
+            net.load_state_dict(state["model"])
+            device = self.device or self.study.training.device
+            self._cache["supernet"] = net.to(device).eval()
+            self._cache["checkpoint_sha"] = sha256_file(self.supernet_dir / CHECKPOINT_NAME)
+        return self._cache["supernet"]
+
+    def checkpoint_sha(self) -> str:
+        self.supernet()
+        return self._cache["checkpoint_sha"]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in ("nas-service", "torch", "numpy", "torch-geometric", "scikit-learn",
+                 "sqlalchemy", "optuna", "ray"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _git_commit(where: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def _describe_change(old: str, new: str, path: Path) -> str:
+    diff = [line for line in difflib.unified_diff(old.splitlines(), new.splitlines(), n=0,
+                                                  lineterm="")
+            if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))]
+    shown = "; ".join(diff[:6]) + (f"; ... ({len(diff) - 6} more)" if len(diff) > 6 else "")
+    return (f"study file {path} changed since the study was created: {shown}. "
+            f"Pass --force to continue with the new file (its record is updated).")
+
+
+def open_study(path: str | Path, *, store: Store, force: bool = False,
+               device: str | None = None, runs_root: str | Path = "runs",
+               console: Console | None = None) -> StudyContext:
+    """Load a study file, create or find it in the store, refuse a changed file unless
+    ``force``, and record what reproduces it (file hash, versions, git commit, seeds)."""
+    path = Path(path).resolve()
+    study = load_study(path)
+    text = path.read_text()
+    digest = file_hash(path)
+    seeds = {"study": study.seed, "training": study.training.seed,
+             "evaluation": study.evaluation.seed}
+    record = store.create_or_get_study(
+        name=study.name, space=study.space, space_overrides=dict(study.space_overrides),
+        study_path=str(path), study_text=text, study_hash=digest,
+        package_versions=_package_versions(), git_commit=_git_commit(path.parent), seeds=seeds)
+    if record.study_hash and record.study_hash != digest:
+        if not force:
+            raise StudyChangedError(_describe_change(record.study_text or "", text, path))
+    if record.study_hash != digest or force:
+        store.record_study_reproducibility(
+            name=study.name, study_path=str(path), study_text=text, study_hash=digest,
+            package_versions=_package_versions(), git_commit=_git_commit(path.parent),
+            seeds=seeds, space=study.space, space_overrides=dict(study.space_overrides))
+    return StudyContext(study=study, path=path, store=store,
+                        run_dir=Path(runs_root) / study.name, device=device,
+                        console=console or Console())
+
+
+# ---- stages ----------------------------------------------------------------------------
+
+
+def stage_train(ctx: StudyContext) -> dict[str, Any]:
+    """Train (or resume) the supernet, then store its checkpoint and metrics log."""
+    from nas.training import train_supernet
+    from nas.training.trainer import METRICS_NAME
+
+    data = ctx.data()
+    result = train_supernet(space=ctx.space(), train=(data.train.x, data.train.y),
+                            val=(data.val.x, data.val.y), config=ctx.train_config(),
+                            out_dir=ctx.supernet_dir, resume=True)
+    ctx._cache.pop("supernet", None)
+    sha = sha256_file(result.checkpoint)
+    ctx.store.add_checkpoint(study=ctx.name, path=str(result.checkpoint.resolve()), sha256=sha,
+                             step=result.step)
+    rows = ctx.store.import_metrics_log(study=ctx.name, run="supernet",
+                                        path=ctx.supernet_dir / METRICS_NAME)
+    largest = next(p for p in result.panel if p["role"] == "largest")
+    return {"step": result.step, "checkpoint": sha, "metrics_rows": rows,
+            "largest_val_accuracy": largest["accuracy"], "largest_val_loss": largest["loss"]}
+
+
+def stage_evaluate(ctx: StudyContext) -> dict[str, Any]:
+    """Score a seeded sample of subnets with inherited weights on the validation halves."""
+    import numpy as np
+
+    from nas.evaluation import evaluate_split_halves
+
+    space, data, config = ctx.space(), ctx.data(), ctx.study.evaluation
+    rng = np.random.default_rng([config.seed, 104729])
+    archs = list({a.key(): a for a in [space.largest(), space.smallest()] + [
+        space.sample(rng) for _ in range(config.n_archs)]}.values())
+    sha = ctx.checkpoint_sha()
+    done = {e.arch_key for e in ctx.store.get_evaluations(study=ctx.name, metric="val_loss",
+                                                          source="supernet", checkpoint=sha)}
+    todo = [a for a in archs if a.key() not in done]
+    ctx.store.upsert_archs(study=ctx.name, archs=[
+        ArchRecord.from_arch(a, flops=space.flops(a), params=space.params(a)) for a in archs])
+    batch = 32  # stored as it goes, so a killed run keeps what it finished
+    for start in range(0, len(todo), batch):
+        chunk = todo[start:start + batch]
+        results = evaluate_split_halves(ctx.supernet(), chunk, data.val.x, data.val.y,
+                                        batch_size=config.batch_size)
+        rows = []
+        for arch, r in zip(chunk, results):
+            for metric, value in (("val_loss", r.full.loss), ("val_accuracy", r.full.accuracy),
+                                  ("val_loss_a", r.half_a.loss), ("val_loss_b", r.half_b.loss)):
+                rows.append(Evaluation(arch_key=arch.key(), metric=metric, value=float(value),
+                                       source="supernet", checkpoint=sha,
+                                       fidelity=f"val={len(data.val)}"))
+        ctx.store.add_evaluations(study=ctx.name, evaluations=rows)
+    return {"archs": len(archs), "evaluated_now": len(todo), "checkpoint": sha}
+
+
+STAGE_FUNCTIONS: dict[str, Callable[[StudyContext], dict[str, Any]]] = {
+    "train": stage_train,
+    "evaluate": stage_evaluate,
+}
+
+
+def available_stages() -> list[str]:
+    return [s for s in STAGES if s in STAGE_FUNCTIONS]
+
+
+def run_stage(ctx: StudyContext, stage: str) -> dict[str, Any]:
+    """Run one stage, recording running / done / failed in the store."""
+    if stage not in STAGE_FUNCTIONS:
+        raise ValueError(f"unknown stage {stage!r}; stages: {available_stages()}")
+    ctx.store.set_stage_status(study=ctx.name, stage=stage, status="running")
+    try:
+        detail = STAGE_FUNCTIONS[stage](ctx)
+    except BaseException as exc:
+        ctx.store.set_stage_status(study=ctx.name, stage=stage, status="failed",
+                                   detail={"error": f"{type(exc).__name__}: {exc}"})
+        raise
+    ctx.store.set_stage_status(study=ctx.name, stage=stage, status="done", detail=detail)
+    return detail
+
+
+def run_pipeline(ctx: StudyContext, *, redo: list[str] = ()) -> list[str]:
+    """Run every stage that is not done (plus those in ``redo``); returns the stages run."""
+    unknown = [s for s in redo if s not in STAGE_FUNCTIONS]
+    if unknown:
+        raise ValueError(f"--redo: unknown stage(s) {unknown}; stages: {available_stages()}")
+    ran = []
+    for stage in available_stages():
+        status = ctx.store.get_stage_status(study=ctx.name, stage=stage)
+        if status is not None and status.status == "done" and stage not in redo:
+            ctx.console.print(f"[dim]{stage}: done, skipped[/dim]")
+            continue
+        ctx.console.print(f"[bold]{stage}[/bold] ...")
+        detail = run_stage(ctx, stage)
+        ctx.console.print(f"{stage}: done {detail}")
+        ran.append(stage)
+    return ran

@@ -1,0 +1,78 @@
+"""Printing what the store holds: `nas studies` and `nas show`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from nas.storage import Store
+
+
+def _console() -> Console:
+    probe = Console()
+    return Console(width=max(120, probe.width))
+
+
+def study_name(study: str) -> str:
+    """A study name, or the name declared by a study file."""
+    if study.endswith(".py") or Path(study).is_file():
+        from nas.study import load_study
+
+        return load_study(study).name
+    return study
+
+
+def print_studies(store: Store, *, console: Console | None = None) -> None:
+    console = console or _console()
+    rows = store.list_studies()
+    if not rows:
+        console.print(f"no studies in {store.url}; run one with: nas run studies/quickstart.py")
+        return
+    table = Table(title=f"studies in {store.url}")
+    for col in ("name", "space", "stages", "evaluations", "last activity"):
+        table.add_column(col)
+    for row in rows:
+        stages = " ".join(f"{k}:{v}" for k, v in row.stages.items()) or "-"
+        last = row.last_activity.strftime("%Y-%m-%d %H:%M") if row.last_activity else "-"
+        table.add_row(row.study.name, row.study.space, stages, str(row.n_evaluations), last)
+    console.print(table)
+
+
+def print_study(store: Store, name: str, *, console: Console | None = None) -> None:
+    console = console or _console()
+    record = store.get_study(name=name)
+    if record is None:
+        raise ValueError(f"no study named {name!r} in {store.url}")
+    stages = store.stages(study=name)
+    console.print(f"study [bold]{name}[/bold] (space {record.space}, file {record.study_path})")
+    for s in stages:
+        console.print(f"  {s.stage:9s} {s.status:8s} {s.detail or ''}")
+    runs = store.list_search_runs(study=name)
+    if runs:
+        run = runs[-1]
+        front = store.get_front(study=name, run=run.name)
+        table = Table(title=f"Pareto front of search run {run.name} ({run.method})")
+        keys = sorted({k for row in front for k in row.objectives})
+        for col in ("rank", "arch", *keys):
+            table.add_column(col)
+        for row in sorted(front, key=lambda r: r.rank):
+            table.add_row(str(row.rank), row.arch_key,
+                          *[f"{row.objectives.get(k, float('nan')):.4g}" for k in keys])
+        console.print(table)
+        return
+    evals = store.get_evaluations(study=name, metric="val_accuracy", source="supernet")
+    if not evals:
+        console.print("no evaluations yet: run `nas run` to train and evaluate the supernet")
+        return
+    archs = {a.key: a for a in store.get_archs(study=name)}
+    table = Table(title=f"top subnets by validation accuracy (inherited weights, {len(evals)} "
+                        "evaluated; no search run yet)")
+    for col in ("arch", "MFLOPs", "params", "val acc %"):
+        table.add_column(col)
+    for e in sorted(evals, key=lambda e: -e.value)[:10]:
+        a = archs.get(e.arch_key)
+        table.add_row(e.arch_key, f"{(a.flops or 0) / 1e6:.2f}" if a else "-",
+                      f"{a.params:,}" if a and a.params else "-", f"{100 * e.value:.2f}")
+    console.print(table)

@@ -1,0 +1,105 @@
+"""The study pipeline through the CLI: resume after SIGKILL, changed files, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pipeline_helpers import nas, write_study  # noqa: E402
+
+from nas.storage import open_store  # noqa: E402
+
+
+@pytest.mark.slow
+def test_run_is_idempotent_and_shows(tmp_path):
+    study = write_study(tmp_path)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    first = nas("run", str(study), "--storage", url, cwd=tmp_path)
+    assert "train: done" in first.stdout
+    again = nas("run", str(study), "--storage", url, cwd=tmp_path)
+    assert "train: done, skipped" in again.stdout
+    with open_store(url) as store:
+        assert {s.stage: s.status for s in store.stages(study="tiny")}["evaluate"] == "done"
+        evals = store.get_evaluations(study="tiny", metric="val_loss")
+        assert len(evals) == len({e.arch_key for e in evals}) >= 8
+    listed = nas("studies", "--storage", url, cwd=tmp_path)
+    assert "tiny" in listed.stdout and "train:done" in listed.stdout
+    shown = nas("show", "tiny", "--storage", url, cwd=tmp_path)
+    assert "val acc" in shown.stdout
+    redo = nas("run", str(study), "--storage", url, "--redo", "evaluate", cwd=tmp_path)
+    assert "evaluate: done" in redo.stdout and "train: done, skipped" in redo.stdout
+
+
+@pytest.mark.slow
+def test_sigkill_during_training_resumes_without_duplicates(tmp_path):
+    study = write_study(tmp_path, steps=150)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    log = tmp_path / "runs" / "tiny" / "supernet" / "metrics.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "nas.cli", "run", str(study), "--storage", url],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if log.exists() and log.read_text().count('"train"') >= 20:
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    lines = log.read_text().splitlines()
+    assert 20 <= len([line for line in lines if '"train"' in line]) < 150, "killed too late"
+    with open_store(url) as store:
+        assert store.get_stage_status(study="tiny", stage="train").status == "running"
+    nas("run", str(study), "--storage", url, cwd=tmp_path)
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()
+             if '"train"' in line]
+    assert steps == list(range(1, 151))
+    with open_store(url) as store:
+        rows = store.get_metrics(study="tiny", run="supernet", kind="train")
+        assert sorted(r.step for r in rows) == list(range(1, 151))
+        assert store.get_stage_status(study="tiny", stage="train").status == "done"
+        evals = store.get_evaluations(study="tiny")
+        assert len(evals) == len({(e.arch_key, e.metric, e.checkpoint) for e in evals})
+
+
+def test_changed_study_file_is_refused_unless_forced(tmp_path):
+    study = write_study(tmp_path, steps=6)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    nas("run", str(study), "--storage", url, cwd=tmp_path)
+    study.write_text(study.read_text().replace("batch_size=32", "batch_size=16"))
+    out = nas("run", str(study), "--storage", url, cwd=tmp_path, check=False)
+    assert out.returncode == 1
+    assert "changed since the study was created" in out.stderr
+    assert "batch_size=16" in out.stderr and "Traceback" not in out.stderr
+    forced = nas("run", str(study), "--storage", url, "--force", cwd=tmp_path)
+    assert forced.returncode == 0
+
+
+def test_bad_inputs_get_one_clear_line(tmp_path):
+    bad = tmp_path / "broken.py"
+    bad.write_text("from nas.study import Study\n\nstudy = Study(name='x', space=3)\n")
+    out = nas("run", str(bad), "--storage", f"sqlite:///{tmp_path / 'db.sqlite'}",
+              cwd=tmp_path, check=False)
+    assert out.returncode == 1
+    assert f"{bad}:3" in out.stderr and "Traceback" not in out.stderr
+    out = nas("studies", "--storage", "postgresql+psycopg://nobody@127.0.0.1:1/nothing",
+              cwd=tmp_path, check=False)
+    assert out.returncode == 1
+    assert len(out.stderr.strip().splitlines()) == 1 and "127.0.0.1" in out.stderr
+    out = nas("train", str(tmp_path / "missing.py"), cwd=tmp_path, check=False)
+    assert out.returncode == 1 and "not found" in out.stderr
+
+
+@pytest.mark.parametrize("where", ["empty", "new"])
+def test_studies_on_an_empty_sqlite_file(tmp_path, where):
+    db = tmp_path / "empty.db"
+    if where == "empty":
+        db.write_bytes(b"")
+    out = nas("studies", "--storage", f"sqlite:///{db}", cwd=tmp_path)
+    assert "no studies" in out.stdout
