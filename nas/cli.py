@@ -121,6 +121,27 @@ def run(
 
 
 @app.command()
+def profile(
+    study_file: Path = typer.Argument(..., help="Study file (studies/<name>.py)."),
+    import_file: Optional[Path] = typer.Option(None, "--import", help="Store this table file "
+                                               "(from `python -m nas.profile`) instead."),
+    force: bool = typer.Option(False, "--force", help="Accept a changed study file."),
+    storage: Optional[str] = STORAGE,
+) -> None:
+    """Measure (or import) the latency table of the study's space and store it."""
+    try:
+        from nas.pipeline import import_profile, open_study, run_stage
+
+        with _store(storage) as store:
+            ctx = open_study(study_file, store=store, force=force)
+            detail = (import_profile(ctx, import_file) if import_file is not None
+                      else run_stage(ctx, "profile"))
+            ctx.console.print(f"profile: done {detail}")
+    except ERRORS as exc:
+        _fail(exc)
+
+
+@app.command()
 def studies(storage: Optional[str] = STORAGE) -> None:
     """List the studies in the store with their stage status."""
     try:

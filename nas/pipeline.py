@@ -60,6 +60,12 @@ class StudyContext:
     def supernet_dir(self) -> Path:
         return self.run_dir / "supernet"
 
+    def space_key(self) -> str:
+        """Key of the study's space (name + overrides) for latency tables in the store."""
+        from nas.supernet import space_fingerprint
+
+        return f"{self.study.space}:{space_fingerprint(self.space())}"
+
     def train_config(self):
         return self.study.training.with_overrides(device=self.device)
 
@@ -206,8 +212,53 @@ def stage_evaluate(ctx: StudyContext) -> dict[str, Any]:
     return {"archs": len(archs), "evaluated_now": len(todo), "checkpoint": sha}
 
 
+def _profile_config(ctx: StudyContext):
+    from nas.profile import ProfileConfig
+
+    cfg = ctx.study.profiling
+    return ProfileConfig(device=cfg.device, mode=cfg.mode, batch_size=cfg.batch_size)
+
+
+def stage_profile(ctx: StudyContext) -> dict[str, Any]:
+    """Measure this machine's latency table for the space (resumable file in the run dir),
+    calibrate and validate it on whole models, and store it."""
+    from nas.latency_store import store_table
+    from nas.profile import build_table, calibrate_and_validate, validation_line
+
+    config, cfg = _profile_config(ctx), ctx.study.profiling
+    out = ctx.run_dir / f"latency_{config.fingerprint().id}.json"
+    table = build_table(ctx.space(), config=config, out=out)
+    if table.calibration is None or not table.validation:
+        calibrate_and_validate(table, ctx.space(), config=config,
+                               n_calibration=cfg.n_calibration, n_validation=cfg.n_validation,
+                               seed=ctx.study.seed)
+        table.save(out)
+    store_table(ctx.store, table, space=ctx.space_key())
+    ctx.console.print(f"latency table {table.fingerprint.id} ({len(table)} layers): "
+                      f"{validation_line(table.validation)}")
+    cal = table.validation.get("calibrated", {})
+    return {"fingerprint": table.fingerprint.id, "entries": len(table), "file": str(out),
+            **{k: cal[k] for k in ("mape", "within10", "kendall") if k in cal}}
+
+
+def import_profile(ctx: StudyContext, path: str | Path) -> dict[str, Any]:
+    """`nas profile STUDY --import table.json`: store a table measured on another machine."""
+    from kernels import signature
+    from nas.latency_store import import_table_file
+    from nas.profile import enumerate_layer_specs
+
+    expected = {signature(s) for s in enumerate_layer_specs(ctx.space())}
+    table = import_table_file(ctx.store, path, space_name=ctx.space_key(),
+                              expected_signatures=expected)
+    detail = {"fingerprint": table.fingerprint.id, "entries": len(table), "file": str(path),
+              "imported": True}
+    ctx.store.set_stage_status(study=ctx.name, stage="profile", status="done", detail=detail)
+    return detail
+
+
 STAGE_FUNCTIONS: dict[str, Callable[[StudyContext], dict[str, Any]]] = {
     "train": stage_train,
+    "profile": stage_profile,
     "evaluate": stage_evaluate,
 }
 

@@ -26,8 +26,8 @@ from nas.data import DataConfig, DataSplits, load_data
 from nas.training.config import TrainConfig
 from search_spaces import SearchSpace, get_space
 
-__all__ = ["DataConfig", "EvaluationConfig", "Study", "StudyFileError", "TrainConfig",
-           "load_study"]
+__all__ = ["DataConfig", "EvaluationConfig", "ProfilingConfig", "Study", "StudyFileError",
+           "TrainConfig", "load_study"]
 
 
 class StudyFileError(ValueError):
@@ -49,6 +49,23 @@ class EvaluationConfig:
 
 
 @dataclass(frozen=True)
+class ProfilingConfig:
+    """The `profile` stage: a latency table of this machine for the study's space, its
+    composition calibrated on ``n_calibration`` whole models and validated on
+    ``n_validation`` others."""
+
+    device: str = "cpu"
+    mode: str = "eager"
+    batch_size: int = 1
+    n_calibration: int = 10
+    n_validation: int = 30
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.n_calibration <= 10 or self.n_validation < 2:
+            raise ValueError("profiling.n_calibration must be 1..10 and n_validation >= 2")
+
+
+@dataclass(frozen=True)
 class Study:
     """Space + data + recipes. ``data`` is a `DataConfig` or a zero-argument function
     returning `DataSplits` (a custom dataset)."""
@@ -59,6 +76,7 @@ class Study:
     space_overrides: dict[str, Any] = field(default_factory=dict)
     training: TrainConfig = field(default_factory=TrainConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    profiling: ProfilingConfig = field(default_factory=ProfilingConfig)
     seed: int = 0
 
     def __post_init__(self) -> None:
