@@ -142,6 +142,24 @@ def profile(
 
 
 @app.command()
+def predict(
+    study_file: Path = typer.Argument(..., help="Study file (studies/<name>.py)."),
+    force: bool = typer.Option(False, "--force", help="Accept a changed study file."),
+    storage: Optional[str] = STORAGE,
+) -> None:
+    """Label a sample of subnets with inherited weights, fit the predictor, store both."""
+    try:
+        from nas.pipeline import open_study, run_stage
+
+        with _store(storage) as store:
+            ctx = open_study(study_file, store=store, force=force)
+            for stage in ("evaluate", "predict"):
+                ctx.console.print(f"{stage}: done {run_stage(ctx, stage)}")
+    except ERRORS as exc:
+        _fail(exc)
+
+
+@app.command()
 def studies(storage: Optional[str] = STORAGE) -> None:
     """List the studies in the store with their stage status."""
     try:

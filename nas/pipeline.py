@@ -256,10 +256,72 @@ def import_profile(ctx: StudyContext, path: str | Path) -> dict[str, Any]:
     return detail
 
 
+def supernet_labels(ctx: StudyContext) -> tuple[list, dict[str, dict[str, float]]]:
+    """The archs evaluated with the current checkpoint and their metrics by name."""
+    from search_spaces import Arch
+
+    sha = ctx.checkpoint_sha()
+    by_arch: dict[str, dict[str, float]] = {}
+    for e in ctx.store.get_evaluations(study=ctx.name, source="supernet", checkpoint=sha):
+        by_arch.setdefault(e.arch_key, {})[e.metric] = e.value
+    records = {a.key: a for a in ctx.store.get_archs(study=ctx.name, keys=list(by_arch))}
+    archs = [Arch.from_json(records[k].arch_json) for k in sorted(by_arch) if k in records]
+    return archs, by_arch
+
+
+def stage_predict(ctx: StudyContext) -> dict[str, Any]:
+    """Fit the study's predictor on the evaluated subnets: ranking metrics on a held-out
+    part (against the split-half noise ceiling), then refit on all labels and store it."""
+    import numpy as np
+
+    from predictors import (
+        kendall_tau,
+        make_predictor,
+        noise_ceiling_tau,
+        spearman_rho,
+        top_k_precision,
+    )
+
+    cfg = ctx.study.predictor
+    archs, labels = supernet_labels(ctx)
+    archs = [a for a in archs if "val_loss" in labels[a.key()]]
+    if len(archs) < 16:
+        raise ValueError(f"only {len(archs)} evaluated subnets: run the evaluate stage first")
+    y = np.array([labels[a.key()]["val_loss"] for a in archs])
+    order = np.random.default_rng([cfg.seed, 15485863]).permutation(len(archs))
+    n_test = max(4, int(round(cfg.holdout * len(archs))))
+    test, train = order[:n_test], order[n_test:]
+    space = ctx.space()
+    model = make_predictor(cfg.kind, space, seed=cfg.seed, **cfg.options)
+    model.fit([archs[i] for i in train], y[train])
+    mean, _ = model.predict([archs[i] for i in test])
+    half_a = [labels[archs[i].key()].get("val_loss_a") for i in test]
+    half_b = [labels[archs[i].key()].get("val_loss_b") for i in test]
+    metrics = {"kendall_tau": kendall_tau(mean, y[test]), "spearman": spearman_rho(mean, y[test]),
+               "top5pct_precision": top_k_precision(mean, y[test], fraction=0.05),
+               "n_train": int(len(train)), "n_test": int(len(test))}
+    if all(v is not None for v in half_a + half_b):
+        metrics["noise_ceiling_tau"] = noise_ceiling_tau(half_a, half_b)
+    sha = ctx.checkpoint_sha()
+    ctx.store.add_evaluations(study=ctx.name, evaluations=[
+        Evaluation(arch_key=archs[i].key(), metric="val_loss", value=float(m),
+                   source="predictor", checkpoint=sha, fidelity=f"{cfg.kind}:holdout")
+        for i, m in zip(test, mean)])
+    model = make_predictor(cfg.kind, space, seed=cfg.seed, **cfg.options).fit(archs, y)
+    path = model.save(ctx.run_dir / f"predictor_{cfg.kind}")
+    ctx.store.save_predictor(study=ctx.name, kind=cfg.kind, metrics=metrics,
+                             n_labels=len(archs), path=str(Path(path).resolve()))
+    ctx.console.print(f"predictor {cfg.kind}: held-out Kendall tau {metrics['kendall_tau']:.3f}"
+                      + (f" (noise ceiling {metrics['noise_ceiling_tau']:.3f})"
+                         if "noise_ceiling_tau" in metrics else ""))
+    return metrics
+
+
 STAGE_FUNCTIONS: dict[str, Callable[[StudyContext], dict[str, Any]]] = {
     "train": stage_train,
     "profile": stage_profile,
     "evaluate": stage_evaluate,
+    "predict": stage_predict,
 }
 
 

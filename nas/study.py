@@ -26,8 +26,8 @@ from nas.data import DataConfig, DataSplits, load_data
 from nas.training.config import TrainConfig
 from search_spaces import SearchSpace, get_space
 
-__all__ = ["DataConfig", "EvaluationConfig", "ProfilingConfig", "Study", "StudyFileError",
-           "TrainConfig", "load_study"]
+__all__ = ["DataConfig", "EvaluationConfig", "PredictorConfig", "ProfilingConfig", "Study",
+           "StudyFileError", "TrainConfig", "load_study"]
 
 
 class StudyFileError(ValueError):
@@ -66,6 +66,22 @@ class ProfilingConfig:
 
 
 @dataclass(frozen=True)
+class PredictorConfig:
+    """The `predict` stage: fit ``kind`` on the evaluated subnets' validation losses;
+    ``holdout`` of them are kept out to measure its ranking quality honestly, then the
+    stored model is refitted on all labels."""
+
+    kind: str = "gnn"
+    holdout: float = 0.25
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.holdout <= 0.5:
+            raise ValueError(f"predictor.holdout must be in [0.05, 0.5], got {self.holdout}")
+
+
+@dataclass(frozen=True)
 class Study:
     """Space + data + recipes. ``data`` is a `DataConfig` or a zero-argument function
     returning `DataSplits` (a custom dataset)."""
@@ -77,6 +93,7 @@ class Study:
     training: TrainConfig = field(default_factory=TrainConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     profiling: ProfilingConfig = field(default_factory=ProfilingConfig)
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
     seed: int = 0
 
     def __post_init__(self) -> None:
