@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-exec .venv/bin/nas demo "$@"
+exec .venv/bin/nas run studies/quickstart.py "$@"
