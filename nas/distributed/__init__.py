@@ -1,0 +1,39 @@
+"""Ray execution: an evaluation pool of supernet actors, remote latency profiling on a target
+node, and AutoML of the training recipe with Ray Tune + Optuna.
+
+Objects load lazily (PEP 562): importing `nas.distributed` does not import Ray; only
+creating a pool, profiling remotely or tuning does.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "BatchReport": "nas.distributed.evaluator",
+    "InProcessEvaluator": "nas.distributed.evaluator",
+    "StoringEvaluator": "nas.distributed.evaluator",
+    "make_evaluator": "nas.distributed.evaluator",
+    "EvaluationPool": "nas.distributed.pool",
+    "RayConnectionError": "nas.distributed.runtime",
+    "connect_ray": "nas.distributed.runtime",
+    "ray_session": "nas.distributed.runtime",
+    "profile_on_node": "nas.distributed.remote_profile",
+    "store_latency_table": "nas.distributed.remote_profile",
+    "TuneSummary": "nas.distributed.tune",
+    "best_recipe": "nas.distributed.tune",
+    "run_tune": "nas.distributed.tune",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'nas.distributed' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,194 @@
+"""The evaluator interface the search calls, and its in-process implementation.
+
+An evaluator is a callable ``evaluate(archs) -> list[dict]``: one ``{"arch_key", "loss",
+"accuracy"}`` per arch, in the order given (a repeated arch is evaluated once). With a
+store it also writes each result as it arrives (metrics ``<split>_loss`` and
+``<split>_accuracy``, source ``supernet``) and, by default, reuses results already stored
+for the same checkpoint, fidelity and split: a search killed mid-generation loses nothing
+and pays nothing twice. `InProcessEvaluator` runs in this process; `EvaluationPool` (Ray)
+has the same interface and gives the same numbers, so ``--workers`` never changes a front.
+
+Example::
+
+    with InProcessEvaluator(supernet=net, x=val.x, y=val.y, store=store, study="quickstart",
+                            checkpoint=sha) as evaluate:
+        results = evaluate(archs)  # [{"arch_key": ..., "loss": ..., "accuracy": ...}, ...]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from nas.evaluation import evaluate_many
+from nas.storage import ArchRecord, Evaluation, Store
+from nas.supernet import Supernet
+from search_spaces import Arch, SearchSpace
+
+Result = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """One batch of archs finished: where (node id, process id) and in how many seconds."""
+
+    arch_keys: tuple[str, ...]
+    node_id: str
+    pid: int
+    seconds: float
+    attempt: int = 0
+
+
+def result_dict(arch_key: str, loss: float, accuracy: float) -> Result:
+    return {"arch_key": arch_key, "loss": float(loss), "accuracy": float(accuracy)}
+
+
+def default_fidelity(split: str, n_examples: int, max_batches: int | None) -> str:
+    """``val=270`` (the whole split), or ``val=270,batches=4``: how a value was measured."""
+    text = f"{split}={n_examples}"
+    return text if max_batches is None else f"{text},batches={max_batches}"
+
+
+class StoringEvaluator:
+    """Shared part of every evaluator: validation, de-duplication, order, the store.
+
+    Subclasses implement `_evaluate(archs)`, a generator of ``(archs, [(loss, accuracy)],
+    BatchReport)`` batches in any order; each is written to the store as soon as it is
+    yielded, then reported to ``on_batch``.
+    """
+
+    def __init__(self, *, space: SearchSpace, n_examples: int, store: Store | None,
+                 study: str | None, checkpoint: str, fidelity: str | None, split: str,
+                 max_batches: int | None, reuse_stored: bool,
+                 on_batch: Callable[[BatchReport], None] | None) -> None:
+        if (store is None) != (study is None):
+            raise ValueError("store and study: give both (results are stored) or neither")
+        if n_examples < 1:
+            raise ValueError("evaluation split is empty")
+        self.space, self.store, self.study = space, store, study
+        self.checkpoint, self.split = checkpoint, split
+        self.fidelity = fidelity or default_fidelity(split, n_examples, max_batches)
+        self.reuse_stored, self.on_batch = reuse_stored, on_batch
+        self.metrics = (f"{split}_loss", f"{split}_accuracy")
+        self.evaluated = 0  # archs actually run (not taken from the store)
+
+    def __call__(self, archs: Sequence[Arch]) -> list[Result]:
+        """Results of ``archs`` in their order; each distinct arch is run at most once."""
+        archs = list(archs)
+        for arch in archs:
+            self.space.validate(arch)
+        unique = {a.key(): a for a in archs}
+        results = self._stored(unique) if self.store is not None and self.reuse_stored else {}
+        todo = [a for k, a in unique.items() if k not in results]
+        if todo and self.store is not None:
+            self.store.upsert_archs(study=self.study, archs=[
+                ArchRecord.from_arch(a, flops=self.space.flops(a), params=self.space.params(a))
+                for a in todo])
+        for batch, values, report in self._evaluate(todo):
+            rows = [result_dict(a.key(), loss, acc) for a, (loss, acc) in zip(batch, values)]
+            self._save(rows)
+            self.evaluated += len(rows)
+            results.update((r["arch_key"], r) for r in rows)
+            if self.on_batch is not None:
+                self.on_batch(report)
+        return [dict(results[a.key()]) for a in archs]
+
+    def _evaluate(self, archs: list[Arch]) -> Iterator[
+            tuple[list[Arch], list[tuple[float, float]], BatchReport]]:
+        raise AttributeError(f"{type(self).__name__} must define _evaluate")
+
+    def _stored(self, unique: dict[str, Arch]) -> dict[str, Result]:
+        found: dict[str, dict[str, float]] = {}
+        for metric in self.metrics:
+            for ev in self.store.get_evaluations(
+                    study=self.study, metric=metric, source="supernet", split=self.split,
+                    checkpoint=self.checkpoint, arch_keys=unique):
+                if ev.fidelity == self.fidelity:
+                    found.setdefault(ev.arch_key, {})[metric] = ev.value
+        loss, acc = self.metrics
+        return {k: result_dict(k, v[loss], v[acc]) for k, v in found.items() if len(v) == 2}
+
+    def _save(self, rows: Iterable[Result]) -> None:
+        if self.store is None:
+            return
+        loss, acc = self.metrics
+        self.store.add_evaluations(study=self.study, evaluations=[
+            Evaluation(arch_key=r["arch_key"], metric=name, value=r[field], source="supernet",
+                       checkpoint=self.checkpoint, fidelity=self.fidelity, split=self.split)
+            for r in rows for name, field in ((loss, "loss"), (acc, "accuracy"))])
+
+    def close(self) -> None:
+        """Release workers (nothing to release in process)."""
+
+    def __enter__(self) -> StoringEvaluator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class InProcessEvaluator(StoringEvaluator):
+    """Evaluate archs with inherited weights in this process, ``archs_per_batch`` at a time
+    (each batch of data is moved once and run through every arch of the batch).
+
+    ``threads`` sets torch's intra-op threads for the calls (None: leave as is).
+    """
+
+    def __init__(self, *, supernet: Supernet, x: Tensor, y: Tensor, batch_size: int = 256,
+                 device: str | torch.device | None = None, max_batches: int | None = None,
+                 threads: int | None = None, archs_per_batch: int = 32,
+                 store: Store | None = None, study: str | None = None, checkpoint: str = "",
+                 fidelity: str | None = None, split: str = "val", reuse_stored: bool = True,
+                 on_batch: Callable[[BatchReport], None] | None = None) -> None:
+        if archs_per_batch < 1 or batch_size < 1:
+            raise ValueError("archs_per_batch and batch_size must be >= 1")
+        super().__init__(space=supernet.space, n_examples=int(x.shape[0]), store=store,
+                         study=study, checkpoint=checkpoint, fidelity=fidelity, split=split,
+                         max_batches=max_batches, reuse_stored=reuse_stored, on_batch=on_batch)
+        self.supernet, self.x, self.y = supernet, x, y
+        self.batch_size, self.device, self.max_batches = batch_size, device, max_batches
+        self.threads, self.archs_per_batch = threads, archs_per_batch
+
+    def _evaluate(self, archs: list[Arch]):
+        import os
+        import time
+
+        from nas.distributed.runtime import local_node_id
+
+        previous = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            for start in range(0, len(archs), self.archs_per_batch):
+                batch = archs[start:start + self.archs_per_batch]
+                t0 = time.perf_counter()
+                results = evaluate_many(self.supernet, batch, self.x, self.y,
+                                        batch_size=self.batch_size, device=self.device,
+                                        max_batches=self.max_batches)
+                report = BatchReport(tuple(a.key() for a in batch), local_node_id(),
+                                     os.getpid(), time.perf_counter() - t0)
+                yield batch, [(r.loss, r.accuracy) for r in results], report
+        finally:
+            torch.set_num_threads(previous)
+
+
+def make_evaluator(*, supernet: Supernet, x: Tensor, y: Tensor, workers: int = 1,
+                   address: str | None = None, **kwargs: Any) -> StoringEvaluator:
+    """`InProcessEvaluator` for one worker and no cluster (the default), else an
+    `EvaluationPool` of ``workers`` actors (local Ray, or the cluster at ``address`` /
+    ``$RAY_ADDRESS``). ``kwargs`` go to either (``batch_size``, ``max_batches``, ``store``,
+    ``study``, ``checkpoint``, ``fidelity``, ``split``, ``reuse_stored``, ``on_batch``)."""
+    import os
+
+    if workers < 1:
+        raise ValueError(f"workers: expected >= 1, got {workers}")
+    if workers == 1 and address is None and not os.environ.get("RAY_ADDRESS"):
+        return InProcessEvaluator(supernet=supernet, x=x, y=y, **kwargs)
+    from nas.distributed.pool import EvaluationPool
+
+    return EvaluationPool(supernet=supernet, x=x, y=y, workers=workers, address=address,
+                          **kwargs)

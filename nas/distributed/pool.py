@@ -1,0 +1,189 @@
+"""`EvaluationPool`: Ray actors that each load the supernet once and evaluate archs in batches.
+
+The weights (with the space) and the evaluation split are put in the object store once;
+every actor fetches them by reference when it starts (and again when it is restarted), so
+no task ever carries weights. Batches of archs go to the least-loaded live actor, two in
+flight per actor so it never waits for the driver; each result is written to the store by
+the driver as it arrives (idempotent upserts). An actor whose process dies is restarted by
+Ray (``max_restarts``) and the calls it held are retried (``max_task_retries``); an actor
+that stays dead is dropped and its batches go to the others (``max_batch_retries``). Each
+batch comes back with the node id and process id that computed it (`BatchReport`).
+
+Example::
+
+    with EvaluationPool(supernet=net, x=val.x, y=val.y, workers=2) as evaluate:
+        results = evaluate(archs)  # same list as InProcessEvaluator(...)(archs)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from nas.distributed.evaluator import BatchReport, StoringEvaluator
+from nas.distributed.runtime import cluster_cpus, connect_ray
+from nas.storage import Store
+from nas.supernet import Supernet
+from search_spaces import Arch
+
+
+class EvaluationWorker:
+    """The actor: one supernet (weights from the object store) and the evaluation split.
+
+    ``device`` None picks CUDA when Ray gave this actor a GPU (fractions included), else CPU.
+    """
+
+    def __init__(self, payload_ref: list[Any], *, batch_size: int, max_batches: int | None,
+                 threads: int, device: str | None) -> None:
+        import ray
+
+        from nas.evaluation import evaluate_many
+
+        # the reference comes wrapped in a list so Ray hands it over unresolved; fetching it
+        # here reads the object the driver put once (and keeps alive for restarts)
+        payload = ray.get(payload_ref[0])
+        torch.set_num_threads(threads)
+        if device is None:
+            device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+        self.net = Supernet(payload["space"])
+        self.net.load_state_dict(payload["state"])
+        self.net.to(device).eval()
+        self.x, self.y = payload["x"], payload["y"]
+        self.batch_size, self.max_batches, self.device = batch_size, max_batches, device
+        self._evaluate_many = evaluate_many
+        self.node_id = ray.get_runtime_context().get_node_id()
+
+    def info(self) -> dict[str, Any]:
+        return {"node_id": self.node_id, "pid": os.getpid(), "device": self.device,
+                "threads": torch.get_num_threads()}
+
+    def evaluate(self, arch_jsons: list[str]) -> dict[str, Any]:
+        """(loss, accuracy) of each arch (JSON), with where and how long it took."""
+        t0 = time.perf_counter()
+        archs = [Arch.from_json(text) for text in arch_jsons]
+        results = self._evaluate_many(self.net, archs, self.x, self.y,
+                                      batch_size=self.batch_size, device=self.device,
+                                      max_batches=self.max_batches)
+        return {"values": [(r.loss, r.accuracy) for r in results], "node_id": self.node_id,
+                "pid": os.getpid(), "seconds": time.perf_counter() - t0}
+
+
+class EvaluationPool(StoringEvaluator):
+    """``workers`` Ray actors evaluating archs with inherited weights; see the module doc.
+
+    Ray: local by default, or the cluster at ``address`` / ``$RAY_ADDRESS``; a connection
+    already open in this process is used as is. ``cpus_per_worker`` defaults to an equal
+    share of the cluster's CPUs (at most 1), ``threads`` (torch intra-op threads per actor)
+    to ``max(1, floor(cpus_per_worker))``; ``gpus_per_worker`` may be a fraction (0.25:
+    four actors share a GPU). ``resources`` asks for custom node resources per actor.
+    Store arguments and the result format: `StoringEvaluator`.
+    """
+
+    def __init__(self, *, supernet: Supernet, x: Tensor, y: Tensor, workers: int = 2,
+                 batch_size: int = 256, max_batches: int | None = None,
+                 archs_per_task: int = 4, address: str | None = None,
+                 cpus_per_worker: float | None = None, gpus_per_worker: float = 0.0,
+                 threads: int | None = None, device: str | None = None,
+                 resources: dict[str, float] | None = None, max_restarts: int = 3,
+                 max_task_retries: int = 3, max_batch_retries: int = 3,
+                 store: Store | None = None, study: str | None = None, checkpoint: str = "",
+                 fidelity: str | None = None, split: str = "val", reuse_stored: bool = True,
+                 on_batch: Callable[[BatchReport], None] | None = None) -> None:
+        if workers < 1 or archs_per_task < 1 or batch_size < 1:
+            raise ValueError("workers, archs_per_task and batch_size must be >= 1")
+        if gpus_per_worker < 0 or (cpus_per_worker is not None and cpus_per_worker <= 0):
+            raise ValueError("cpus_per_worker must be > 0 and gpus_per_worker >= 0")
+        if min(max_restarts, max_task_retries, max_batch_retries) < 0:
+            raise ValueError("max_restarts, max_task_retries, max_batch_retries must be >= 0")
+        super().__init__(space=supernet.space, n_examples=int(x.shape[0]), store=store,
+                         study=study, checkpoint=checkpoint, fidelity=fidelity, split=split,
+                         max_batches=max_batches, reuse_stored=reuse_stored, on_batch=on_batch)
+        import ray
+
+        self.archs_per_task, self.max_batch_retries = archs_per_task, max_batch_retries
+        self._started_ray = connect_ray(address=address)
+        self.actors: list[Any] = []
+        try:
+            cpus = cpus_per_worker or min(1.0, max(cluster_cpus(), 1.0) / workers)
+            state = {k: v.detach().cpu() for k, v in supernet.state_dict().items()}
+            # one object for every actor, fetched by reference (again on a restart)
+            self._payload = ray.put({"space": supernet.space, "state": state,
+                                     "x": x.detach().cpu(), "y": y.detach().cpu()})
+            actor_class = ray.remote(EvaluationWorker).options(
+                num_cpus=cpus, num_gpus=gpus_per_worker, resources=resources or {},
+                max_restarts=max_restarts, max_task_retries=max_task_retries,
+                scheduling_strategy="SPREAD")
+            self.actors = [actor_class.remote(
+                [self._payload], batch_size=batch_size, max_batches=max_batches,
+                threads=threads or max(1, math.floor(cpus)), device=device)
+                for _ in range(workers)]
+            self.workers = ray.get([a.info.remote() for a in self.actors])
+        except BaseException:
+            self.close()
+            raise
+        self.alive = [True] * workers
+        self.retried_batches = 0
+
+    def worker_info(self) -> list[dict[str, Any]]:
+        """``{"node_id", "pid", "device", "threads"}`` of each live actor (waits for it)."""
+        import ray
+
+        return ray.get([a.info.remote() for a, ok in zip(self.actors, self.alive) if ok])
+
+    def _evaluate(self, archs: list[Arch]):
+        import ray
+        from ray.exceptions import ActorDiedError, RayActorError
+
+        k = self.archs_per_task
+        batches = [archs[i:i + k] for i in range(0, len(archs), k)]
+        pending = deque(range(len(batches)))
+        attempts = [0] * len(batches)
+        inflight: dict[Any, tuple[int, int]] = {}  # ref -> (batch, actor)
+        load = [0] * len(self.actors)
+        while pending or inflight:
+            while pending:
+                free = [i for i, ok in enumerate(self.alive) if ok and load[i] < 2]
+                if not free:
+                    break
+                actor = min(free, key=lambda i: load[i])
+                b = pending.popleft()
+                ref = self.actors[actor].evaluate.remote([a.to_json() for a in batches[b]])
+                inflight[ref], load[actor] = (b, actor), load[actor] + 1
+            if not inflight:
+                raise RuntimeError("every evaluation worker died; no batch can run")
+            (ref,), _ = ray.wait(list(inflight), num_returns=1)
+            b, actor = inflight.pop(ref)
+            load[actor] -= 1
+            try:
+                out = ray.get(ref)
+            except RayActorError as exc:
+                if isinstance(exc, ActorDiedError):  # restarts used up: drop it
+                    self.alive[actor] = False
+                attempts[b] += 1
+                self.retried_batches += 1
+                if attempts[b] > self.max_batch_retries:
+                    raise RuntimeError(f"a batch of {len(batches[b])} archs failed "
+                                       f"{attempts[b]} times: {exc}") from None
+                pending.appendleft(b)
+                continue
+            report = BatchReport(tuple(a.key() for a in batches[b]), out["node_id"],
+                                 out["pid"], out["seconds"], attempts[b])
+            yield batches[b], out["values"], report
+
+    def close(self) -> None:
+        """Stop the actors, and Ray itself if this pool started it."""
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor, no_restart=True)
+        self.actors = []
+        if self._started_ray:
+            ray.shutdown()
+            self._started_ray = False

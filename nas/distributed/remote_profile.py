@@ -1,0 +1,105 @@
+"""Latency profiling sent to the Ray node that is the target device; the table comes back.
+
+A target joins the cluster with a custom resource naming it (``ray start --address HEAD:6379
+--resources '{"jetson": 1}'``); `profile_on_node` runs `nas.profile`'s table build,
+calibration and validation there (so the device fingerprint is the target's), and the
+driver saves the table file and stores it centrally. Why Ray and not ssh: the target needs
+no inbound access, only this project installed and a connection to the head.
+
+Example::
+
+    result = profile_on_node(space=space, resource="jetson", address="HEAD:6379",
+                             out="tables/jetson.json", store=store)
+    result.table.predict(space.layers(arch))
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from kernels.latency_table import LatencyTable
+from nas.distributed.runtime import node_id, ray_session
+from nas.storage import LatencyEntry, LatencyTableRecord, Store
+from search_spaces import SearchSpace
+
+
+@dataclass
+class RemoteProfile:
+    """The table measured on the target, which node measured it, and where it was kept."""
+
+    table: LatencyTable
+    node_id: str
+    hostname: str
+    path: Path | None
+    record: LatencyTableRecord | None
+
+
+def _profile_here(space: SearchSpace, config: Any, n_calibration: int, n_validation: int,
+                  seed: int) -> dict[str, Any]:
+    """Runs on the target node: build, calibrate and validate the table of ``space``."""
+    import socket
+
+    import torch
+
+    from nas.profile import build_table, calibrate_and_validate
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    table = build_table(space, config=config, show_progress=False)
+    calibrate_and_validate(table, space, config=config, n_calibration=n_calibration,
+                           n_validation=n_validation, seed=seed, show_progress=False)
+    return {"table": table.to_dict(), "node_id": node_id(), "hostname": socket.gethostname()}
+
+
+def store_latency_table(*, store: Store, table: LatencyTable,
+                        space: str = "") -> LatencyTableRecord:
+    """Save ``table`` (entries, calibration, validation) in the store under its device
+    fingerprint; ``space`` "" marks a table shared by every space."""
+    fp = table.fingerprint
+    return store.save_latency_table(
+        fingerprint_id=fp.id, fingerprint=fp.to_dict(), mode=fp.mode,
+        batch_size=fp.batch_size, dtype=fp.dtype, space=space,
+        entries=[LatencyEntry(sig, e.median_ms, e.spread_ms, e.repeats)
+                 for sig, e in table.entries.items()],
+        calibration=None if table.calibration is None else asdict(table.calibration),
+        validation=table.validation)
+
+
+def profile_on_node(*, space: SearchSpace, resource: str, config: Any | None = None,
+                    n_calibration: int = 10, n_validation: int = 30, seed: int = 0,
+                    num_cpus: float = 1.0, address: str | None = None,
+                    out: str | Path | None = None,
+                    store: Store | None = None) -> RemoteProfile:
+    """Measure the latency table of ``space`` on a node offering custom resource
+    ``resource`` (one unit is taken, so two profiles never share a target).
+
+    ``config`` is a `nas.profile.ProfileConfig` (default: CPU, eager, batch 1). The table
+    is written to ``out`` (JSON) and saved in ``store`` when given. Raises ValueError when
+    no node of the cluster offers ``resource``.
+    """
+    import ray
+
+    from nas.distributed.runtime import make_spaces_picklable
+    from nas.profile import ProfileConfig
+
+    config = config or ProfileConfig()
+    if not resource:
+        raise ValueError("resource: name the custom resource of the target node")
+    with ray_session(address=address):
+        offered = ray.cluster_resources().get(resource, 0.0)
+        if offered < 1:
+            raise ValueError(f"no node of the Ray cluster offers resource {resource!r} "
+                             f"(start the target with ray start --resources "
+                             f"'{{\"{resource}\": 1}}')")
+        make_spaces_picklable()
+        task = ray.remote(_profile_here).options(num_cpus=num_cpus, resources={resource: 1},
+                                                 max_retries=1)
+        reply = ray.get(task.remote(space, config, n_calibration, n_validation, seed))
+    table = LatencyTable.from_dict(reply["table"])
+    path = None if out is None else table.save(out)
+    record = None if store is None else store_latency_table(store=store, table=table,
+                                                            space=space.name)
+    return RemoteProfile(table=table, node_id=reply["node_id"], hostname=reply["hostname"],
+                         path=path, record=record)

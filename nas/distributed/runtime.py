@@ -1,0 +1,126 @@
+"""Connecting to Ray: a local instance by default, an existing cluster when asked.
+
+`ray_session` starts a quiet local Ray (this machine's CPUs and GPUs, no dashboard, warnings
+only) unless ``address`` or ``$RAY_ADDRESS`` names a cluster to join; an instance already
+running in this process is reused and left running. Why one place: every Ray entry point of
+`nas` (evaluation pool, remote profiling, tuning) connects the same way, so ``--address``
+means the same thing everywhere.
+
+To use a cluster, start it with ``ray start`` (every node needs this project installed)::
+
+    ray start --head --port 6379 --num-cpus 8                 # on the head node
+    ray start --address HEAD:6379 --resources '{"jetson": 1}'  # on a target device
+    nas search studies/quickstart.py --workers 8 --address HEAD:6379
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+ADDRESS_ENV = "RAY_ADDRESS"
+
+
+class RayConnectionError(RuntimeError):
+    """Ray could not be started or the cluster at the given address could not be joined."""
+
+
+def make_spaces_picklable() -> None:
+    """Let search spaces travel to Ray workers. `search_spaces.Choice` blocks attribute
+    writes, which the default pickling of a slotted object needs; rebuild it from its
+    values instead (same object, and idempotent to register)."""
+    import copyreg
+
+    from search_spaces.space import Choice
+
+    copyreg.pickle(Choice, _rebuild_choice_args)
+
+
+def _rebuild_choice_args(choice: Any) -> tuple[Any, tuple[Any, ...]]:
+    return type(choice), (choice.values,)
+
+
+def resolve_address(address: str | None) -> str | None:
+    """``address``, else ``$RAY_ADDRESS``, else None (start a local instance)."""
+    address = address or os.environ.get(ADDRESS_ENV) or None
+    if address is not None and not address.strip():
+        raise ValueError("ray address: empty string")
+    return address
+
+
+def connect_ray(*, address: str | None = None, num_cpus: int | None = None,
+                num_gpus: int | None = None, verbose: bool = False) -> bool:
+    """Make sure this process is connected to Ray; returns True if this call started it.
+
+    Local by default (``num_cpus`` / ``num_gpus`` default to what this machine has);
+    ``address`` (or ``$RAY_ADDRESS``) joins an existing cluster instead, whose resources
+    are its own (``num_cpus`` / ``num_gpus`` must then be None).
+    """
+    import ray
+
+    make_spaces_picklable()
+    if ray.is_initialized():
+        return False
+    address = resolve_address(address)
+    kwargs: dict[str, Any] = dict(
+        include_dashboard=False, log_to_driver=verbose,
+        logging_level=logging.INFO if verbose else logging.WARNING)
+    if address is None:
+        kwargs.update(num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus)
+    elif num_cpus is not None or num_gpus is not None:
+        raise ValueError("num_cpus / num_gpus describe a local Ray instance; a cluster at "
+                         f"{address} brings its own resources")
+    try:
+        ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        raise RayConnectionError(f"could not connect to {where}: {exc}") from None
+    return True
+
+
+@contextmanager
+def ray_session(*, address: str | None = None, num_cpus: int | None = None,
+                num_gpus: int | None = None, verbose: bool = False) -> Iterator[None]:
+    """`connect_ray` for the duration of a block; shuts Ray down only if it started it."""
+    import ray
+
+    started = connect_ray(address=address, num_cpus=num_cpus, num_gpus=num_gpus,
+                          verbose=verbose)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def cluster_cpus() -> float:
+    """CPUs the connected Ray cluster offers in total."""
+    import ray
+
+    return float(ray.cluster_resources().get("CPU", 0.0))
+
+
+def cluster_gpus() -> float:
+    import ray
+
+    return float(ray.cluster_resources().get("GPU", 0.0))
+
+
+def node_id() -> str:
+    """Id of the Ray node this code runs on (driver or worker)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
+def local_node_id() -> str:
+    """The Ray node id when this process is connected to Ray, else ``"local"`` (never
+    imports Ray: in-process evaluation must not pay for it)."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return ray.get_runtime_context().get_node_id()
+    return "local"
