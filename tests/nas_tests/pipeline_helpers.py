@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 TINY_STUDY = '''
-from nas.study import DataConfig, EvaluationConfig, Study, TrainConfig
+from nas.study import DataConfig, EvaluationConfig, ProfilingConfig, Study, TrainConfig
 
 study = Study(
     name="{name}",
@@ -17,7 +17,8 @@ study = Study(
     data=DataConfig(source="digits"),
     training=TrainConfig(steps={steps}, batch_size=32, warmup_steps=2, eval_every=10,
                          eval_batches=2, checkpoint_every=3, panel_size=1, num_random=1, bins=3),
-    evaluation=EvaluationConfig(n_archs=8, batch_size=256),
+    evaluation=EvaluationConfig(n_archs=24, batch_size=256),
+    profiling=ProfilingConfig(n_calibration=3, n_validation=4),
 )
 '''
 

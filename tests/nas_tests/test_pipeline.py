@@ -28,7 +28,7 @@ def test_run_is_idempotent_and_shows(tmp_path):
     assert "train: done, skipped" in again.stdout
     with open_store(url) as store:
         assert {s.stage: s.status for s in store.stages(study="tiny")}["evaluate"] == "done"
-        evals = store.get_evaluations(study="tiny", metric="val_loss")
+        evals = store.get_evaluations(study="tiny", metric="val_loss", source="supernet")
         assert len(evals) == len({e.arch_key for e in evals}) >= 8
     listed = nas("studies", "--storage", url, cwd=tmp_path)
     assert "tiny" in listed.stdout and "train:done" in listed.stdout
