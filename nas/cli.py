@@ -160,6 +160,86 @@ def predict(
 
 
 @app.command()
+def search(
+    study_file: Path = typer.Argument(..., help="Study file (studies/<name>.py)."),
+    max_latency_ms: Optional[float] = typer.Option(None, help="Hard latency limit (ms)."),
+    max_params: Optional[int] = typer.Option(None, help="Hard parameter-count limit."),
+    budget: Optional[int] = typer.Option(None, help="Supernet evaluations (default: the "
+                                         "study's)."),
+    seed: Optional[int] = typer.Option(None, help="Search seed (default: the study's)."),
+    workers: int = typer.Option(1, help="Ray evaluation workers (1: in process)."),
+    address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS",
+                                          help="Ray cluster to join."),
+    run_name: str = typer.Option("search", "--run", help="Search run name in the store."),
+    force: bool = typer.Option(False, "--force", help="Accept a changed study file."),
+    storage: Optional[str] = STORAGE,
+) -> None:
+    """Multi-objective Pareto search guided by the predictor and the latency table."""
+    try:
+        from nas.pipeline import open_study, stage_search
+        from nas.reports import print_study
+
+        with _store(storage) as store:
+            ctx = open_study(study_file, store=store, force=force)
+            config = ctx.study.search
+            if max_latency_ms is not None or max_params is not None:
+                limits = {**config.constraints.to_dict(),
+                          **{k: v for k, v in (("max_latency_ms", max_latency_ms),
+                                               ("max_params", max_params)) if v is not None}}
+                config = config.with_overrides(constraints=limits)
+            config = config.with_overrides(budget=budget, seed=seed)
+            detail = stage_search(ctx, config=config, workers=workers, address=address,
+                                  run_name=run_name)
+            if run_name == "search" and config == ctx.study.search:
+                store.set_stage_status(study=ctx.name, stage="search", status="done",
+                                       detail=detail)
+            print_study(store, ctx.name, console=ctx.console)
+    except ERRORS as exc:
+        _fail(exc)
+
+
+@app.command()
+def export(
+    study_file: Path = typer.Argument(..., help="Study file (studies/<name>.py)."),
+    max_latency_ms: Optional[float] = typer.Option(None, help="Most accurate front member "
+                                                   "within this latency."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Export this arch key."),
+    objective: Optional[str] = typer.Option(None, help="Best front member by this objective "
+                                            "(default: the knee of the front)."),
+    finetune_steps: int = typer.Option(0, help="Fine-tune the exported model this many steps."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default runs/<study>/export/"
+                                       "<key>)."),
+    run_name: str = typer.Option("search", "--run", help="Search run to pick from."),
+    force: bool = typer.Option(False, "--force", help="Accept a changed study file."),
+    storage: Optional[str] = STORAGE,
+) -> None:
+    """Export a subnet from the stored front with a model card."""
+    try:
+        from nas.export_study import export_study
+        from nas.pipeline import open_study
+
+        with _store(storage) as store:
+            ctx = open_study(study_file, store=store, force=force)
+            card = export_study(ctx, arch_key=arch, max_latency_ms=max_latency_ms,
+                                objective=objective, out=out, finetune_steps=finetune_steps,
+                                run=run_name)
+            exp = card["exported_model"]
+            ctx.console.print(f"exported {card['arch_key']} ({card['label']}) to {card['out']}: "
+                              f"{', '.join(card['files'])}")
+            ctx.console.print(f"val accuracy {100 * exp['val_accuracy']:.2f} % (reproduces the "
+                              f"stored value: {exp['reproduces_stored_accuracy']})"
+                              + (f", predicted latency {card['latency']['predicted_ms']:.4g} ms"
+                                 if "latency" in card else ""))
+            if "finetune" in card:
+                ft = card["finetune"]
+                ctx.console.print(f"fine-tuned {ft['steps']} steps: "
+                                  f"{100 * ft['before']['accuracy']:.2f} % -> "
+                                  f"{100 * ft['after']['accuracy']:.2f} %")
+    except ERRORS as exc:
+        _fail(exc)
+
+
+@app.command()
 def studies(storage: Optional[str] = STORAGE) -> None:
     """List the studies in the store with their stage status."""
     try:

@@ -317,12 +317,67 @@ def stage_predict(ctx: StudyContext) -> dict[str, Any]:
     return metrics
 
 
+def latency_scorer(ctx: StudyContext):
+    """Fast arch -> ms scorer from the study's stored latency table (None if unprofiled)."""
+    from nas.latency import ArchLatencyScorer
+    from nas.latency_store import load_stored_table
+
+    if "latency" not in ctx._cache:
+        cfg = ctx.study.profiling
+        table = load_stored_table(ctx.store, space=ctx.space_key(), mode=cfg.mode)
+        ctx._cache["latency"] = None if table is None else (
+            table, ArchLatencyScorer(ctx.space(), table))
+    return ctx._cache["latency"]
+
+
+def stage_search(ctx: StudyContext, *, config=None, workers: int = 1,
+                 address: str | None = None, run_name: str = "search") -> dict[str, Any]:
+    """Predictor-guided evolutionary Pareto search; evaluations and the front are stored
+    as they come, so a killed search resumes without re-evaluating anything."""
+    from nas.distributed import make_evaluator
+    from nas.search import run_search
+
+    config = config or ctx.study.search
+    data = ctx.data()
+    latency = latency_scorer(ctx)
+    if latency is None and any(o == "latency" for o in config.objectives) or (
+            latency is None and config.constraints.max_latency_ms is not None):
+        raise ValueError("the search needs a latency table: run `nas profile STUDY` first")
+    evaluator = make_evaluator(supernet=ctx.supernet(), x=data.val.x, y=data.val.y,
+                               workers=workers, address=address, batch_size=512)
+
+    def evaluate(archs):
+        return [{"val_loss": r["loss"], "val_accuracy": r["accuracy"]} for r in evaluator(archs)]
+
+    try:
+        result = run_search(space=ctx.space(), evaluate=evaluate, config=config,
+                            latency=None if latency is None else latency[1],
+                            store=ctx.store, study=ctx.name, run_name=run_name,
+                            checkpoint=ctx.checkpoint_sha(), fidelity=f"val={len(data.val)}")
+    finally:
+        evaluator.close()
+    knee = result.knee()
+    return {"run": run_name, "evaluated": result.budget_used, "front": len(result.front),
+            "knee": knee.key(), "objectives": list(result.objectives)}
+
+
 STAGE_FUNCTIONS: dict[str, Callable[[StudyContext], dict[str, Any]]] = {
     "train": stage_train,
     "profile": stage_profile,
     "evaluate": stage_evaluate,
     "predict": stage_predict,
+    "search": stage_search,
+    "export": lambda ctx: _stage_export(ctx),
 }
+
+
+def _stage_export(ctx: StudyContext) -> dict[str, Any]:
+    """Export the knee of the front (the pipeline's default pick) with its model card."""
+    from nas.export_study import export_study
+
+    card = export_study(ctx)
+    return {"arch": card["arch_key"], "out": card["out"],
+            "val_accuracy": card["exported_model"]["val_accuracy"]}
 
 
 def available_stages() -> list[str]:

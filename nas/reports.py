@@ -41,7 +41,7 @@ def print_studies(store: Store, *, console: Console | None = None) -> None:
 
 
 def print_study(store: Store, name: str, *, console: Console | None = None) -> None:
-    console = console or _console()
+    console = _console() if console is None or console.width < 100 else console
     record = store.get_study(name=name)
     if record is None:
         raise ValueError(f"no study named {name!r} in {store.url}")
@@ -53,13 +53,19 @@ def print_study(store: Store, name: str, *, console: Console | None = None) -> N
     if runs:
         run = runs[-1]
         front = store.get_front(study=name, run=run.name)
-        table = Table(title=f"Pareto front of search run {run.name} ({run.method})")
-        keys = sorted({k for row in front for k in row.objectives})
+        table = Table(title=f"Pareto front of search run {run.name} ({run.method}, "
+                            f"{len(front)} archs)")
+        present = {k for row in front for k in row.objectives}
+        keys = [k for k in ("accuracy", "loss", "latency_ms", "flops", "params") if k in present]
         for col in ("rank", "arch", *keys):
-            table.add_column(col)
+            table.add_column(col, justify="right")
         for row in sorted(front, key=lambda r: r.rank):
-            table.add_row(str(row.rank), row.arch_key,
-                          *[f"{row.objectives.get(k, float('nan')):.4g}" for k in keys])
+            cells = []
+            for k in keys:
+                v = row.objectives.get(k, float("nan"))
+                cells.append(f"{100 * v:.2f} %" if k == "accuracy" else
+                             f"{v:,.0f}" if k in ("flops", "params") else f"{v:.4g}")
+            table.add_row(str(row.rank), row.arch_key, *cells)
         console.print(table)
         return
     evals = store.get_evaluations(study=name, metric="val_accuracy", source="supernet")

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from nas.data import DataConfig, DataSplits, load_data
+from nas.search.config import SearchConfig
 from nas.training.config import TrainConfig
 from search_spaces import SearchSpace, get_space
 
-__all__ = ["DataConfig", "EvaluationConfig", "PredictorConfig", "ProfilingConfig", "Study",
-           "StudyFileError", "TrainConfig", "load_study"]
+__all__ = ["DataConfig", "EvaluationConfig", "PredictorConfig", "ProfilingConfig",
+           "SearchConfig", "Study", "StudyFileError", "TrainConfig", "load_study"]
 
 
 class StudyFileError(ValueError):
@@ -94,6 +95,7 @@ class Study:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     profiling: ProfilingConfig = field(default_factory=ProfilingConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -1,6 +1,6 @@
 """Quickstart: scikit-learn's bundled digits (no download), a small hybrid image space, CPU."""
 
-from nas.study import DataConfig, EvaluationConfig, Study, TrainConfig
+from nas.study import DataConfig, EvaluationConfig, SearchConfig, Study, TrainConfig
 
 study = Study(
     name="quickstart",
@@ -18,4 +18,5 @@ study = Study(
     training=TrainConfig(steps=400, batch_size=64, lr=3e-3, warmup_steps=20, eval_every=100,
                          checkpoint_every=50, num_random=2, bins=6, panel_size=3),
     evaluation=EvaluationConfig(n_archs=150, batch_size=512, seed=0),
+    search=SearchConfig(budget=60, population=12, objectives=("accuracy", "latency"), seed=0),
 )

@@ -1,0 +1,202 @@
+"""`nas export`: pick a subnet from a study's stored front, export it, write its model card.
+
+Choice: ``arch_key`` (any stored arch), else the most accurate front member within
+``max_latency_ms``, else the best front member by ``objective`` (default: the knee).
+The card lists every metric with its source (supernet = inherited weights, predictor,
+standalone), the latency table used, the audit status and the study's reproducibility
+record; the exported model is re-evaluated on the validation split and must reproduce
+the stored inherited-weight accuracy. ``finetune_steps`` fine-tunes the exported model on
+the training split, distilled from the supernet's largest subnet, and reports before/after.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas.evaluation import evaluate_model, task_loss
+from nas.export import export_subnet, save_subnet
+from nas.pipeline import StudyContext, latency_scorer
+from nas.training.distillation import distillation_loss
+from search_spaces import Arch
+
+
+def choose_arch(ctx: StudyContext, *, run: str = "search", arch_key: str | None = None,
+                max_latency_ms: float | None = None,
+                objective: str | None = None) -> tuple[Arch, dict[str, Any]]:
+    """The arch to export and its stored front objectives (empty if not on the front)."""
+    store, name = ctx.store, ctx.name
+    if arch_key is not None:
+        records = store.get_archs(study=name, keys=[arch_key])
+        if not records:
+            raise ValueError(f"--arch {arch_key}: no such arch in study {name!r}")
+        front = {r.arch_key: r.objectives for r in store.get_front(study=name, run=run)} if any(
+            r.name == run for r in store.list_search_runs(study=name)) else {}
+        return Arch.from_json(records[0].arch_json), front.get(arch_key, {})
+    if not any(r.name == run for r in store.list_search_runs(study=name)):
+        raise ValueError(f"study {name!r} has no search run {run!r}: run `nas search` first")
+    front = store.get_front(study=name, run=run)
+    if not front:
+        raise ValueError(f"search run {run!r} of {name!r} has an empty front")
+    rows = front
+    if max_latency_ms is not None:
+        rows = [r for r in front if r.objectives.get("latency_ms", r.objectives.get(
+            "latency", float("inf"))) <= max_latency_ms]
+        if not rows:
+            fastest = min(r.objectives.get("latency_ms", r.objectives.get("latency", 0))
+                          for r in front)
+            raise ValueError(f"no front member within {max_latency_ms} ms (fastest: "
+                             f"{fastest:.4g} ms)")
+        objective = objective or "accuracy"
+    if objective is None:
+        chosen = rows[_knee_index(ctx, run, rows)]
+    else:
+        maximise = objective in ("accuracy", "val_accuracy")
+        key = next((k for k in (objective, f"val_{objective}") if k in rows[0].objectives), None)
+        if key is None:
+            raise ValueError(f"--objective {objective!r}: the front has "
+                             f"{sorted(rows[0].objectives)}")
+        chosen = (max if maximise else min)(rows, key=lambda r: r.objectives[key])
+    record = store.get_archs(study=name, keys=[chosen.arch_key])[0]
+    return Arch.from_json(record.arch_json), dict(chosen.objectives)
+
+
+def _knee_index(ctx: StudyContext, run: str, rows: list) -> int:
+    """Index of the knee of stored front rows, in the run's own objectives."""
+    import numpy as np
+
+    from nas.search import knee_point, parse_objectives
+
+    config = next(r.config for r in ctx.store.list_search_runs(study=ctx.name) if r.name == run)
+    objectives = parse_objectives(config.get("objectives", ("accuracy", "latency")))
+    values = np.array([[(-1.0 if o.maximise else 1.0) * float(r.objectives[o.name])
+                        for o in objectives] for r in rows])
+    return int(knee_point(values)) if len(rows) > 2 else len(rows) // 2
+
+
+def _metrics_with_sources(ctx: StudyContext, arch: Arch) -> list[dict[str, Any]]:
+    rows = []
+    for e in ctx.store.get_evaluations(study=ctx.name, arch_keys=[arch.key()]):
+        rows.append({"metric": e.metric, "value": e.value, "source": e.source,
+                     "split": e.split, "fidelity": e.fidelity,
+                     "checkpoint": e.checkpoint[:12]})
+    return rows
+
+
+def finetune(model, teacher, x: torch.Tensor, y: torch.Tensor, *, steps: int,
+             batch_size: int = 128, lr: float = 3e-4, seed: int = 0) -> None:
+    """Fine-tune ``model`` for ``steps`` on (x, y): CE + KD from ``teacher`` logits."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    g = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(0, x.shape[0], (min(batch_size, x.shape[0]),), generator=g)
+        xb, yb = x[idx], y[idx]
+        with torch.no_grad():
+            soft = teacher(xb)
+        logits = model(xb)
+        loss = 0.5 * task_loss(logits, yb) + 0.5 * distillation_loss(logits, soft)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    model.eval()
+
+
+def export_study(ctx: StudyContext, *, arch_key: str | None = None,
+                 max_latency_ms: float | None = None, objective: str | None = None,
+                 out: str | Path | None = None, finetune_steps: int = 0,
+                 run: str = "search") -> dict[str, Any]:
+    arch, front_row = choose_arch(ctx, run=run, arch_key=arch_key,
+                                  max_latency_ms=max_latency_ms, objective=objective)
+    space, data, net = ctx.space(), ctx.data(), ctx.supernet()
+    net = net.cpu()
+    model = export_subnet(net, arch)
+    stored = {(e.metric, e.source): e.value for e in ctx.store.get_evaluations(
+        study=ctx.name, arch_keys=[arch.key()], checkpoint=ctx.checkpoint_sha())}
+    measured = evaluate_model(model, data.val.x, data.val.y, batch_size=512)
+    stored_acc = stored.get(("val_accuracy", "supernet"))
+    reproduces = None if stored_acc is None else abs(stored_acc - measured.accuracy) < 1e-6
+    card: dict[str, Any] = {
+        "study": ctx.name, "arch_key": arch.key(), "label": arch.label(),
+        "arch": json.loads(arch.to_json()), "flops": space.flops(arch),
+        "params": space.params(arch), "front_objectives": front_row,
+        "metrics": _metrics_with_sources(ctx, arch),
+        "exported_model": {"val_loss": measured.loss, "val_accuracy": measured.accuracy,
+                           "source": "supernet (inherited weights), re-measured on export",
+                           "reproduces_stored_accuracy": reproduces},
+    }
+    latency = latency_scorer(ctx)
+    if latency is not None:
+        table, scorer = latency
+        fp = table.fingerprint
+        card["latency"] = {"predicted_ms": float(scorer.predict(arch)), "table": fp.id,
+                           "device": fp.device_name, "mode": fp.mode,
+                           "batch_size": fp.batch_size, "dtype": fp.dtype,
+                           "validation": (table.validation or {}).get("calibrated")}
+    audits = [e for e in ctx.store.get_evaluations(study=ctx.name, source="standalone")]
+    card["audit"] = ({"audited": True, "standalone_evaluations": len(audits)} if audits
+                     else {"audited": False})
+    study = ctx.store.get_study(name=ctx.name)
+    card["reproducibility"] = {"study_file": study.study_path, "study_hash": study.study_hash,
+                               "package_versions": study.package_versions,
+                               "git_commit": study.git_commit, "seeds": study.seeds,
+                               "checkpoint_sha256": ctx.checkpoint_sha()}
+    if finetune_steps > 0:
+        largest = space.largest()
+        teacher = lambda xb: net(xb, largest)  # noqa: E731
+        finetune(model, teacher, data.train.x, data.train.y, steps=finetune_steps,
+                 seed=ctx.study.seed)
+        after = evaluate_model(model, data.val.x, data.val.y, batch_size=512)
+        card["finetune"] = {"steps": finetune_steps, "before": measured.to_dict(),
+                            "after": after.to_dict(), "source": "standalone fine-tune"}
+    out = Path(out) if out else ctx.run_dir / "export" / arch.key()
+    files = save_subnet(model, arch, out)
+    (out / "model_card.json").write_text(json.dumps(card, indent=1, default=str) + "\n")
+    (out / "model_card.md").write_text(model_card_markdown(card))
+    card["files"] = sorted([*files, "model_card.json", "model_card.md"])
+    card["out"] = str(out)
+    return card
+
+
+def model_card_markdown(card: dict[str, Any]) -> str:
+    lines = [f"# {card['study']}: {card['arch_key']}", "", f"`{card['label']}`", "",
+             f"- FLOPs per sample: {card['flops']:,}", f"- parameters: {card['params']:,}"]
+    exp = card["exported_model"]
+    lines.append(f"- validation accuracy of the exported model: {100 * exp['val_accuracy']:.2f} % "
+                 f"(loss {exp['val_loss']:.4f}; {exp['source']}; reproduces the stored value: "
+                 f"{exp['reproduces_stored_accuracy']})")
+    if "latency" in card:
+        lat = card["latency"]
+        lines.append(f"- predicted latency: {lat['predicted_ms']:.4g} ms on {lat['device']} "
+                     f"({lat['mode']}, batch {lat['batch_size']}, {lat['dtype']}; table "
+                     f"{lat['table']})")
+    if "finetune" in card:
+        ft = card["finetune"]
+        before, after = ft["before"]["accuracy"], ft["after"]["accuracy"]
+        lines.append(f"- fine-tuned {ft['steps']} steps: val accuracy {100 * before:.2f} % -> "
+                     f"{100 * after:.2f} %")
+    audit = card["audit"]
+    lines.append("- rank-fidelity audit: " + ("done" if audit["audited"] else
+                                              "not audited (run `nas audit STUDY`)"))
+    lines += ["", "## Metrics and their sources", "", "| metric | value | source | fidelity |",
+              "|---|---|---|---|"]
+    lines += [f"| {m['metric']} | {m['value']:.4g} | {m['source']} | {m['fidelity']} |"
+              for m in card["metrics"]]
+    rep = card["reproducibility"]
+    lines += ["", "## Reproducibility", "", f"- study file: {rep['study_file']} "
+              f"(sha256 {rep['study_hash']})", f"- git commit: {rep['git_commit']}",
+              f"- seeds: {rep['seeds']}", f"- packages: {rep['package_versions']}",
+              f"- supernet checkpoint sha256: {rep['checkpoint_sha256']}", ""]
+    return "\n".join(lines)
+
+
+def front_table_rows(ctx: StudyContext, run: str = "search") -> list[dict[str, Any]]:
+    """The stored front as plain rows (for printing)."""
+    rows = ctx.store.get_front(study=ctx.name, run=run)
+    return [{"rank": r.rank, "arch": r.arch_key, **r.objectives} for r in rows]
+
+
+__all__ = ["choose_arch", "export_study", "finetune", "model_card_markdown"]
