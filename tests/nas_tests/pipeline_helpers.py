@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 TINY_STUDY = '''
-from nas.study import DataConfig, EvaluationConfig, ProfilingConfig, Study, TrainConfig
+from nas.study import (DataConfig, EvaluationConfig, ProfilingConfig, SearchConfig, Study,
+                       TrainConfig)
 
 study = Study(
     name="{name}",
@@ -19,6 +20,7 @@ study = Study(
                          eval_batches=2, checkpoint_every=3, panel_size=1, num_random=1, bins=3),
     evaluation=EvaluationConfig(n_archs=24, batch_size=256),
     profiling=ProfilingConfig(n_calibration=3, n_validation=4),
+    search=SearchConfig(budget=12, population=4, pool_factor=4, seed=0),
 )
 '''
 

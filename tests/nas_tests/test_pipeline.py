@@ -36,6 +36,24 @@ def test_run_is_idempotent_and_shows(tmp_path):
     assert "val acc" in shown.stdout
     redo = nas("run", str(study), "--storage", url, "--redo", "evaluate", cwd=tmp_path)
     assert "evaluate: done" in redo.stdout and "train: done, skipped" in redo.stdout
+    # the front is stored; a constrained search never evaluates past its limit
+    with open_store(url) as store:
+        front = store.get_front(study="tiny", run="search")
+        assert front
+        budget = sorted(r.objectives["latency_ms"] for r in front)[len(front) // 2]
+    nas("search", str(study), "--storage", url, "--max-latency-ms", str(budget), "--run",
+        "limited", cwd=tmp_path)
+    with open_store(url) as store:
+        limited = store.get_front(study="tiny", run="limited")
+        assert limited and all(r.objectives["latency_ms"] <= budget for r in limited)
+    out = nas("export", str(study), "--storage", url, "--max-latency-ms", str(budget),
+              "--out", str(tmp_path / "exported"), cwd=tmp_path)
+    assert "reproduces the stored value: True" in out.stdout
+    card = json.loads((tmp_path / "exported" / "model_card.json").read_text())
+    assert card["latency"]["predicted_ms"] <= budget
+    assert {"arch.json", "weights.pt", "model.torchscript.pt", "model_card.md"} <= {
+        p.name for p in (tmp_path / "exported").iterdir()}
+    assert any(m["source"] == "supernet" for m in card["metrics"])
 
 
 @pytest.mark.slow
