@@ -34,12 +34,15 @@ Result = dict[str, Any]
 
 @dataclass(frozen=True)
 class BatchReport:
-    """One batch of archs finished: where (node id, process id) and in how many seconds."""
+    """One batch of archs finished: where (node id, process id), in how many seconds, and
+    how much CPU time its process used meanwhile (``cpu_seconds / seconds`` below the
+    threads it runs: the process waited for a core)."""
 
     arch_keys: tuple[str, ...]
     node_id: str
     pid: int
     seconds: float
+    cpu_seconds: float = 0.0
     attempt: int = 0
 
 
@@ -165,12 +168,13 @@ class InProcessEvaluator(StoringEvaluator):
         try:
             for start in range(0, len(archs), self.archs_per_batch):
                 batch = archs[start:start + self.archs_per_batch]
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 results = evaluate_many(self.supernet, batch, self.x, self.y,
                                         batch_size=self.batch_size, device=self.device,
                                         max_batches=self.max_batches)
                 report = BatchReport(tuple(a.key() for a in batch), local_node_id(),
-                                     os.getpid(), time.perf_counter() - t0)
+                                     os.getpid(), time.perf_counter() - t0,
+                                     time.process_time() - c0)
                 yield batch, [(r.loss, r.accuracy) for r in results], report
         finally:
             torch.set_num_threads(previous)

@@ -66,13 +66,14 @@ class EvaluationWorker:
 
     def evaluate(self, arch_jsons: list[str]) -> dict[str, Any]:
         """(loss, accuracy) of each arch (JSON), with where and how long it took."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         archs = [Arch.from_json(text) for text in arch_jsons]
         results = self._evaluate_many(self.net, archs, self.x, self.y,
                                       batch_size=self.batch_size, device=self.device,
                                       max_batches=self.max_batches)
         return {"values": [(r.loss, r.accuracy) for r in results], "node_id": self.node_id,
-                "pid": os.getpid(), "seconds": time.perf_counter() - t0}
+                "pid": os.getpid(), "seconds": time.perf_counter() - t0,
+                "cpu_seconds": time.process_time() - c0}
 
 
 class EvaluationPool(StoringEvaluator):
@@ -174,7 +175,7 @@ class EvaluationPool(StoringEvaluator):
                 pending.appendleft(b)
                 continue
             report = BatchReport(tuple(a.key() for a in batches[b]), out["node_id"],
-                                 out["pid"], out["seconds"], attempts[b])
+                                 out["pid"], out["seconds"], out["cpu_seconds"], attempts[b])
             yield batches[b], out["values"], report
 
     def close(self) -> None:

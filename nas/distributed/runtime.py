@@ -11,6 +11,10 @@ To use a cluster, start it with ``ray start`` (every node needs this project ins
     ray start --head --port 6379 --num-cpus 8                 # on the head node
     ray start --address HEAD:6379 --resources '{"jetson": 1}'  # on a target device
     nas search studies/quickstart.py --workers 8 --address HEAD:6379
+
+Ray runs its workers at nice 15; on nodes shared with other work, start them with
+``RAY_worker_niceness=0`` so the evaluation workers get a fair share of the cores (a local
+instance started here does that itself).
 """
 
 from __future__ import annotations
@@ -70,7 +74,10 @@ def connect_ray(*, address: str | None = None, num_cpus: int | None = None,
         include_dashboard=False, log_to_driver=verbose,
         logging_level=logging.INFO if verbose else logging.WARNING)
     if address is None:
-        kwargs.update(num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus)
+        # Ray runs its workers at nice 15 by default; here they are the work itself (an
+        # in-process evaluator would run at the user's priority), so they keep nice 0
+        kwargs.update(num_cpus=num_cpus or os.cpu_count() or 1, num_gpus=num_gpus,
+                      _system_config={"worker_niceness": 0})
     elif num_cpus is not None or num_gpus is not None:
         raise ValueError("num_cpus / num_gpus describe a local Ray instance; a cluster at "
                          f"{address} brings its own resources")
