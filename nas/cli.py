@@ -87,13 +87,28 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the checkpoint in --out."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default "
                                        "runs/<study>/supernet)."),
+    recipe: Optional[str] = typer.Option(None, help="'best': the best recipe `nas tune` "
+                                         "stored for this study."),
+    storage: Optional[str] = STORAGE,
 ) -> None:
     """Train the study's supernet; writes checkpoint.pt and metrics.jsonl to --out."""
     try:
         from nas.training_run import run_training
 
+        overrides = None
+        if recipe is not None:
+            if recipe != "best":
+                raise ValueError(f"--recipe: only 'best' is known, got {recipe!r}")
+            from nas.distributed import best_recipe
+            from nas.study import load_study
+
+            study = load_study(study_file)
+            with _store(storage) as store:
+                overrides = best_recipe(store=store, study=study.name,
+                                        steps=study.training.steps)
+            typer.echo(f"recipe: best stored trial {overrides}")
         run_training(study_file=study_file, sampler=sampler, steps=steps, epochs=epochs,
-                     device=device, resume=resume, out=out)
+                     device=device, resume=resume, out=out, recipe=overrides)
     except (ValueError, OSError, RuntimeError) as exc:
         _fail(exc)
 
@@ -262,6 +277,47 @@ def show(
 
         with _store(storage) as store:
             print_study(store, study_name(study))
+    except ERRORS as exc:
+        _fail(exc)
+
+
+@app.command()
+def tune(
+    study_file: Path = typer.Argument(..., help="Study file (studies/<name>.py)."),
+    trials: int = typer.Option(16, help="Recipes to try."),
+    trial_steps: int = typer.Option(100, help="Training steps per trial."),
+    workers: Optional[int] = typer.Option(None, help="Trials at a time (default: by CPUs)."),
+    address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS",
+                                          help="Ray cluster to join."),
+    metric: str = typer.Option("loss", help="Panel metric to optimise: loss | accuracy."),
+    seed: int = typer.Option(0, help="Optuna seed."),
+    storage: Optional[str] = STORAGE,
+) -> None:
+    """AutoML of the training recipe: Ray Tune + Optuna (TPE) + ASHA; trials go to the store."""
+    try:
+        from nas.distributed import run_tune
+
+        with _store(storage) as store:
+            summary = run_tune(study_file=study_file, trials=trials, trial_steps=trial_steps,
+                               workers=workers, address=address, metric=metric, store=store,
+                               seed=seed)
+        typer.echo(f"{len(summary.trials)} trials stored for {summary.study} in "
+                   f"{summary.seconds:.0f} s; best recipe: {summary.best}")
+        typer.echo(f"train with it: nas train {study_file} --recipe best")
+    except ERRORS as exc:
+        _fail(exc)
+
+
+@app.command()
+def ui(
+    port: int = typer.Option(8501, help="Port to serve on (127.0.0.1)."),
+    storage: Optional[str] = STORAGE,
+) -> None:
+    """Browse studies, fronts, architectures, training, latency and predictors."""
+    try:
+        from ui.launch import launch
+
+        launch(storage_url=storage, port=port)
     except ERRORS as exc:
         _fail(exc)
 

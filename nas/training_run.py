@@ -18,10 +18,13 @@ def default_run_dir(study_name: str) -> Path:
 
 def run_training(*, study_file: Path, sampler: str | None = None, steps: int | None = None,
                  epochs: float | None = None, device: str | None = None, resume: bool = False,
-                 out: Path | None = None, progress: bool = True) -> TrainResult:
+                 out: Path | None = None, progress: bool = True,
+                 recipe: dict | None = None) -> TrainResult:
+    """``recipe``: `TrainConfig` overrides (e.g. the best `nas tune` trial) applied first."""
     study = load_study(study_file)
     space = study.build_space()
-    config = study.training.with_overrides(sampler=sampler, device=device)
+    config = study.training.with_overrides(**(recipe or {}))
+    config = config.with_overrides(sampler=sampler, device=device)
     data = study.load_data()
     if steps is not None and epochs is not None:
         raise ValueError("give --steps or --epochs, not both")
