@@ -33,6 +33,8 @@ from nas.storage import Store
 from nas.supernet import Supernet
 from search_spaces import Arch
 
+INFLIGHT_PER_WORKER = 2  # one batch running, one queued: an actor never waits for the driver
+
 
 class EvaluationWorker:
     """The actor: one supernet (weights from the object store) and the evaluation split.
@@ -84,6 +86,8 @@ class EvaluationPool(StoringEvaluator):
     share of the cluster's CPUs (at most 1), ``threads`` (torch intra-op threads per actor)
     to ``max(1, floor(cpus_per_worker))``; ``gpus_per_worker`` may be a fraction (0.25:
     four actors share a GPU). ``resources`` asks for custom node resources per actor.
+    Workers that cannot all be placed within ``startup_timeout_s`` (the cluster lacks the
+    CPUs, GPUs or resources asked for) are one clear RuntimeError.
     Store arguments and the result format: `StoringEvaluator`.
     """
 
@@ -94,8 +98,9 @@ class EvaluationPool(StoringEvaluator):
                  threads: int | None = None, device: str | None = None,
                  resources: dict[str, float] | None = None, max_restarts: int = 3,
                  max_task_retries: int = 3, max_batch_retries: int = 3,
-                 store: Store | None = None, study: str | None = None, checkpoint: str = "",
-                 fidelity: str | None = None, split: str = "val", reuse_stored: bool = True,
+                 startup_timeout_s: float = 300.0, store: Store | None = None,
+                 study: str | None = None, checkpoint: str = "", fidelity: str | None = None,
+                 split: str = "val", reuse_stored: bool = True,
                  on_batch: Callable[[BatchReport], None] | None = None) -> None:
         if workers < 1 or archs_per_task < 1 or batch_size < 1:
             raise ValueError("workers, archs_per_task and batch_size must be >= 1")
@@ -125,7 +130,15 @@ class EvaluationPool(StoringEvaluator):
                 [self._payload], batch_size=batch_size, max_batches=max_batches,
                 threads=threads or max(1, math.floor(cpus)), device=device)
                 for _ in range(workers)]
-            self.workers = ray.get([a.info.remote() for a in self.actors])
+            try:
+                self.workers = ray.get([a.info.remote() for a in self.actors],
+                                       timeout=startup_timeout_s)
+            except ray.exceptions.GetTimeoutError:
+                raise RuntimeError(
+                    f"{workers} evaluation workers ({cpus:g} CPU, {gpus_per_worker:g} GPU"
+                    f"{', ' + str(resources) if resources else ''} each) could not all start "
+                    f"within {startup_timeout_s:g} s: the cluster offers "
+                    f"{ray.cluster_resources()}; ask for fewer workers") from None
         except BaseException:
             self.close()
             raise
@@ -150,7 +163,8 @@ class EvaluationPool(StoringEvaluator):
         load = [0] * len(self.actors)
         while pending or inflight:
             while pending:
-                free = [i for i, ok in enumerate(self.alive) if ok and load[i] < 2]
+                free = [i for i, ok in enumerate(self.alive)
+                        if ok and load[i] < INFLIGHT_PER_WORKER]
                 if not free:
                     break
                 actor = min(free, key=lambda i: load[i])

@@ -3,7 +3,8 @@ custom resource ``target_device``), shared by the distributed tests of one sessi
 
 Ray 2.60 turns token auth on and writes ``~/.ray/auth_token`` unless ``RAY_AUTH_MODE`` is
 ``disabled``; its unix sockets live under ``RAY_TMPDIR``, which must stay short (paths are
-limited to 107 characters).
+limited to 107 characters). Ray runs workers at nice 15 unless ``RAY_worker_niceness`` says
+otherwise; 0 keeps the tests' workers at the priority of the test process itself.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ class TwoNodeCluster:
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[TwoNodeCluster]:
-    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_TMPDIR", "RAY_ADDRESS")}
+    names = ("RAY_AUTH_MODE", "RAY_TMPDIR", "RAY_ADDRESS", "RAY_worker_niceness")
+    saved = {k: os.environ.get(k) for k in names}
     tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
-    os.environ.update(RAY_AUTH_MODE="disabled", RAY_TMPDIR=tmp)
+    os.environ.update(RAY_AUTH_MODE="disabled", RAY_TMPDIR=tmp, RAY_worker_niceness="0")
     os.environ.pop("RAY_ADDRESS", None)
     import ray
     from ray.cluster_utils import Cluster

@@ -81,3 +81,32 @@ def test_actor_killed_mid_batch_is_restarted_and_nothing_is_lost(ray_cluster, st
     assert any(r.pid in restarted for r in reports)  # ... and it took its batches back
     assert results == reference
     assert_each_arch_stored_once(store, tiny_archs)
+
+
+def test_a_worker_that_stays_dead_hands_its_batches_to_the_others(ray_cluster, store,
+                                                                  tiny_supernet, tiny_archs,
+                                                                  digits, reference):
+    killed: list[int] = []
+    pool = EvaluationPool(supernet=tiny_supernet, x=digits.val.x, y=digits.val.y, workers=2,
+                          archs_per_task=1, max_restarts=0, store=store, study="tiny")
+    try:
+        def kill_the_other_worker(report):
+            if not killed:
+                victim = next(w["pid"] for w in pool.workers if w["pid"] != report.pid)
+                os.kill(victim, signal.SIGKILL)
+                killed.append(victim)
+
+        pool.on_batch = kill_the_other_worker
+        results = pool(tiny_archs)
+        assert pool.alive.count(True) == 1 and len(pool.worker_info()) == 1
+    finally:
+        pool.close()
+    assert results == reference
+    assert_each_arch_stored_once(store, tiny_archs)
+
+
+def test_workers_the_cluster_cannot_place_are_one_clear_error(ray_cluster, tiny_supernet,
+                                                               digits):
+    with pytest.raises(RuntimeError, match="could not all start"):
+        EvaluationPool(supernet=tiny_supernet, x=digits.val.x, y=digits.val.y, workers=1,
+                       resources={"tpu_v9": 1}, startup_timeout_s=3)
