@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,15 +122,16 @@ def _trial(params: dict[str, Any], *, space_name: str, space_overrides: dict[str
 
 
 def _recorder(store: Store, study: str, *, first_number: int, trial_steps: int,
-              metric: str, seed: int):
+              metric: str, seed: int, on_trial_end: Callable[..., None] | None):
     """A Tune callback writing each trial to the store as it starts, reports and ends."""
     from ray import tune
 
     class TrialRecorder(tune.Callback):
         # state passed in, not closed over: Tune pickles this class by value
         def __init__(self, store: Store, study: str, first_number: int, trial_steps: int,
-                     metric: str, seed: int) -> None:
+                     metric: str, seed: int, on_trial_end: Any) -> None:
             self.store: Store | None = store
+            self.on_trial_end = on_trial_end
             self.study, self.first_number, self.trial_steps = study, first_number, trial_steps
             self.metric, self.seed = metric, seed
             self.numbers: dict[str, int] = {}
@@ -137,7 +139,7 @@ def _recorder(store: Store, study: str, *, first_number: int, trial_steps: int,
         def __getstate__(self) -> dict[str, Any]:
             # Tune pickles its callbacks into the experiment state; a database engine does
             # not pickle, and a restored experiment is recorded by the caller's own store
-            return {**self.__dict__, "store": None}
+            return {**self.__dict__, "store": None, "on_trial_end": None}
 
         def _write(self, trial: Any, status: str, result: dict[str, Any] | None) -> None:
             if self.store is None:
@@ -149,14 +151,15 @@ def _recorder(store: Store, study: str, *, first_number: int, trial_steps: int,
             step = int(result.get("step", 0))
             if status == "done" and step < self.trial_steps:
                 status = "stopped"  # ended early by ASHA
-            score = result.get(self.metric)
-            self.store.add_trial(study=self.study, number=number, status=status,
-                                 score=None if score is None else float(score),
-                                 config={"recipe": recipe_of(params, self.trial_steps),
-                                         "params": params, "trial_steps": self.trial_steps,
-                                         "steps": step, "metric": self.metric,
-                                         "mode": METRICS[self.metric], "seed": self.seed,
-                                         "tune_trial_id": trial.trial_id})
+            score = None if result.get(self.metric) is None else float(result[self.metric])
+            config = {"recipe": recipe_of(params, self.trial_steps), "params": params,
+                      "trial_steps": self.trial_steps, "steps": step, "metric": self.metric,
+                      "mode": METRICS[self.metric], "seed": self.seed,
+                      "tune_trial_id": trial.trial_id}
+            self.store.add_trial(study=self.study, number=number, status=status, score=score,
+                                 config=config)
+            if status != "running" and self.on_trial_end is not None:
+                self.on_trial_end(number, status, score, config)
 
         def on_trial_start(self, iteration, trials, trial, **info):
             self._write(trial, "running", {})
@@ -170,7 +173,7 @@ def _recorder(store: Store, study: str, *, first_number: int, trial_steps: int,
         def on_trial_error(self, iteration, trials, trial, **info):
             self._write(trial, "failed", None)
 
-    return TrialRecorder(store, study, first_number, trial_steps, metric, seed)
+    return TrialRecorder(store, study, first_number, trial_steps, metric, seed, on_trial_end)
 
 
 def run_tune(*, study_file: str | Path | None = None, study: Study | None = None,
@@ -178,7 +181,9 @@ def run_tune(*, study_file: str | Path | None = None, study: Study | None = None
              workers: int | None = None, cpus_per_trial: float = 1.0,
              gpus_per_trial: float = 0.0, metric: str = "loss", address: str | None = None,
              store: Store | None = None, storage_url: str | None = None, seed: int = 0,
-             out_dir: str | Path | None = None, verbose: bool = False) -> TuneSummary:
+             out_dir: str | Path | None = None, verbose: bool = False,
+             on_trial_end: Callable[[int, str, float | None, dict[str, Any]], None]
+             | None = None) -> TuneSummary:
     """Tune the training recipe of a study (give ``study_file`` or ``study``).
 
     ``trials`` recipes, each trained ``trial_steps`` steps and scored ``reports`` times by
@@ -186,7 +191,9 @@ def run_tune(*, study_file: str | Path | None = None, study: Study | None = None
     at a time (default: as many as the cluster's CPUs allow at ``cpus_per_trial`` each).
     Ray: local, or the cluster at ``address`` / ``$RAY_ADDRESS``. Trials go to ``store``
     (else the store at ``storage_url``, else the default store); Tune's own files to
-    ``out_dir`` (default ``runs/<study>/tune``).
+    ``out_dir`` (default ``runs/<study>/tune``). ``on_trial_end(number, status, score,
+    config)`` is called as each trial ends (status ``done``, ``stopped`` by ASHA, or
+    ``failed``), e.g. to print progress.
     """
     if (study_file is None) == (study is None):
         raise ValueError("run_tune: give exactly one of study_file and study")
@@ -205,7 +212,8 @@ def run_tune(*, study_file: str | Path | None = None, study: Study | None = None
         return _tune(study, trials=trials, trial_steps=trial_steps, reports=reports,
                      workers=workers, cpus_per_trial=cpus_per_trial,
                      gpus_per_trial=gpus_per_trial, metric=metric, address=address,
-                     store=store, seed=seed, out_dir=out_dir, verbose=verbose)
+                     store=store, seed=seed, out_dir=out_dir, verbose=verbose,
+                     on_trial_end=on_trial_end)
     finally:
         if own_store:
             store.close()
@@ -213,7 +221,8 @@ def run_tune(*, study_file: str | Path | None = None, study: Study | None = None
 
 def _tune(study: Study, *, trials: int, trial_steps: int, reports: int, workers: int | None,
           cpus_per_trial: float, gpus_per_trial: float, metric: str, address: str | None,
-          store: Store, seed: int, out_dir: str | Path | None, verbose: bool) -> TuneSummary:
+          store: Store, seed: int, out_dir: str | Path | None, verbose: bool,
+          on_trial_end: Callable[..., None] | None) -> TuneSummary:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
@@ -246,7 +255,8 @@ def _tune(study: Study, *, trials: int, trial_steps: int, reports: int, workers:
     scheduler = ASHAScheduler(time_attr="training_iteration", max_t=reports,
                               grace_period=1, reduction_factor=2)
     recorder = _recorder(store, study.name, first_number=first_number,
-                         trial_steps=trial_steps, metric=metric, seed=seed)
+                         trial_steps=trial_steps, metric=metric, seed=seed,
+                         on_trial_end=on_trial_end)
     with ray_session(address=address, verbose=verbose):
         tuner = tune.Tuner(
             trainable,

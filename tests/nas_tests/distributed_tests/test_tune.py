@@ -25,9 +25,12 @@ def tiny_study() -> Study:
 
 def test_tune_stores_its_trials_and_the_best_recipe_trains(ray_cluster, tmp_path):
     with open_store(f"sqlite:///{tmp_path}/nas.db") as store:
+        ended = []
         summary = run_tune(study=tiny_study(), trials=3, trial_steps=8, reports=2, workers=2,
-                           store=store, out_dir=tmp_path / "tune", seed=0)
+                           store=store, out_dir=tmp_path / "tune", seed=0,
+                           on_trial_end=lambda *args: ended.append(args))
         trials = store.list_trials(study="tiny_tune")
+        assert sorted(e[0] for e in ended) == [0, 1, 2]
         assert [t.number for t in trials] == [0, 1, 2]
         assert summary.trials == trials
         assert {t.status for t in trials} <= {"done", "stopped"}
