@@ -1,0 +1,237 @@
+"""What the pages compute from stored records: one row of objectives per arch, latency from
+a stored table, per-layer breakdowns and 2-D Pareto fronts.
+
+Plain functions of store records (no Streamlit), so they are tested directly and cached by
+`ui.queries`. Objective columns: ``accuracy`` and ``loss`` (measured, each with the source
+it came from: standalone, supernet or predictor), ``latency_ms`` (from a latency table),
+``flops`` and ``params`` (exact counts stored with the archs).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from kernels import LatencyTable, layer_flops, layer_params, signature, spec_to_dict
+from kernels.fingerprint import DeviceFingerprint
+from kernels.latency_table import Calibration, LatencyTableError
+from kernels.latency_table import LatencyEntry as TableEntry
+from nas.storage import ArchRecord, Evaluation, FrontRow, LatencyTableRecord
+from search_spaces import Arch, SearchSpace
+
+OBJECTIVES: dict[str, str] = {"accuracy": "validation accuracy", "loss": "validation loss",
+                              "latency_ms": "latency (ms)", "flops": "FLOPs",
+                              "params": "parameters"}
+MAXIMISED = frozenset({"accuracy"})
+MEASURED_METRICS = {"accuracy": "val_accuracy", "loss": "val_loss"}
+SOURCES = ("standalone", "supernet", "predictor")  # "best available" prefers this order
+FRONT_ALIASES = {"val_accuracy": "accuracy", "acc": "accuracy", "val_loss": "loss",
+                 "latency": "latency_ms"}
+
+
+class TableRef(NamedTuple):
+    """The natural key of a stored latency table (a tuple, so it can key a cache)."""
+
+    fingerprint_id: str
+    mode: str
+    batch_size: int
+    dtype: str
+    space: str
+
+    @classmethod
+    def of(cls, record: LatencyTableRecord) -> TableRef:
+        return cls(record.fingerprint_id, record.mode, record.batch_size, record.dtype,
+                   record.space)
+
+
+def table_label(record: LatencyTableRecord) -> str:
+    """``AMD EPYC (cpu, 2 threads) · eager · batch 1 · float32`` for pickers and titles."""
+    fp = record.fingerprint or {}
+    where = fp.get("device_type", "?")
+    if fp.get("device_type") == "cpu" and fp.get("threads"):
+        where += f", {fp['threads']} threads"
+    return (f"{fp.get('device_name', record.fingerprint_id)} ({where}) · {record.mode} · "
+            f"batch {record.batch_size} · {record.dtype}")
+
+
+def space_key(name: str, space: SearchSpace) -> str:
+    """The key a study's own latency tables are stored under (name and space hash)."""
+    from nas.supernet import space_fingerprint
+
+    return f"{name}:{space_fingerprint(space)}"
+
+
+def table_applies(record: LatencyTableRecord, *, space_name: str, key: str) -> bool:
+    """A table measured for this space (its exact key or its name) or shared by all."""
+    return record.space in ("", space_name, key)
+
+
+def latency_model(record: LatencyTableRecord) -> LatencyTable:
+    """The stored table (with its entries) as a `kernels.LatencyTable`."""
+    validation = dict(record.validation or {})
+    meta = validation.pop("meta", {})
+    return LatencyTable(
+        DeviceFingerprint.from_dict(record.fingerprint),
+        entries={k: TableEntry(median_ms=e.median_ms, spread_ms=e.spread_ms, repeats=e.repeats)
+                 for k, e in record.entries.items()},
+        calibration=None if record.calibration is None else Calibration(**record.calibration),
+        validation=validation or None, meta=meta if isinstance(meta, dict) else {})
+
+
+def predict_latency(space: SearchSpace, table: LatencyTable, arch: Arch) -> float:
+    """Calibrated prediction (the plain sum of entries if the table has no calibration);
+    NaN when the table lacks one of the arch's layers."""
+    try:
+        return table.predict(space.layers(arch), naive=table.calibration is None)
+    except LatencyTableError:
+        return math.nan
+
+
+def latest_values(evaluations: Iterable[Evaluation]) -> dict[tuple[str, str, str], float]:
+    """(arch key, metric, source) -> the most recently recorded value (evaluations come
+    oldest first, so a later checkpoint's value replaces an earlier one)."""
+    return {(e.arch_key, e.metric, e.source): e.value for e in evaluations}
+
+
+def _pick(values: Mapping[tuple[str, str, str], float], key: str, metric: str,
+          source: str) -> tuple[float, str]:
+    for candidate in (SOURCES if source == "best" else (source,)):
+        value = values.get((key, metric, candidate))
+        if value is not None:
+            return value, candidate
+    return math.nan, ""
+
+
+def arch_points(archs: Sequence[ArchRecord], evaluations: Iterable[Evaluation], *,
+                source: str = "best", latencies: Mapping[str, float] | None = None,
+                latency_source: str = "", front: Sequence[FrontRow] = (),
+                front_name: str = "") -> pd.DataFrame:
+    """One row per arch: ``key, label``, each objective of `OBJECTIVES` with its source
+    (``accuracy, accuracy_source, ..., latency_ms, latency_ms_source, ...``), ``on_front``
+    and ``front_rank``.
+
+    ``source`` picks the measured values (``best``: standalone, else supernet, else
+    predictor). A front member missing a value takes it from its stored objectives (source
+    ``front <name>``), so the stored front is always drawn in full.
+    """
+    values = latest_values(evaluations)
+    ranks = {row.arch_key: row.rank for row in front}
+    objectives = {row.arch_key: {FRONT_ALIASES.get(k, k): v for k, v in row.objectives.items()}
+                  for row in front}
+    rows = []
+    for record in archs:
+        arch = Arch.from_json(record.arch_json)
+        row: dict[str, Any] = {"key": record.key, "label": arch.label()}
+        for name, metric in MEASURED_METRICS.items():
+            row[name], row[f"{name}_source"] = _pick(values, record.key, metric, source)
+        latency = (latencies or {}).get(record.key, math.nan)
+        row["latency_ms"] = latency
+        row["latency_ms_source"] = latency_source if math.isfinite(latency) else ""
+        row["flops"] = math.nan if record.flops is None else float(record.flops)
+        row["params"] = math.nan if record.params is None else float(record.params)
+        for name in ("flops", "params"):
+            row[f"{name}_source"] = "exact count" if math.isfinite(row[name]) else ""
+        for name, value in objectives.get(record.key, {}).items():
+            if name in OBJECTIVES and not math.isfinite(row[name]) and _finite(value):
+                row[name], row[f"{name}_source"] = float(value), f"front {front_name}".strip()
+        row["on_front"] = record.key in ranks
+        row["front_rank"] = ranks.get(record.key, -1)
+        rows.append(row)
+    columns = ["key", "label"] + [c for name in OBJECTIVES for c in (name, f"{name}_source")] \
+        + ["on_front", "front_rank"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def pareto_mask(x: Sequence[float], y: Sequence[float], *, maximise_x: bool = False,
+                maximise_y: bool = True) -> np.ndarray:
+    """Non-dominated points of a 2-D objective set, as a boolean mask (a sweep along x)."""
+    xs = np.asarray(x, dtype=float) * (-1 if maximise_x else 1)
+    ys = np.asarray(y, dtype=float) * (-1 if maximise_y else 1)
+    mask = np.zeros(len(xs), dtype=bool)
+    best = math.inf
+    for i in np.lexsort((ys, xs)):  # by x, then by y: both minimised here
+        if ys[i] < best:
+            mask[i], best = True, ys[i]
+    return mask
+
+
+def layer_rows(space: SearchSpace, arch: Arch,
+               table: LatencyTable | None = None) -> list[dict[str, Any]]:
+    """Each layer of ``arch``: ``index, part, kind, mixer, detail, dim, tokens, grid, flops,
+    params, median_ms, spread_ms`` (latency NaN without a table or an entry)."""
+    specs = space.layers(arch)
+    parts = ["stem"]
+    for i, stage in enumerate(arch.stages):
+        if i:
+            parts.append(f"downsample {i}->{i + 1}")
+        parts += [f"stage {i + 1}"] * stage.depth
+    parts.append("head")
+    rows = []
+    for index, (spec, part) in enumerate(zip(specs, parts)):
+        d = spec_to_dict(spec)
+        entry = None if table is None else table.entries.get(signature(spec))
+        rows.append({
+            "index": index, "part": part, "kind": spec.kind,
+            "mixer": d.get("mixer", spec.kind), "detail": _detail(d),
+            "dim": d.get("dim", d.get("out_dim")), "tokens": d.get("tokens"),
+            "grid": "x".join(map(str, d["grid"])) if d.get("grid") else "",
+            "flops": layer_flops(spec), "params": layer_params(spec),
+            "median_ms": math.nan if entry is None else entry.median_ms,
+            "spread_ms": math.nan if entry is None else entry.spread_ms,
+        })
+    return rows
+
+
+def _detail(d: dict[str, Any]) -> str:
+    """The knob of a layer spec in words (hidden size, kernel, heads, state)."""
+    kind, mixer = d["kind"], d.get("mixer")
+    if kind == "downsample":
+        return f"{d['in_dim']} -> {d['out_dim']}"
+    if kind == "stem":
+        return f"patch {d['patch_size']}" if d.get("patch_size") else f"vocab {d['vocab_size']}"
+    if kind == "head":
+        return f"{d['num_outputs']} outputs"
+    if mixer == "glu_mlp":
+        return f"hidden {d['hidden']}"
+    if mixer == "conv":
+        return f"kernel {d['kernel_size']}"
+    if mixer == "attention":
+        return f"{max(1, d['dim'] // max(1, d['head_dim']))} heads of {d['head_dim']}"
+    if mixer == "ssm":
+        return f"state {d['state_size']}, head {d['head_dim']}"
+    return ""
+
+
+def mixer_entries(record: LatencyTableRecord) -> pd.DataFrame:
+    """Entries of a stored table as rows: ``kind, mixer, dim, tokens, detail, median_ms,
+    spread_ms, repeats`` (signatures are the JSON of layer specs)."""
+    rows = []
+    for sig, entry in record.entries.items():
+        try:
+            d = json.loads(sig)
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(d, dict) or "kind" not in d:
+            continue
+        rows.append({"kind": d["kind"], "mixer": d.get("mixer", d["kind"]),
+                     "dim": d.get("dim", d.get("out_dim")), "tokens": d.get("tokens"),
+                     "detail": _detail_safe(d), "median_ms": entry.median_ms,
+                     "spread_ms": entry.spread_ms, "repeats": entry.repeats})
+    return pd.DataFrame(rows, columns=["kind", "mixer", "dim", "tokens", "detail", "median_ms",
+                                       "spread_ms", "repeats"])
+
+
+def _detail_safe(d: dict[str, Any]) -> str:
+    try:
+        return _detail(d)
+    except (KeyError, TypeError, ZeroDivisionError):
+        return ""

@@ -1,0 +1,256 @@
+"""Plotly figures of the app, built from plain frames and rows (no Streamlit, no store).
+
+The Pareto scatter puts every point of one kind in one trace (``archs`` and ``front``;
+baselines get their own), with one arch key per point in ``customdata``, so a selection
+event names the arch and a test can count the points of a trace.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from ui.arch_metrics import MAXIMISED, OBJECTIVES, pareto_mask
+
+MIXER_COLOURS = {"attention": "#e4572e", "glu_mlp": "#4c9f70", "ssm": "#8e5ac8",
+                 "conv": "#2e86de", "stem": "#6c757d", "downsample": "#8d949b",
+                 "head": "#6c757d"}
+ROLE_COLOURS = {"largest": "#d62728", "smallest": "#1f77b4", "random": "#7f7f7f"}
+DIM_OPACITY = 0.18
+
+
+def axis_title(name: str) -> str:
+    return OBJECTIVES.get(name, name)
+
+
+def _hover(df: pd.DataFrame) -> list[str]:
+    """Arch label and every objective with where it came from, one line each."""
+    lines = []
+    for _, row in df.iterrows():
+        text = [f"<b>{row['label']}</b>", f"key {row['key']}"]
+        for name in OBJECTIVES:
+            value = row.get(name)
+            if value is None or not math.isfinite(value):
+                continue
+            shown = f"{value:.4f}" if name in ("accuracy", "loss") else (
+                f"{value:.3f}" if name == "latency_ms" else f"{value:,.0f}")
+            text.append(f"{axis_title(name)}: {shown} ({row.get(f'{name}_source', '')})")
+        lines.append("<br>".join(text))
+    return lines
+
+
+def pareto_figure(df: pd.DataFrame, *, x: str, y: str, budget_ms: float | None = None,
+                  stored_front: bool = False, selected: str | None = None,
+                  baselines: Mapping[str, pd.DataFrame] | None = None,
+                  title: str = "") -> go.Figure:
+    """Scatter of objectives ``x`` against ``y``; the front drawn as a connected line.
+
+    With ``stored_front`` the front is the ``on_front`` rows (a search run's front);
+    otherwise the non-dominated points of what is shown. Points whose ``latency_ms``
+    exceeds ``budget_ms`` are dimmed; ``selected`` (an arch key) gets a black ring.
+    """
+    shown = df[np.isfinite(df[x].astype(float)) & np.isfinite(df[y].astype(float))].copy()
+    if stored_front:
+        on_front = shown["on_front"].to_numpy(dtype=bool)
+    else:
+        on_front = pareto_mask(shown[x], shown[y], maximise_x=x in MAXIMISED,
+                               maximise_y=y in MAXIMISED) if len(shown) else np.zeros(0, bool)
+    latency = shown["latency_ms"].astype(float).to_numpy()
+    dimmed = (np.zeros(len(shown), bool) if budget_ms is None
+              else np.nan_to_num(latency, nan=-math.inf) > budget_ms)
+    shown["_dimmed"] = dimmed
+    fig = go.Figure()
+    for name, mask, colour, symbol in (("archs", ~on_front, "#5b8def", "circle"),
+                                       ("front", on_front, "#e4572e", "diamond")):
+        part = shown[mask].sort_values(x, kind="stable")
+        part_dim = part["_dimmed"].to_numpy(dtype=bool)
+        ring = [2.5 if k == selected else 0.5 for k in part["key"]]
+        fig.add_trace(go.Scatter(
+            x=part[x], y=part[y], name=name if name == "archs" else
+            ("stored front" if stored_front else "non-dominated"),
+            mode="lines+markers" if name == "front" else "markers",
+            line=dict(color=colour, width=1.5), customdata=part["key"].tolist(),
+            marker=dict(color=colour, symbol=symbol, size=11 if name == "front" else 8,
+                        opacity=[DIM_OPACITY if d else 0.95 for d in part_dim],
+                        line=dict(color="#111111", width=ring)),
+            hovertext=_hover(part), hoverinfo="text", uid=name))
+    for method, points in (baselines or {}).items():
+        if x in points and y in points:
+            ordered = points.sort_values(x)
+            fig.add_trace(go.Scatter(x=ordered[x], y=ordered[y], mode="lines+markers",
+                                     name=f"baseline: {method}", line=dict(dash="dot"),
+                                     marker=dict(size=6), opacity=0.7,
+                                     hovertemplate=f"{method}<extra></extra>"))
+    if budget_ms is not None and x == "latency_ms":
+        fig.add_vline(x=budget_ms, line=dict(color="#888888", dash="dash"),
+                      annotation_text=f"budget {budget_ms:.3g} ms")
+    fig.update_layout(title=title or None, xaxis_title=axis_title(x), yaxis_title=axis_title(y),
+                      height=480, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
+                      clickmode="event+select", dragmode="select")
+    if x in ("flops", "params"):
+        fig.update_xaxes(type="log")
+    return fig
+
+
+def arch_diagram(rows: Sequence[Mapping[str, Any]], *, title: str = "",
+                 max_dim: int | None = None) -> go.Figure:
+    """The layers of one arch left to right, one box per layer coloured by mixer, its
+    height proportional to the width; stage headers give width and tokens."""
+    fig = go.Figure()
+    top = max_dim or max(int(r["dim"] or 1) for r in rows)
+    xs, ys, hover = [], [], []
+    for i, r in enumerate(rows):
+        h = 0.25 + 0.75 * (int(r["dim"] or 1) / top)
+        colour = MIXER_COLOURS.get(r["mixer"], "#999999")
+        fig.add_shape(type="rect", x0=i + 0.06, x1=i + 0.94, y0=-h / 2, y1=h / 2,
+                      fillcolor=colour, line=dict(color="#333333", width=1), opacity=0.9)
+        short = {"glu_mlp": "GLU", "attention": "Attn", "ssm": "SSM", "conv": "Conv",
+                 "downsample": "Down", "stem": "Stem", "head": "Head"}.get(r["mixer"], r["mixer"])
+        fig.add_annotation(x=i + 0.5, y=0, text=short, showarrow=False,
+                           font=dict(color="white", size=11))
+        xs.append(i + 0.5)
+        ys.append(0)
+        latency = r.get("median_ms", math.nan)
+        hover.append("<br>".join([
+            f"<b>{r['index']}. {r['mixer']}</b> ({r['part']})", str(r["detail"]),
+            f"width {r['dim']}, tokens {r['tokens']}" + (f" ({r['grid']})" if r["grid"] else ""),
+            f"FLOPs {r['flops']:,}", f"params {r['params']:,}",
+            f"latency {latency:.4f} ms" if math.isfinite(latency) else "latency: not in table"]))
+    parts: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        if r["part"].startswith("stage"):
+            parts.setdefault(r["part"], []).append(i)
+    for part, idx in parts.items():
+        r = rows[idx[0]]
+        grid = f" ({r['grid']})" if r["grid"] else ""
+        fig.add_annotation(x=(idx[0] + idx[-1] + 1) / 2, y=0.62, showarrow=False,
+                           text=f"{part}: width {r['dim']}, {r['tokens']} tokens{grid}",
+                           font=dict(size=11))
+        fig.add_shape(type="line", x0=idx[0] + 0.06, x1=idx[-1] + 0.94, y0=0.55, y1=0.55,
+                      line=dict(color="#666666", width=1))
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", marker=dict(size=18, opacity=0),
+                             hovertext=hover, hoverinfo="text", showlegend=False))
+    for mixer in dict.fromkeys(r["mixer"] for r in rows):
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=mixer,
+                                 marker=dict(color=MIXER_COLOURS.get(mixer, "#999999"),
+                                             size=10, symbol="square")))
+    fig.update_xaxes(visible=False, range=[-0.1, len(rows) + 0.1])
+    fig.update_yaxes(visible=False, range=[-0.6, 0.75])
+    fig.update_layout(title=title or None, height=230, plot_bgcolor="white",
+                      margin=dict(l=5, r=5, t=35 if title else 5, b=5),
+                      legend=dict(orientation="h", y=-0.05, yanchor="top", x=0))
+    return fig
+
+
+def layer_latency_figure(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """Per-layer latency bars (median with IQR), coloured by mixer."""
+    labels = [f"{r['index']}. {r['mixer']}" for r in rows]
+    fig = go.Figure(go.Bar(
+        x=labels, y=[r["median_ms"] for r in rows],
+        error_y=dict(type="data", array=[r["spread_ms"] / 2 for r in rows], visible=True),
+        marker_color=[MIXER_COLOURS.get(r["mixer"], "#999999") for r in rows],
+        hovertext=[f"{r['part']}: {r['detail']}" for r in rows]))
+    fig.update_layout(yaxis_title="median latency (ms)", height=300,
+                      margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def training_loss_figure(train: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """Sandwich loss per step, and each sampled subnet's loss by role."""
+    fig = go.Figure()
+    steps = [p["step"] for p in train]
+    fig.add_trace(go.Scatter(x=steps, y=[p.get("loss") for p in train], name="step loss",
+                             mode="lines", line=dict(color="#111111", width=2)))
+    by_role: dict[str, tuple[list[int], list[float]]] = {}
+    for p in train:
+        for arch, loss in zip(p.get("archs") or [], p.get("losses") or []):
+            xs, ys = by_role.setdefault(str(arch.get("role")), ([], []))
+            xs.append(p["step"])
+            ys.append(loss)
+    for role, (xs, ys) in by_role.items():
+        fig.add_trace(go.Scatter(x=xs, y=ys, name=f"{role} subnet", mode="lines",
+                                 line=dict(width=1, color=ROLE_COLOURS.get(role)),
+                                 opacity=0.8))
+    fig.update_layout(xaxis_title="step", yaxis_title="loss", height=360,
+                      margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def sampled_flops_figure(train: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """FLOPs of every sampled subnet over the steps, by role (the complexity-aware walk)."""
+    by_role: dict[str, tuple[list[int], list[float], list[str]]] = {}
+    for p in train:
+        for arch in p.get("archs") or []:
+            xs, ys, text = by_role.setdefault(str(arch.get("role")), ([], [], []))
+            xs.append(p["step"])
+            ys.append(arch.get("flops"))
+            text.append(f"{arch.get('key')} bin {arch.get('bin')}")
+    fig = go.Figure([go.Scatter(x=xs, y=ys, name=role, hovertext=text, mode="markers+lines"
+                                if role == "random" else "markers",
+                                marker=dict(size=5, color=ROLE_COLOURS.get(role)),
+                                line=dict(width=0.7))
+                     for role, (xs, ys, text) in by_role.items()])
+    fig.update_layout(xaxis_title="step", yaxis_title="FLOPs of the sampled subnet", height=320,
+                      margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def panel_figure(val: Sequence[Mapping[str, Any]], *, metric: str = "accuracy") -> go.Figure:
+    """The fixed validation panel's accuracy (or loss) over steps, one line per member."""
+    lines: dict[str, tuple[list[int], list[float]]] = {}
+    for p in val:
+        for member in p.get("panel") or []:
+            name = f"{member.get('role')} ({member.get('flops', 0):,} FLOPs)"
+            xs, ys = lines.setdefault(name, ([], []))
+            xs.append(p["step"])
+            ys.append(member.get(metric))
+    fig = go.Figure([go.Scatter(x=xs, y=ys, name=name, mode="lines+markers")
+                     for name, (xs, ys) in lines.items()])
+    fig.update_layout(xaxis_title="step", yaxis_title=f"validation {metric}", height=340,
+                      margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def latency_heatmap(entries: pd.DataFrame, *, mixer: str) -> go.Figure:
+    """Median latency of one mixer over width x tokens (the fastest variant of each cell's
+    knob in the colour; every variant in the hover)."""
+    rows = entries[entries["mixer"] == mixer]
+    dims = sorted({int(d) for d in rows["dim"]})
+    tokens = sorted({int(t) for t in rows["tokens"]})
+    z = np.full((len(tokens), len(dims)), np.nan)
+    text = [["" for _ in dims] for _ in tokens]
+    for (t, d), cell in rows.groupby(["tokens", "dim"]):
+        i, j = tokens.index(int(t)), dims.index(int(d))
+        z[i, j] = cell["median_ms"].min()
+        text[i][j] = "<br>".join(f"{r.detail}: {r.median_ms:.4f} ms" for r in
+                                 cell.sort_values("median_ms").itertuples())
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[str(d) for d in dims], y=[str(t) for t in tokens], text=text,
+        hovertemplate="width %{x}, tokens %{y}<br>%{text}<extra></extra>",
+        colorscale="Viridis", colorbar=dict(title="ms")))
+    fig.update_layout(title=mixer, xaxis_title="width", yaxis_title="tokens", height=320,
+                      margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(type="category")
+    return fig
+
+
+def predicted_vs_true_figure(pred: Sequence[float], true: Sequence[float],
+                             labels: Sequence[str], *, metric: str) -> go.Figure:
+    """Predicted against measured values with the identity line."""
+    lo = float(min(min(pred), min(true)))
+    hi = float(max(max(pred), max(true)))
+    fig = go.Figure([
+        go.Scatter(x=list(true), y=list(pred), mode="markers", hovertext=list(labels),
+                   name="archs", marker=dict(size=8, color="#5b8def")),
+        go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="y = x",
+                   line=dict(color="#888888", dash="dash"))])
+    fig.update_layout(xaxis_title=f"measured {metric}", yaxis_title=f"predicted {metric}",
+                      height=420, margin=dict(l=10, r=10, t=10, b=10))
+    return fig
