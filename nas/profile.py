@@ -20,7 +20,7 @@ import ast
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -216,7 +216,7 @@ def measure_archs(space: SearchSpace, archs: Sequence[Arch], *, config: ProfileC
 
 
 def distinct_archs(space: SearchSpace, n: int, rng: np.random.Generator, *,
-                   exclude: set[str] = frozenset()) -> list[Arch]:
+                   exclude: Collection[str] = ()) -> list[Arch]:
     """``n`` random archs with distinct keys, none of them in ``exclude``."""
     seen, archs = set(exclude), []
     for _ in range(200 * n + 100):
