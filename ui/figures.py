@@ -71,7 +71,7 @@ def pareto_figure(df: pd.DataFrame, *, x: str, y: str, budget_ms: float | None =
         part_dim = part["_dimmed"].to_numpy(dtype=bool)
         ring = [2.5 if k == selected else 0.5 for k in part["key"]]
         fig.add_trace(go.Scatter(
-            x=part[x], y=part[y], name=name if name == "archs" else
+            x=part[x].tolist(), y=part[y].tolist(), name=name if name == "archs" else
             ("stored front" if stored_front else "non-dominated"),
             mode="lines+markers" if name == "front" else "markers",
             line=dict(color=colour, width=1.5), customdata=part["key"].tolist(),
@@ -91,8 +91,7 @@ def pareto_figure(df: pd.DataFrame, *, x: str, y: str, budget_ms: float | None =
                       annotation_text=f"budget {budget_ms:.3g} ms")
     fig.update_layout(title=title or None, xaxis_title=axis_title(x), yaxis_title=axis_title(y),
                       height=480, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0),
-                      clickmode="event+select", dragmode="select")
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
     if x in ("flops", "params"):
         fig.update_xaxes(type="log")
     return fig

@@ -35,9 +35,9 @@ def predicted_vs_measured(url: str, study: str, key: str, predicted_ms: float) -
 
 def export_section(url: str, study: str, key: str) -> None:
     st.subheader("Export")
-    st.caption("Builds the standalone model of this arch from the study's supernet checkpoint "
-               "(weights.pt, TorchScript, ONNX when available, arch.json, layers.json, "
-               "export.json) and offers it as a zip.")
+    st.caption("Builds the standalone model of this arch from the study's supernet checkpoint, "
+               "as `nas export --arch KEY` does (weights.pt, TorchScript, ONNX when available, "
+               "arch.json, layers.json and the model card), and offers it as a zip.")
     if st.button("Export", type="primary", key="export_button"):
         with st.spinner("Exporting..."):
             try:

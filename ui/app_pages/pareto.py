@@ -101,16 +101,26 @@ def main() -> None:
             if not baselines:
                 st.caption("None of the benchmark's archs are in this study (the baselines "
                            "ran on the benchmark's own space and store).")
-    selected = st.session_state.get(PICK_KEY)
+    shown = df[np.isfinite(df[x].astype(float)) & np.isfinite(df[y].astype(float))]
+    keys = _ordered_keys(shown, y)
+    if not keys:
+        st.info(f"No arch has both {OBJECTIVES[x]} and {OBJECTIVES[y]}.")
+        return
+    if st.session_state.get(PICK_KEY) not in keys:
+        st.session_state[PICK_KEY] = keys[0]
+    # The chart's identity includes its figure, so the figure of the run a click triggers
+    # must equal the one clicked on: it depends on the pick of the previous run only.
     fig = pareto_figure(df, x=x, y=y, budget_ms=budget, stored_front=run is not None,
-                        selected=selected, baselines=baselines)
+                        selected=st.session_state[PICK_KEY], baselines=baselines)
     event = st.plotly_chart(fig, width="stretch", key="pareto_chart", on_select="rerun",
                             selection_mode="points")
     chart_key = _chart_selection(event)
-    if chart_key is not None and chart_key != st.session_state.get(SEEN_KEY):
+    if chart_key is None:
+        st.session_state[SEEN_KEY] = None  # so clicking the same point again picks it again
+    elif chart_key in keys and chart_key != st.session_state.get(SEEN_KEY):
         st.session_state[SEEN_KEY] = chart_key
         st.session_state[PICK_KEY] = chart_key
-    shown = df[np.isfinite(df[x].astype(float)) & np.isfinite(df[y].astype(float))]
+        st.rerun()  # redraw with the picked point ringed
     feasible = shown if budget is None else shown[~(shown["latency_ms"] > budget)]
     cols = st.columns(3)
     cols[0].metric("archs plotted", len(shown))
@@ -122,13 +132,7 @@ def main() -> None:
         if math.isfinite(best["accuracy"]):
             cols[2].metric("best accuracy within budget", f"{best['accuracy']:.4f}",
                            help=best["label"])
-    keys = _ordered_keys(shown, y)
-    if not keys:
-        st.info(f"No arch has both {OBJECTIVES[x]} and {OBJECTIVES[y]}.")
-        return
     labels = dict(zip(df["key"], df["label"]))
-    if st.session_state.get(PICK_KEY) not in keys:
-        st.session_state[PICK_KEY] = keys[0]
     st.subheader("Selected architecture")
     pick = st.selectbox("Architecture (or select a point on the chart)", keys, key=PICK_KEY,
                         format_func=lambda k: f"{labels.get(k, k)}  [{k}]")
