@@ -20,6 +20,7 @@ uncertainty.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -202,8 +203,10 @@ class GNNPredictor:
                                  "pass GNNPredictor(space)")
             encoded = self._encoder.encode(items)
             ops, table = self._arch_table()
-            groups = [(g.start, g.nodes, g.graphs, self._stacked_adjacency(g.depths))
-                      for g in encoded.groups]
+            groups = None
+            if len(items) >= 16 * len(encoded.groups):  # dense per-shape sums pay off
+                groups = [(g.start, g.nodes, g.graphs, self._stacked_adjacency(g.depths))
+                          for g in encoded.groups]
             return _GraphBatch(ops, table, torch.from_numpy(encoded.rows),
                                torch.from_numpy(encoded.edge_index),
                                torch.from_numpy(encoded.batch), len(items), groups)
@@ -275,7 +278,7 @@ class GNNPredictor:
 
     def _train(self, items: list[Any], target: torch.Tensor,
                full: _GraphBatch) -> EnsembleGraphNet:
-        """AdamW with a one-cycle schedule; every member gets its own loss term, so the sum's
+        """AdamW with warm-up and cosine decay; every member gets its own loss term, so the sum's
         gradient trains each member independently. Runs on ``fit_threads`` threads: the
         minibatches are small, so more intra-op threads add synchronisation more than speed
         (and stall badly when other processes share the cores)."""
@@ -290,9 +293,11 @@ class GNNPredictor:
                 totals = net.graph_totals(full.x, full.batch, full.num_graphs, full.rows)
                 net.total_mean.copy_(totals.mean(0))
                 net.total_std.copy_(totals.std(0, unbiased=False).clamp_min(1e-6))
-            opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps,
-                                                        pct_start=0.1)
+            opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                    foreach=True)
+            warmup = max(1, cfg.steps // 10)  # linear warm-up, then cosine decay to 0
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(
+                (step + 1) / warmup, 0.5 * (1 + math.cos(math.pi * step / cfg.steps))))
             order = torch.Generator().manual_seed(cfg.seed)
             n = len(items)
             batch_size = min(cfg.batch_size, n)
