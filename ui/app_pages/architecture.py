@@ -66,7 +66,8 @@ def main() -> None:
         next_step(f"Study {record.name} has no arch yet.",
                   f"nas run {record.study_path or 'STUDY_FILE'}")
         return
-    labels = {a.key: queries.arch_by_key(url, record.name, a.key).label() for a in archs}
+    points = queries.points(url, record.name)
+    labels = dict(zip(points["key"], points["label"]))
     keys = sorted(labels, key=lambda k: labels[k])
     wanted = st.session_state.get(ARCH_KEY)
     if wanted in labels and st.session_state.get("_architecture_wanted") != wanted:

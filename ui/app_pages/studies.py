@@ -60,8 +60,8 @@ def show_stages(url: str, record: StudyRecord) -> None:
     todo = [s for s in STAGE_ORDER if s not in done]
     if todo:
         where = record.study_path or "studies/<name>.py"
-        next_step(f"Stages not done yet: {', '.join(todo)} (a stage the installed `nas` does "
-                  "not have is skipped).", f"nas run {where} --storage {queries.store(url).url}")
+        next_step(f"Stages not done yet: {', '.join(todo)}.",
+                  f"nas run {where} --storage {queries.store(url).url}")
 
 
 def main() -> None:
