@@ -28,7 +28,8 @@ def streamlit_command(*, port: int = 8501, headless: bool = True,
     return [sys.executable, "-m", "streamlit", "run", str(APP_PATH),
             "--server.headless", "true" if headless else "false",
             "--server.address", address, "--server.port", str(port),
-            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+            "--client.toolbarMode", "minimal"]
 
 
 def app_environment(storage_url: str | None) -> dict[str, str]:

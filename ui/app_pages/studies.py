@@ -52,7 +52,7 @@ def show_stages(url: str, record: StudyRecord) -> None:
             if s.started_at and s.finished_at else None
         rows.append({"stage": s.stage, "status": s.status,
                      "started": s.started_at.strftime("%Y-%m-%d %H:%M:%S")
-                     if s.started_at else "", "took (s)": took,
+                     if s.started_at else "", "took (s)": None if took is None else round(took, 1),
                      "detail": json.dumps(s.detail or {})[:300]})
     if rows:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
