@@ -13,7 +13,12 @@ and what limits the efficiency, as the product of three measured factors:
 ``busy_2_workers`` (share of the wall time the two actors spent inside a batch: the rest is
 Ray and driver overhead), ``cpu_share_ratio`` (CPU time per wall second an actor got with 2
 workers / with 1: below 1 the actors waited for a core, i.e. the machine, not Ray, was the
-limit) and ``cpu_work_ratio`` (CPU seconds per arch with 1 worker / with 2).
+limit) and ``cpu_work_ratio`` (CPU seconds per arch with 1 worker / with 2);
+``efficiency_at_equal_cpu_share`` is the efficiency those factors give if each of the two
+actors got the CPU share the single one got (what a machine with two free cores shows).
+On Linux with ``sched_autogroup`` every process of one session (the driver, Ray's daemons
+and its workers alike) shares one fair-share slot: on a machine oversubscribed by other
+sessions, a second worker adds little CPU to the session, which ``cpu_share_ratio`` shows.
 
     python benchmarks/ray_scaling.py --archs 48 --repeats 5
 """
@@ -40,6 +45,13 @@ from nas.study import load_study  # noqa: E402
 from nas.supernet import Supernet  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def autogroup() -> bool | None:
+    try:
+        return Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return None
 
 
 def timed(evaluate, archs) -> tuple[float, list[dict]]:
@@ -129,6 +141,10 @@ def main() -> None:
         "cpu_share_ratio": cpu_share("pool_2_workers") / cpu_share("pool_1_worker"),
         "cpu_ms_per_arch": {k: 1e3 * cpu_per_arch(k) for k in variants},
         "cpu_work_ratio": cpu_per_arch("pool_1_worker") / cpu_per_arch("pool_2_workers"),
+        "efficiency_at_equal_cpu_share": (
+            busy_2 / statistics.median(busy["pool_1_worker"])
+            * cpu_per_arch("pool_1_worker") / cpu_per_arch("pool_2_workers")),
+        "sched_autogroup": autogroup(),
         "startup_s": {"pool_1_worker": startup_1, "pool_2_workers": startup_2},
         "archs": n, "repeats": args.repeats, "archs_per_task": args.archs_per_task,
         "load_average": {"before": load_before[0], "median": statistics.median(loads),
@@ -141,6 +157,7 @@ def main() -> None:
     for key in ("throughput_archs_per_s", "efficiency_2_workers", "vs_in_process",
                 "vs_in_process_1_thread", "overhead_ms_per_arch", "busy_2_workers",
                 "cpu_share", "cpu_share_ratio", "cpu_ms_per_arch", "cpu_work_ratio",
+                "efficiency_at_equal_cpu_share",
                 "startup_s", "load_average"):
         print(f"{key}: {metrics[key]}")
     print(f"-> {path}")
