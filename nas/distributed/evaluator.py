@@ -1,18 +1,19 @@
 """The evaluator interface the search calls, and its in-process implementation.
 
-An evaluator is a callable ``evaluate(archs) -> list[dict]``: one ``{"arch_key", "loss",
-"accuracy"}`` per arch, in the order given (a repeated arch is evaluated once). With a
-store it also writes each result as it arrives (metrics ``<split>_loss`` and
-``<split>_accuracy``, source ``supernet``) and, by default, reuses results already stored
-for the same checkpoint, fidelity and split: a search killed mid-generation loses nothing
-and pays nothing twice. `InProcessEvaluator` runs in this process; `EvaluationPool` (Ray)
-has the same interface and gives the same numbers, so ``--workers`` never changes a front.
+An evaluator is a callable ``evaluate(archs) -> list[dict]``: one ``{"arch_key",
+"val_loss", "val_accuracy"}`` per arch (``<split>_loss`` / ``<split>_accuracy``: the metric
+names of the store), in the order given (a repeated arch is evaluated once). With a store
+it also writes each result as it arrives (source ``supernet``) and, by default, reuses
+results already stored for the same checkpoint, fidelity and split: a search killed
+mid-generation loses nothing and pays nothing twice. `InProcessEvaluator` runs in this
+process; `EvaluationPool` (Ray) has the same interface and gives the same numbers, so
+``--workers`` never changes a front.
 
 Example::
 
     with InProcessEvaluator(supernet=net, x=val.x, y=val.y, store=store, study="quickstart",
                             checkpoint=sha) as evaluate:
-        results = evaluate(archs)  # [{"arch_key": ..., "loss": ..., "accuracy": ...}, ...]
+        results = evaluate(archs)  # [{"arch_key": ..., "val_loss": ..., "val_accuracy": ...}]
 """
 
 from __future__ import annotations
@@ -46,8 +47,6 @@ class BatchReport:
     attempt: int = 0
 
 
-def result_dict(arch_key: str, loss: float, accuracy: float) -> Result:
-    return {"arch_key": arch_key, "loss": float(loss), "accuracy": float(accuracy)}
 
 
 def default_fidelity(split: str, n_examples: int, max_batches: int | None) -> str:
@@ -92,7 +91,7 @@ class StoringEvaluator:
                 ArchRecord.from_arch(a, flops=self.space.flops(a), params=self.space.params(a))
                 for a in todo])
         for batch, values, report in self._evaluate(todo):
-            rows = [result_dict(a.key(), loss, acc) for a, (loss, acc) in zip(batch, values)]
+            rows = [self._result(a.key(), loss, acc) for a, (loss, acc) in zip(batch, values)]
             self._save(rows)
             self.evaluated += len(rows)
             results.update((r["arch_key"], r) for r in rows)
@@ -113,16 +112,19 @@ class StoringEvaluator:
                 if ev.fidelity == self.fidelity:
                     found.setdefault(ev.arch_key, {})[metric] = ev.value
         loss, acc = self.metrics
-        return {k: result_dict(k, v[loss], v[acc]) for k, v in found.items() if len(v) == 2}
+        return {k: self._result(k, v[loss], v[acc]) for k, v in found.items() if len(v) == 2}
+
+    def _result(self, arch_key: str, loss: float, accuracy: float) -> Result:
+        return {"arch_key": arch_key, self.metrics[0]: float(loss),
+                self.metrics[1]: float(accuracy)}
 
     def _save(self, rows: Iterable[Result]) -> None:
         if self.store is None:
             return
-        loss, acc = self.metrics
         self.store.add_evaluations(study=self.study, evaluations=[
-            Evaluation(arch_key=r["arch_key"], metric=name, value=r[field], source="supernet",
+            Evaluation(arch_key=r["arch_key"], metric=name, value=r[name], source="supernet",
                        checkpoint=self.checkpoint, fidelity=self.fidelity, split=self.split)
-            for r in rows for name, field in ((loss, "loss"), (acc, "accuracy"))])
+            for r in rows for name in self.metrics])
 
     def close(self) -> None:
         """Release workers (nothing to release in process)."""

@@ -26,7 +26,8 @@ def test_results_follow_arch_order_and_match_evaluate_many(tiny_supernet, tiny_a
     got = evaluate(archs)
     want = evaluate_many(tiny_supernet, archs, digits.val.x, digits.val.y)
     assert [g["arch_key"] for g in got] == [a.key() for a in archs]
-    assert [(g["loss"], g["accuracy"]) for g in got] == [(w.loss, w.accuracy) for w in want]
+    assert [(g["val_loss"], g["val_accuracy"]) for g in got] == [(w.loss, w.accuracy)
+                                                                 for w in want]
     assert evaluate.evaluated == len({a.key() for a in archs})
 
 
