@@ -347,7 +347,8 @@ def stage_search(ctx: StudyContext, *, config=None, workers: int = 1,
                                workers=workers, address=address, batch_size=512)
 
     def evaluate(archs):
-        return [{"val_loss": r["loss"], "val_accuracy": r["accuracy"]} for r in evaluator(archs)]
+        return [{"val_loss": r["val_loss"], "val_accuracy": r["val_accuracy"]}
+                for r in evaluator(archs)]
 
     try:
         result = run_search(space=ctx.space(), evaluate=evaluate, config=config,
