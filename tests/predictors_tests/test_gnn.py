@@ -143,7 +143,7 @@ def test_bad_inputs_raise_value_error(lm_space, rng, items, y, match, tmp_path):
         items = archs
     elif items == "mixed":
         items = [archs[0], nx.DiGraph(), archs[1]]
-    predictor = GNNPredictor(lm_space, hidden=8, ensemble=1, steps=2)
+    predictor = GNNPredictor(lm_space, hidden=8, ensemble=1, steps=4)
     with pytest.raises(ValueError, match=match):
         predictor.fit(items, y)
     with pytest.raises(ValueError, match="not fitted"):
@@ -156,7 +156,7 @@ def test_bad_inputs_raise_value_error(lm_space, rng, items, y, match, tmp_path):
 def test_other_bad_inputs(lm_space, rng):
     archs = [lm_space.sample(rng) for _ in range(4)]
     with pytest.raises(ValueError, match="no space"):
-        GNNPredictor(hidden=8, ensemble=1, steps=2).fit(archs, [1, 2, 3, 4])
+        GNNPredictor(hidden=8, ensemble=1, steps=4).fit(archs, [1, 2, 3, 4])
     with pytest.raises(ValueError, match="unknown option"):
         GNNPredictor(lm_space, hiden=8)
     with pytest.raises(ValueError, match="conv"):
@@ -164,7 +164,7 @@ def test_other_bad_inputs(lm_space, rng):
     with pytest.raises(ValueError, match="unknown predictor"):
         make_predictor("xgboost", lm_space)
     other = get_space("hybrid_vit_tiny").sample(rng)
-    predictor = GNNPredictor(lm_space, hidden=8, ensemble=1, steps=2).fit(archs, [1, 2, 3, 4])
+    predictor = GNNPredictor(lm_space, hidden=8, ensemble=1, steps=4).fit(archs, [1, 2, 3, 4])
     with pytest.raises(ValueError):
         predictor.predict([other])
 
