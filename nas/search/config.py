@@ -20,7 +20,10 @@ class SearchConfig:
     ``objectives``: two or three of accuracy / loss / latency / flops / params (one of
     accuracy and loss); ``constraints``: hard limits, never evaluated past.
     ``use_predictor``: screen the pool with the predictor (``predictor`` names the kind
-    built when none is passed); ``kappa``: optimism, ``mean - kappa * std``;
+    built when none is passed, with ``predictor_options``, e.g. ``{"steps": 150}``);
+    ``kappa``: optimism, ``mean - kappa * std`` (std rescaled by the predictor's own error
+    on archs it had not seen); ``explore_fraction``: share of each generation's batch
+    picked uniformly from the pool instead of by the predictor;
     ``min_labels``: labels before the first fit; ``refit_every``: generations between fits.
     ``random_fraction``: share of the pool sampled uniformly; ``mutation_prob``: per
     dimension; ``crossover_prob``: per child; ``cheap_search_rounds``: rounds of the
@@ -38,7 +41,9 @@ class SearchConfig:
     generations: int | None = None
     use_predictor: bool = True
     predictor: str = "gnn"
+    predictor_options: dict[str, Any] = field(default_factory=dict)
     kappa: float = 1.0
+    explore_fraction: float = 0.0
     min_labels: int = 8
     refit_every: int = 1
     random_fraction: float = 0.1
@@ -63,7 +68,7 @@ class SearchConfig:
         for name in ("batch_size", "generations", "eval_chunk"):
             if getattr(self, name) is not None:
                 _int_at_least(name, getattr(self, name), 1)
-        for name in ("random_fraction", "mutation_prob", "crossover_prob"):
+        for name in ("random_fraction", "mutation_prob", "crossover_prob", "explore_fraction"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
                     0 <= value <= 1):
@@ -71,6 +76,9 @@ class SearchConfig:
         if isinstance(self.kappa, bool) or not isinstance(self.kappa, (int, float)) or not (
                 self.kappa >= 0):
             raise SearchSetupError(f"kappa: expected a number >= 0, got {self.kappa!r}")
+        if not isinstance(self.predictor_options, dict):
+            raise SearchSetupError(f"predictor_options: expected a dict, got "
+                                   f"{self.predictor_options!r}")
         if not isinstance(self.use_predictor, bool):
             raise SearchSetupError(f"use_predictor: expected a bool, got {self.use_predictor!r}")
 

@@ -9,18 +9,25 @@ Each generation:
    (latency table, FLOPs, params) are computed for all of them and every hard constraint is
    checked before anything is evaluated.
 3. **Screen**: the predictor scores the pool (mean and std of the measured objective); each
-   candidate gets an optimistic vector (``mean - kappa * std`` for the measured objective,
-   exact cheap objectives); ``batch_size`` candidates are picked greedily by the hypervolume
-   they would add to the current front (each pick joins the front before the next, so a
-   batch spreads along it), then by their additive-epsilon distance to the front.
+   candidate gets an optimistic vector (``mean - kappa * scale * std`` for the measured
+   objective, where ``scale`` >= 1 is the RMS of the predictor's standardised errors on
+   archs it screened before they were labelled, so an overconfident ensemble still explores;
+   exact cheap objectives). ``batch_size`` candidates are picked greedily by the
+   hypervolume they would add to the current front (each pick joins the front before the
+   next, so a batch spreads along it), then by their additive-epsilon distance to the
+   front. Objectives are normalised by the front's ideal and the worst values seen, so a
+   candidate that extends the front (slower but more accurate than anything labelled)
+   gets credit; ``explore_fraction`` of the batch may be drawn uniformly from the pool.
 4. **Label**: the supernet evaluates only those; the predictor is refitted on every label
    (active learning).
 
-The first generation is ``population`` archs spread evenly over the first cheap objective
-(the cheapest arch of each cheap objective, found by a search on the table alone, included),
-so the predictor starts from labels that span the front. Without a predictor
-(``use_predictor=False``) the pool is not screened: the first ``batch_size`` children of
-each generation are evaluated, which is plain NSGA-II with the same initialisation.
+The first generation holds the cheapest arch of each cheap objective (a short search on the
+table and the counts alone), the space's largest and smallest archs (the sandwich rule
+trains both at every step, so they anchor the accurate and the cheap end of the front) and
+archs spread evenly over the first cheap objective, so the predictor starts from labels
+that span the front. Without a predictor (``use_predictor=False``) the pool is not
+screened: the first ``batch_size`` children of each generation are evaluated, which is
+plain NSGA-II with the same first generation.
 
 Determinism: every random choice comes from one generator seeded by ``config.seed`` and each
 generation's batch is evaluated in one call (results ordered as the archs), so a seed gives
@@ -72,11 +79,11 @@ def epsilon_distance(candidates: np.ndarray, front: np.ndarray) -> np.ndarray:
     return diff.min(axis=2).max(axis=1)
 
 
-def greedy_hypervolume_batch(candidates: np.ndarray, front: np.ndarray, k: int) -> list[int]:
-    """Indices of ``k`` rows of ``candidates`` (c, m), minimised and normalised so the front
-    spans [0, 1], picked one at a time by the hypervolume each adds (reference point 1.1)
-    to ``front`` plus the earlier picks, then by `epsilon_distance` to that front."""
-    ref = np.full(candidates.shape[1], 1.1)
+def greedy_hypervolume_batch(candidates: np.ndarray, front: np.ndarray, k: int, *,
+                             ref: np.ndarray) -> list[int]:
+    """Indices of ``k`` rows of ``candidates`` (c, m, minimised) picked one at a time by the
+    hypervolume each adds (up to ``ref``) to ``front`` plus the earlier picks, then by
+    `epsilon_distance` to that front."""
     chosen: list[int] = []
     current = front.copy()
     left = np.arange(len(candidates))
@@ -108,6 +115,8 @@ class _Evolution:
         self.rng = np.random.default_rng(config.seed)
         self.cheap = [j for j, o in enumerate(self.objectives.objectives) if o.kind != "measured"]
         self.fits = 0
+        self._pending: dict[str, tuple[float, float]] = {}
+        self._z: list[float] = []
 
     # ---- candidates ------------------------------------------------------------------------
 
@@ -142,8 +151,7 @@ class _Evolution:
         return best
 
     def initial(self) -> list[Arch]:
-        """``population`` archs spread evenly along the first cheap objective, the cheapest
-        arch of every cheap objective first."""
+        """The first generation (see the module docstring), at most ``population`` archs."""
         cfg, n = self.config, min(self.config.population, self.session.remaining)
         seen: set[str] = set()
         pool = self._new_feasible([self.space.smallest(), self.space.largest()]
@@ -156,6 +164,10 @@ class _Evolution:
             best = self._cheap_minimum(j, pool)
             if best is not None and best.key() not in {a.key() for a in chosen}:
                 chosen.append(best)
+        for anchor in (self.space.largest(), self.space.smallest()):
+            if (anchor.key() not in {c.key() for c in chosen}
+                    and self.objectives.feasible([anchor])[0]):
+                chosen.append(anchor)
         rest = [a for a in pool if a.key() not in {c.key() for c in chosen}]
         if rest and len(chosen) < n:
             values = self.objectives.cheap_values(rest)[:, self.cheap[0]]
@@ -194,15 +206,37 @@ class _Evolution:
         if self.predictor is None or self.fits == 0 or len(pool) <= k:
             return pool[:k]
         mean, std = self.predictor.predict(pool)
+        mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+        scale = self._std_scale()
         mine = self.objectives.minimised(self.objectives.cheap_values(pool))
-        mine[:, self.objectives.measured_index] = (np.asarray(mean, dtype=np.float64)
-                                                   - self.config.kappa
-                                                   * np.asarray(std, dtype=np.float64))
+        mine[:, self.objectives.measured_index] = mean - self.config.kappa * scale * std
+        # Normalise by the front's ideal and the worst values seen (labels, and the exact
+        # cheap values of the pool): a reference point at the front's own nadir would give
+        # no credit to a candidate that extends the front past it (slower but more accurate
+        # than anything labelled), and the search would never climb the accurate end.
         front = labelled[non_dominated_mask(labelled)]
-        ideal, nadir = front.min(0), front.max(0)
-        picks = greedy_hypervolume_batch(normalise(mine, ideal, nadir),
-                                         normalise(front, ideal, nadir), k)
+        ideal = front.min(0)
+        worst = np.maximum(labelled.max(0), mine.max(0))
+        worst[self.objectives.measured_index] = labelled[:, self.objectives.measured_index].max()
+        k_explore = int(round(self.config.explore_fraction * k))
+        picks = greedy_hypervolume_batch(normalise(mine, ideal, worst),
+                                         normalise(front, ideal, worst), k - k_explore,
+                                         ref=np.full(mine.shape[1], 1.1))
+        if k_explore:  # uniform picks among the rest: labels where the predictor is blind
+            taken = set(picks)
+            rest = np.array([i for i in range(len(pool)) if i not in taken])
+            picks += [int(i) for i in self.rng.choice(rest, size=min(k_explore, len(rest)),
+                                                      replace=False)]
+        self._pending = {pool[i].key(): (mean[i], std[i]) for i in picks}
         return [pool[i] for i in picks]
+
+    def _std_scale(self) -> float:
+        """How far off the predictor's std has been on archs it had not seen: the RMS of
+        ``(label - mean) / std`` over every screened arch once labelled (>= 1), so an
+        overconfident predictor still explores."""
+        if not self._z:
+            return 1.0
+        return max(1.0, float(np.sqrt(np.mean(np.square(self._z)))))
 
     def refit(self) -> None:
         if self.predictor is None:
@@ -212,6 +246,11 @@ class _Evolution:
             return
         y = self.objectives.minimised(self.session.labelled_values())[
             :, self.objectives.measured_index]
+        for arch, label in zip(archs, y):
+            guess = self._pending.pop(arch.key(), None)
+            if guess is not None:
+                self._z.append((label - guess[0]) / max(guess[1], 1e-12))
+        self._pending = {}
         self.predictor.fit(list(archs), y)
         self.fits += 1
 
@@ -233,8 +272,10 @@ class _Evolution:
             pool = self.pool(parents, ranks[survivors], crowd[survivors])
             if not pool:
                 break  # nothing new and feasible could be bred: the space is exhausted
-            k = min(cfg.batch_size or max(1, cfg.population // 2), session.remaining)
-            session.evaluate(self.screen(pool, k, labelled))
+            k = cfg.batch_size or max(1, cfg.population // 2)
+            # the whole batch is chosen, then cut to the budget left: a smaller budget
+            # labels a prefix of what a larger one labels
+            session.evaluate(self.screen(pool, k, labelled)[:session.remaining])
             if generation % cfg.refit_every == 0 and session.remaining > 0:
                 self.refit()
         return {"generations": generation, "predictor_fits": self.fits}
@@ -250,7 +291,8 @@ def run_search(*, space: SearchSpace, evaluate: Evaluate, config: SearchConfig,
     return ``val_accuracy`` or ``val_loss``, whichever objective is measured); ``latency`` is
     a `LatencyTable` or any object with ``predict_many(archs) -> ms``; ``predictor`` has
     ``fit(archs, y)`` and ``predict(archs) -> (mean, std)`` (default: ``make_predictor(
-    config.predictor, space, seed=config.seed)`` when ``config.use_predictor``). With
+    config.predictor, space, seed=config.seed, **config.predictor_options)`` when
+    ``config.use_predictor``). With
     ``store`` (a `nas.storage.Store`), ``study`` (its name or a `Study`) and ``run_name``,
     results are stored as they come and a restarted run resumes without re-evaluating;
     ``checkpoint`` / ``fidelity`` tag the stored evaluations (the supernet weights' sha256
@@ -269,7 +311,8 @@ def run_search(*, space: SearchSpace, evaluate: Evaluate, config: SearchConfig,
     if config.use_predictor and predictor is None:
         from predictors import make_predictor
 
-        predictor = make_predictor(config.predictor, space, seed=config.seed)
+        predictor = make_predictor(config.predictor, space,
+                                   **{"seed": config.seed, **config.predictor_options})
     method = "evolution" if config.use_predictor else "evolution_no_predictor"
     with SearchSession(space=space, evaluate=evaluate, objectives=objectives,
                        budget=config.budget, method=method, config=config.to_dict(),

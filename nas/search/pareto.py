@@ -171,13 +171,34 @@ def hypervolume(points: np.ndarray | Sequence[Sequence[float]],
     return _hv(p[inside], ref)
 
 
+def _improvements_2d(front: np.ndarray, cand: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Exact 2-D improvements of many candidates at once: the area between each candidate's
+    box and the front's staircase, integrated over the staircase's steps."""
+    front = front[np.all(front < ref, axis=1)]
+    if len(front):
+        front = front[non_dominated_mask(front)]
+        front = front[np.lexsort((front[:, 1], front[:, 0]))]
+    # steps: on [edges[i], edges[i + 1]) the front covers everything above heights[i]
+    edges = np.r_[-np.inf, front[:, 0], ref[0]]  # (s + 1,)
+    heights = np.r_[ref[1], front[:, 1]]  # (s,)
+    lo = np.maximum(edges[None, :-1], cand[:, :1])  # (c, s) overlap of [cx, ref_x) with a step
+    width = np.clip(edges[None, 1:] - lo, 0.0, None)
+    depth = np.clip(heights[None, :] - cand[:, 1:2], 0.0, None)
+    gains = (width * depth).sum(axis=1)
+    return np.where(np.all(cand < ref, axis=1), gains, 0.0)
+
+
 def hypervolume_improvements(front: np.ndarray, candidates: np.ndarray,
                              ref: np.ndarray) -> np.ndarray:
     """(c,) hypervolume each candidate row would add to ``front`` (k, m) on its own."""
-    base = hypervolume(front, ref) if len(front) else 0.0
+    candidates = as_points(candidates)
+    ref = np.asarray(ref, dtype=np.float64)
     front = as_points(front) if len(front) else np.zeros((0, candidates.shape[1]))
+    if candidates.shape[1] == 2:
+        return _improvements_2d(front, candidates, ref)
+    base = hypervolume(front, ref)
     return np.array([hypervolume(np.vstack([front, c[None]]), ref) - base
-                     for c in as_points(candidates)])
+                     for c in candidates])
 
 
 def normalise(points: np.ndarray, ideal: np.ndarray, nadir: np.ndarray) -> np.ndarray:

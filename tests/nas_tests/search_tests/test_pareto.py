@@ -113,14 +113,18 @@ def test_points_outside_the_reference_box_add_nothing() -> None:
         hypervolume(np.array([[np.nan, 0.5]]), ref)
 
 
-def test_hypervolume_improvements_are_differences() -> None:
+@pytest.mark.parametrize("m", [2, 3])
+def test_hypervolume_improvements_are_differences(m: int) -> None:
     rng = np.random.default_rng(5)
-    front, cands, ref = rng.random((6, 3)), rng.random((8, 3)), np.full(3, 1.1)
-    base = hypervolume(front, ref)
-    gains = hypervolume_improvements(front, cands, ref)
-    for c, g in zip(cands, gains):
-        assert g == pytest.approx(hypervolume(np.vstack([front, c]), ref) - base)
-    assert np.all(gains >= -1e-12)
+    for n_front in (0, 1, 6):
+        front = np.round(rng.random((n_front, m)) * 4) / 4
+        cands = np.vstack([np.round(rng.random((30, m)) * 4) / 4, front[:2], [[1.2] * m]])
+        ref = np.full(m, 1.1)
+        base = hypervolume(front, ref)
+        gains = hypervolume_improvements(front, cands, ref)
+        expected = [hypervolume(np.vstack([front, c]), ref) - base for c in cands]
+        np.testing.assert_allclose(gains, expected, atol=1e-12)
+        assert np.all(gains >= -1e-12)
 
 
 def test_crowding_distance() -> None:

@@ -174,3 +174,10 @@ def test_guard_refuses_infeasible_archs_directly(space, table, make_evaluator) -
     with pytest.raises(InfeasibleArchError, match="latency_ms"):
         guarded([big])
     assert evaluator.calls == [] and guarded.used == 0
+
+
+def test_exploration_keeps_the_prefix_property(space, table, make_evaluator) -> None:
+    config = small_config(explore_fraction=0.5)
+    long = run("ours", space, make_evaluator(space), config.with_overrides(budget=30), table)
+    short = run("ours", space, make_evaluator(space), config.with_overrides(budget=13), table)
+    assert [a.key() for a in short.archs] == [a.key() for a in long.archs][:13]
