@@ -1,0 +1,365 @@
+"""Benchmark `search`: our predictor-guided Pareto search against baselines, on ground truth.
+
+Ground truth (`--phase truth`, GPU or CPU): a reduced `hybrid_vit_tiny` space of 4,608 archs
+on MNIST; a supernet trained with the study recipe, then every arch of the space evaluated
+with inherited weights on the whole validation split; written as JSON lines (cached: the
+search phase reads it). Latency (`--phase table`, on the machine whose latency is the
+objective): a calibrated latency table of this CPU (batch 1, one thread).
+
+Search (`--phase search`): the true front of (accuracy, latency) over the whole space;
+each method gets an evaluator that answers from the ground truth and counts its budget;
+budgets of 1 %, 2 % and 4 % of the space, 5 seeds; hypervolume of the archs each method
+evaluated (true values; objectives normalised by the true front's ideal and nadir, reference
+point = nadir + 0.1) as a fraction of the true front's, and the share of true-front archs
+found. Methods: ours (predictor-guided evolution), ours without the predictor, random
+search, Optuna NSGA-II and Optuna TPE.
+
+    python benchmarks/search.py --phase truth --device cuda   # on the GPU box
+    python benchmarks/search.py --phase table                 # here, the latency target
+    python benchmarks/search.py --phase search
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from search_spaces import Arch, LayerArch, SearchSpace, StageArch, get_space  # noqa: E402
+
+SPACE_NAME = "hybrid_vit_tiny"
+SPACE_OVERRIDES: dict[str, Any] = {
+    "in_channels": 1, "num_classes": 10, "resolutions": (16, 20, 24, 28),
+    "widths": ((32,), (64, 96)), "depths": ((1,), (1, 2)),
+}
+LABELS = ROOT / "benchmarks" / "results" / "labels"
+TRUTH_FILE = LABELS / "search_truth_mnist.jsonl"
+TABLE_FILE = LABELS / "search_latency_cpu.json"
+
+
+def bench_space() -> SearchSpace:
+    return get_space(SPACE_NAME, **SPACE_OVERRIDES)
+
+
+def enumerate_archs(space: SearchSpace) -> list[Arch]:
+    """Every arch of ``space`` (resolution, then per stage width, depth and layers)."""
+    per_stage: list[list[StageArch]] = []
+    for stage in space.stages:
+        options: list[LayerArch] = stage.layer_options()
+        per_stage.append([StageArch(depth=d, width=w, layers=layers)
+                          for w in stage.width for d in stage.depth
+                          for layers in itertools.product(options, repeat=d)])
+    archs = [Arch(resolution=r, stages=stages) for r in space.resolution
+             for stages in itertools.product(*per_stage)]
+    if len(archs) != space.size() or len({a.key() for a in archs}) != len(archs):
+        raise RuntimeError(f"enumeration gave {len(archs)} archs, space.size() is "
+                           f"{space.size()}")
+    return archs
+
+
+# ---- phase truth: train the supernet and evaluate every arch ------------------------------
+
+
+def truth_phase(args: argparse.Namespace) -> None:
+    from nas.data import DataConfig, load_data
+    from nas.evaluation import evaluate_split_halves
+    from nas.training import TrainConfig, train_supernet
+
+    space = bench_space()
+    archs = enumerate_archs(space)[:args.limit or None]
+    data = load_data(DataConfig(source="mnist", seed=0))
+    config = TrainConfig(steps=args.steps, batch_size=256, lr=2e-3, weight_decay=0.05,
+                         warmup_steps=max(1, args.steps // 20), num_random=2, bins=8,
+                         eval_every=max(1, args.steps // 4), eval_batches=4,
+                         checkpoint_every=max(1, args.steps // 4), device=args.device,
+                         seed=0, threads=args.threads)
+    work = Path(args.work)
+    t0 = time.perf_counter()
+    result = train_supernet(space=space, train=(data.train.x, data.train.y),
+                            val=(data.val.x, data.val.y), config=config,
+                            out_dir=work / "supernet", resume=True, progress=False,
+                            time_limit_s=args.train_seconds)
+    train_s = time.perf_counter() - t0
+    print(f"trained {result.step} steps in {train_s:.0f} s: {result.panel}", flush=True)
+    net = result.supernet.eval()
+    x, y = data.val.x, data.val.y
+    if args.val_size:
+        x, y = x[:args.val_size], y[:args.val_size]
+    out = Path(args.truth)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with out.open("w") as fh:
+        for start in range(0, len(archs), args.chunk):
+            chunk = archs[start:start + args.chunk]
+            results = evaluate_split_halves(net, chunk, x, y, batch_size=1000)
+            for arch, r in zip(chunk, results):
+                fh.write(json.dumps({
+                    "key": arch.key(), "arch": arch.to_json(), "space": SPACE_NAME,
+                    "overrides": SPACE_OVERRIDES, "val_loss": r.full.loss,
+                    "val_accuracy": r.full.accuracy, "val_loss_a": r.half_a.loss,
+                    "val_loss_b": r.half_b.loss, "val_acc_a": r.half_a.accuracy,
+                    "val_acc_b": r.half_b.accuracy, "val_count": r.full.count,
+                    "flops": space.flops(arch), "params": space.params(arch)}) + "\n")
+            print(f"evaluated {start + len(chunk)}/{len(archs)} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    meta = {"steps": result.step, "train_seconds": train_s, "device": args.device,
+            "eval_seconds": time.perf_counter() - t0, "val_count": int(x.shape[0]),
+            "panel": result.panel, "train_config": config.to_dict()}
+    out.with_suffix(".meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    print(json.dumps(meta), flush=True)
+
+
+# ---- phase table: the latency table of this CPU ----------------------------------------------
+
+
+def table_phase(args: argparse.Namespace) -> None:
+    from nas.profile import ProfileConfig, build_table, calibrate_and_validate, validation_line
+
+    space = bench_space()
+    config = ProfileConfig(device="cpu", mode="eager", batch_size=1, threads=1)
+    path = Path(args.table)
+    table = build_table(space, config=config, out=path, show_progress=False)
+    result = calibrate_and_validate(table, space, config=config, show_progress=False)
+    table.save(path)
+    print(f"latency table {path}: {len(table)} entries; {validation_line(result)}", flush=True)
+
+
+# ---- phase search: every method against the true front ---------------------------------------
+
+METHODS = ("ours", "ours_no_predictor", "random", "optuna_nsga2", "optuna_tpe")
+OBJECTIVES = ("accuracy", "latency")
+
+
+class TruthEvaluator:
+    """Answers from the ground truth (the supernet's inherited-weight results)."""
+
+    def __init__(self, truth: dict[str, dict[str, Any]]) -> None:
+        self.truth = truth
+        self.calls = 0
+
+    def __call__(self, archs: list[Arch]) -> list[dict[str, float]]:
+        self.calls += len(archs)
+        return [{"val_accuracy": self.truth[a.key()]["val_accuracy"],
+                 "val_loss": self.truth[a.key()]["val_loss"]} for a in archs]
+
+
+def load_truth(path: Path, space: SearchSpace) -> dict[str, dict[str, Any]]:
+    if not path.is_file():
+        raise SystemExit(f"{path} not found: run --phase truth first")
+    rows = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        rows[row["key"]] = row
+    if len(rows) != space.size():
+        raise SystemExit(f"{path}: {len(rows)} archs, the space has {space.size()}")
+    return rows
+
+
+def store_truth(store_url: str, truth: dict[str, dict[str, Any]]) -> None:
+    """Keep the ground truth in its own store (study ``search_truth``), once."""
+    from nas.storage import ArchRecord, Evaluation, open_store
+
+    store = open_store(store_url)
+    store.create_or_get_study(name="search_truth", space=SPACE_NAME,
+                              space_overrides=SPACE_OVERRIDES)
+    if len(store.get_archs(study="search_truth")) == len(truth):
+        return
+    store.upsert_archs(study="search_truth", archs=[
+        ArchRecord(k, r["arch"], flops=r["flops"], params=r["params"]) for k, r in truth.items()])
+    store.add_evaluations(study="search_truth", evaluations=[
+        Evaluation(k, metric, r[field], "supernet", fidelity=f"val_count={r['val_count']}")
+        for k, r in truth.items()
+        for metric, field in (("val_accuracy", "val_accuracy"), ("val_loss", "val_loss"))])
+
+
+def run_method(method: str, *, space: SearchSpace, truth: dict[str, dict[str, Any]],
+               scorer: Any, budget: int, seed: int, predictor: str,
+               predictor_options: dict[str, Any]) -> tuple[list[str], dict]:
+    from nas.search import SearchConfig, run_baseline, run_search
+
+    config = SearchConfig(budget=budget, objectives=OBJECTIVES, seed=seed,
+                          use_predictor=method == "ours", predictor=predictor,
+                          predictor_options=predictor_options)
+    evaluator = TruthEvaluator(truth)
+    t0 = time.perf_counter()
+    if method.startswith("ours"):
+        result = run_search(space=space, evaluate=evaluator, config=config, latency=scorer,
+                            progress=False)
+    else:
+        result = run_baseline(method, space=space, evaluate=evaluator, config=config,
+                              latency=scorer, progress=False)
+    keys = [a.key() for a in result.archs]
+    if evaluator.calls != len(keys) or len(set(keys)) != len(keys) or len(keys) > budget:
+        raise RuntimeError(f"{method}: budget accounting broken ({evaluator.calls} calls, "
+                           f"{len(keys)} labelled, budget {budget})")
+    return keys, {"seconds": time.perf_counter() - t0, **result.info}
+
+
+def search_phase(args: argparse.Namespace) -> None:
+    from bench_io import device_name, write_result
+
+    from kernels.latency_table import LatencyTable
+    from nas.latency import ArchLatencyScorer
+    from nas.search.pareto import hypervolume, non_dominated_mask, normalise
+
+    space = bench_space()
+    truth = load_truth(Path(args.truth), space)
+    store_truth(args.truth_store, truth)
+    table = LatencyTable.load(args.table)
+    scorer = ArchLatencyScorer(space, table)
+    archs = [Arch.from_json(r["arch"]) for r in truth.values()]
+    keys = [a.key() for a in archs]
+    index = {k: i for i, k in enumerate(keys)}
+    points = np.column_stack([-np.array([truth[k]["val_accuracy"] for k in keys]),
+                              scorer.predict_many(archs)])  # (N, 2) minimised
+    on_front = non_dominated_mask(points)
+    front_keys = {k for k, f in zip(keys, on_front) if f}
+    ideal, nadir = points[on_front].min(0), points[on_front].max(0)
+    ref = np.full(2, 1.1)
+    true_hv = hypervolume(normalise(points[on_front], ideal, nadir), ref)
+    budgets = {f"{p:g}pct": max(1, int(round(p / 100 * len(archs)))) for p in args.budgets}
+    largest = max(budgets.values())
+    print(f"space {len(archs)} archs, true front {len(front_keys)} archs, budgets {budgets}",
+          flush=True)
+
+    def score(labelled: list[str]) -> dict[str, float]:
+        z = normalise(points[[index[k] for k in labelled]], ideal, nadir)
+        return {"hv_fraction": hypervolume(z, ref) / true_hv,
+                "front_share": len(front_keys & set(labelled)) / len(front_keys)}
+
+    raw: dict[str, Any] = {"runs": {}}
+    for method in args.methods:
+        for seed in range(args.seeds):
+            labelled, info = run_method(method, space=space, truth=truth, scorer=scorer,
+                                        budget=largest, seed=seed, predictor=args.predictor,
+                                        predictor_options=args.predictor_options)
+            per_budget = {name: score(labelled[:b]) for name, b in budgets.items()}
+            raw["runs"][f"{method}/seed{seed}"] = {"labelled": labelled, "info": info,
+                                                   "scores": per_budget}
+            print(f"{method} seed {seed}: " + ", ".join(
+                f"{n} hv {s['hv_fraction']:.4f} front {s['front_share']:.2f}"
+                for n, s in per_budget.items()) + f" ({info['seconds']:.0f} s)", flush=True)
+    # a smaller budget labels a prefix of a larger one (tested); check it here once too
+    check = min(budgets.values())
+    short, _ = run_method("ours", space=space, truth=truth, scorer=scorer, budget=check,
+                          seed=0, predictor=args.predictor,
+                          predictor_options=args.predictor_options
+                          ) if "ours" in args.methods else ([], {})
+    if short and short != raw["runs"]["ours/seed0"]["labelled"][:check]:
+        raise RuntimeError("prefix property broken: budgets must be run separately")
+
+    metrics: dict[str, Any] = {}
+    for method in args.methods:
+        for name in budgets:
+            runs = [raw["runs"][f"{method}/seed{s}"]["scores"][name] for s in range(args.seeds)]
+            hv = np.array([r["hv_fraction"] for r in runs])
+            share = np.array([r["front_share"] for r in runs])
+            metrics[f"{method}.hv_fraction_at_{name}"] = float(hv.mean())
+            metrics[f"{method}.hv_fraction_at_{name}_std"] = float(hv.std())
+            metrics[f"{method}.hv_fraction_at_{name}_min"] = float(hv.min())
+            metrics[f"{method}.front_share_at_{name}"] = float(share.mean())
+    if "ours" in args.methods:
+        metrics["ours_hv_fraction_at_2pct"] = metrics.get("ours.hv_fraction_at_2pct")
+        others = [m for m in args.methods if m != "ours"]
+        metrics["ours_ahead_of_every_baseline"] = all(
+            metrics[f"ours.hv_fraction_at_{n}"] > metrics[f"{m}.hv_fraction_at_{n}"]
+            for n in budgets for m in others)
+    meta_path = Path(args.truth).with_suffix(".meta.json")
+    raw.update({"space": space.describe(), "space_overrides": SPACE_OVERRIDES,
+                "budgets": budgets, "seeds": args.seeds, "true_front": sorted(front_keys),
+                "true_hv": true_hv, "ideal": ideal.tolist(), "nadir": nadir.tolist(),
+                "objectives": list(OBJECTIVES), "predictor": args.predictor,
+                "predictor_options": args.predictor_options,
+                "truth_meta": json.loads(meta_path.read_text()) if meta_path.is_file() else {},
+                "latency_table": {"entries": len(table), "validation": table.validation,
+                                  "fingerprint": table.fingerprint.describe()}})
+    device = device_name("cpu")
+    command = "python benchmarks/search.py " + " ".join(sys.argv[1:])
+    path = write_result("search", metrics=metrics, raw=raw, device=device, command=command)
+    append_row(ROOT / "BENCHMARKS.md", metrics=metrics, device=device, command=command,
+               budgets=list(budgets))
+    print(json.dumps({k: v for k, v in metrics.items() if "std" not in k and "min" not in k},
+                     indent=1), flush=True)
+    print(f"wrote {path}", flush=True)
+
+
+BENCHMARKS_HEADER = """# Benchmarks
+
+One row per benchmark run, appended by the scripts in `benchmarks/` (full results in
+`benchmarks/results/<name>.json`).
+
+| date | benchmark | device | headline metrics | command |
+|---|---|---|---|---|
+"""
+
+
+def append_row(path: Path, *, metrics: dict[str, Any], device: str, command: str,
+               budgets: list[str]) -> None:
+    """Append one row to BENCHMARKS.md (created with a header if missing)."""
+    import datetime
+
+    parts = [f"ours_hv_fraction_at_2pct={metrics.get('ours_hv_fraction_at_2pct', 0):.4f}"]
+    for name in budgets:
+        parts.append(f"hv@{name}: " + " / ".join(
+            f"{m}={metrics[f'{m}.hv_fraction_at_{name}']:.4f}" for m in METHODS
+            if f"{m}.hv_fraction_at_{name}" in metrics))
+    if "ours_ahead_of_every_baseline" in metrics:
+        parts.append(f"ours ahead of every baseline at every budget: "
+                     f"{metrics['ours_ahead_of_every_baseline']}")
+    if not path.exists():
+        path.write_text(BENCHMARKS_HEADER)
+    with path.open("a") as fh:
+        fh.write(f"| {datetime.date.today().isoformat()} | search | {device} | "
+                 f"{'; '.join(parts)} | `{command}` |\n")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--phase", choices=("truth", "table", "search", "all"), default="search")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--train-seconds", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--val-size", type=int, default=0, help="0: the whole val split")
+    parser.add_argument("--chunk", type=int, default=256)
+    parser.add_argument("--limit", type=int, default=0, help="smoke test: first N archs only")
+    parser.add_argument("--work", default=str(ROOT / "runs" / "bench_search"))
+    parser.add_argument("--truth", default=str(TRUTH_FILE))
+    parser.add_argument("--table", default=str(TABLE_FILE))
+    parser.add_argument("--truth-store", default="sqlite:///" + str(
+        ROOT / "runs" / "bench_search" / "truth.db"), help="the separate ground-truth store")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--budgets", type=float, nargs="+", default=[1, 2, 4],
+                        help="percent of the space")
+    parser.add_argument("--predictor", default="gnn")
+    parser.add_argument("--predictor-options", type=json.loads, default={},
+                        help='JSON, e.g. \'{"steps": 150}\'')
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    if args.phase in ("truth", "all"):
+        truth_phase(args)
+    if args.phase in ("table", "all"):
+        table_phase(args)
+    if args.phase in ("search", "all"):
+        search_phase(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
