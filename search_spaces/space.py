@@ -53,6 +53,11 @@ class Choice:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Choice is immutable")
 
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        # rebuilt from its values: the default pickling of a slotted object would write the
+        # slot, which __setattr__ forbids (spaces travel to Ray workers and subprocesses)
+        return (Choice, self.values)
+
     def __contains__(self, value: Any) -> bool:
         return value in self.values
 

@@ -81,7 +81,6 @@ def profile_on_node(*, space: SearchSpace, resource: str, config: Any | None = N
     """
     import ray
 
-    from nas.distributed.runtime import make_spaces_picklable
     from nas.profile import ProfileConfig
 
     config = config or ProfileConfig()
@@ -93,7 +92,6 @@ def profile_on_node(*, space: SearchSpace, resource: str, config: Any | None = N
             raise ValueError(f"no node of the Ray cluster offers resource {resource!r} "
                              f"(start the target with ray start --resources "
                              f"'{{\"{resource}\": 1}}')")
-        make_spaces_picklable()
         task = ray.remote(_profile_here).options(num_cpus=num_cpus, resources={resource: 1},
                                                  max_retries=1)
         reply = ray.get(task.remote(space, config, n_calibration, n_validation, seed))

@@ -33,21 +33,6 @@ class RayConnectionError(RuntimeError):
     """Ray could not be started or the cluster at the given address could not be joined."""
 
 
-def make_spaces_picklable() -> None:
-    """Let search spaces travel to Ray workers. `search_spaces.Choice` blocks attribute
-    writes, which the default pickling of a slotted object needs; rebuild it from its
-    values instead (same object, and idempotent to register)."""
-    import copyreg
-
-    from search_spaces.space import Choice
-
-    copyreg.pickle(Choice, _rebuild_choice_args)
-
-
-def _rebuild_choice_args(choice: Any) -> tuple[Any, tuple[Any, ...]]:
-    return type(choice), (choice.values,)
-
-
 def resolve_address(address: str | None) -> str | None:
     """``address``, else ``$RAY_ADDRESS``, else None (start a local instance)."""
     address = address or os.environ.get(ADDRESS_ENV) or None
@@ -66,7 +51,6 @@ def connect_ray(*, address: str | None = None, num_cpus: int | None = None,
     """
     import ray
 
-    make_spaces_picklable()
     if ray.is_initialized():
         return False
     address = resolve_address(address)

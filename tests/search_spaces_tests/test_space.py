@@ -122,3 +122,19 @@ def test_example_input_sequences():
     x = space.example_input(arch, 2)
     assert x.shape == (2, arch.resolution)
     assert int(x.max()) < space.vocab_size
+
+
+def test_spaces_and_choices_survive_pickling():
+    """Spaces travel to Ray workers and subprocesses by pickle; a Choice is rebuilt from its
+    values (it forbids attribute writes, so the default slot pickling cannot restore it)."""
+    import pickle
+
+    from search_spaces import Choice, get_space
+
+    choice = Choice(3, 1, 2)
+    assert pickle.loads(pickle.dumps(choice)) == choice
+    space = get_space("hybrid_vit_tiny")
+    again = pickle.loads(pickle.dumps(space))
+    rng_a, rng_b = np.random.default_rng(4), np.random.default_rng(4)
+    assert [space.sample(rng_a).key() for _ in range(5)] == [
+        again.sample(rng_b).key() for _ in range(5)]
