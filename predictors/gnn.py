@@ -364,7 +364,9 @@ class GNNPredictor:
         items_kind(items)  # raises on empty or mixed input
         chunk = self.config.predict_chunk
         outs = []
-        with torch.inference_mode(), self._threads():
+        # no_grad, not inference_mode: tensors cached here (adjacency of new shapes) are
+        # reused by the next fit, which inference tensors would break (active learning)
+        with torch.no_grad(), self._threads():
             for start in range(0, len(items), chunk):
                 batch = self._encode(items[start:start + chunk])
                 outs.append(self._forward(self._net, batch))  # (M, b)

@@ -181,3 +181,23 @@ def test_exploration_keeps_the_prefix_property(space, table, make_evaluator) -> 
     long = run("ours", space, make_evaluator(space), config.with_overrides(budget=30), table)
     short = run("ours", space, make_evaluator(space), config.with_overrides(budget=13), table)
     assert [a.key() for a in short.archs] == [a.key() for a in long.archs][:13]
+
+
+def test_gnn_refits_after_scoring_unseen_shapes(space, make_evaluator) -> None:
+    """Active learning scores archs of shapes the predictor has not trained on, then refits
+    on them: what `predict` cached for those shapes must be usable by the next `fit`."""
+    from predictors import GNNPredictor
+
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(200)]
+    # 32 of a shape: enough for the dense per-shape path, which caches the adjacency
+    shallow = [a for a in archs if a.stages[1].depth == 1][:32]
+    deep = [a for a in archs if a.stages[1].depth == 2][:32]
+    acc = lambda batch: np.array([m["val_accuracy"]  # noqa: E731
+                                  for m in make_evaluator(space)(batch)])
+    predictor = GNNPredictor(space, steps=4, ensemble=2, hidden=8, seed=0)
+    predictor.fit(shallow, acc(shallow))
+    predictor.predict(deep)  # a shape the fit never saw
+    predictor.fit(shallow + deep, acc(shallow + deep))
+    mean, std = predictor.predict(deep)
+    assert mean.shape == (32,) and np.isfinite(mean).all() and np.isfinite(std).all()
