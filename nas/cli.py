@@ -89,6 +89,8 @@ def train(
                                        "runs/<study>/supernet)."),
     recipe: Optional[str] = typer.Option(None, help="'best': the best recipe `nas tune` "
                                          "stored for this study."),
+    nproc: int = typer.Option(1, help="Data-parallel ranks: one per GPU (cuda), or gloo "
+                              "processes on cpu; the study's batch_size is the global batch."),
     storage: Optional[str] = STORAGE,
 ) -> None:
     """Train the study's supernet; writes checkpoint.pt and metrics.jsonl to --out."""
@@ -108,7 +110,7 @@ def train(
                                         steps=study.training.steps)
             typer.echo(f"recipe: best stored trial {overrides}")
         run_training(study_file=study_file, sampler=sampler, steps=steps, epochs=epochs,
-                     device=device, resume=resume, out=out, recipe=overrides)
+                     device=device, resume=resume, out=out, recipe=overrides, nproc=nproc)
     except (ValueError, OSError, RuntimeError) as exc:
         _fail(exc)
 

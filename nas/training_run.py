@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from nas.study import load_study
-from nas.training import TrainResult, train_supernet
+from nas.training import TrainResult, train_data_parallel, train_supernet
+from search_spaces import get_space
 
 
 def default_run_dir(study_name: str) -> Path:
@@ -19,8 +21,12 @@ def default_run_dir(study_name: str) -> Path:
 def run_training(*, study_file: Path, sampler: str | None = None, steps: int | None = None,
                  epochs: float | None = None, device: str | None = None, resume: bool = False,
                  out: Path | None = None, progress: bool = True,
-                 recipe: dict | None = None) -> TrainResult:
-    """``recipe``: `TrainConfig` overrides (e.g. the best `nas tune` trial) applied first."""
+                 recipe: dict | None = None, nproc: int = 1) -> TrainResult:
+    """``recipe``: `TrainConfig` overrides (e.g. the best `nas tune` trial) applied first.
+    ``nproc`` > 1: data-parallel over that many ranks (GPUs, or gloo processes on CPU) with
+    the study's ``batch_size`` as the global batch (`nas.training.train_data_parallel`)."""
+    if not isinstance(nproc, int) or isinstance(nproc, bool) or nproc < 1:
+        raise ValueError(f"--nproc: must be an int >= 1, got {nproc!r}")
     study = load_study(study_file)
     space = study.build_space()
     config = study.training.with_overrides(**(recipe or {}))
@@ -36,9 +42,17 @@ def run_training(*, study_file: Path, sampler: str | None = None, steps: int | N
     console = Console()
     console.print(f"study {study.name}: space {space.name} ({space.size():.3g} archs), "
                   f"data {data.describe()}, sampler {config.sampler}, device {config.device}")
-    result = train_supernet(space=space, train=(data.train.x, data.train.y),
-                            val=(data.val.x, data.val.y), config=config, out_dir=out,
-                            resume=resume, stop_at=steps, progress=progress)
+    if nproc > 1:
+        console.print(f"data-parallel: {nproc} ranks sharing each global batch of "
+                      f"{config.batch_size}")
+        result = train_data_parallel(
+            nproc=nproc, space_factory=partial(get_space, study.space, **study.space_overrides),
+            train=(data.train.x, data.train.y), val=(data.val.x, data.val.y), config=config,
+            out_dir=out, resume=resume, stop_at=steps, progress=progress)
+    else:
+        result = train_supernet(space=space, train=(data.train.x, data.train.y),
+                                val=(data.val.x, data.val.y), config=config, out_dir=out,
+                                resume=resume, stop_at=steps, progress=progress)
     table = Table(title=f"validation panel at step {result.step}")
     for col in ("role", "key", "MFLOPs", "val loss", "val acc %"):
         table.add_column(col)

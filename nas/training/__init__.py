@@ -2,6 +2,7 @@
 
 from nas.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nas.training.config import TrainConfig
+from nas.training.data_parallel import Replica, train_data_parallel
 from nas.training.distillation import alpha_divergence, distillation_loss, kl_distillation
 from nas.training.samplers import (
     SAMPLERS,
@@ -13,7 +14,8 @@ from nas.training.samplers import (
 from nas.training.trainer import TrainResult, lr_factor, train_supernet, validation_panel
 
 __all__ = [
-    "SAMPLERS", "ArchSampler", "CheckpointError", "SampledArch", "SamplerConfig", "TrainConfig",
-    "TrainResult", "alpha_divergence", "distillation_loss", "kl_distillation", "load_checkpoint",
-    "lr_factor", "make_sampler", "save_checkpoint", "train_supernet", "validation_panel",
+    "SAMPLERS", "ArchSampler", "CheckpointError", "Replica", "SampledArch", "SamplerConfig",
+    "TrainConfig", "TrainResult", "alpha_divergence", "distillation_loss", "kl_distillation",
+    "load_checkpoint", "lr_factor", "make_sampler", "save_checkpoint", "train_data_parallel",
+    "train_supernet", "validation_panel",
 ]

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,8 +31,11 @@ from nas.supernet import Supernet
 from nas.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from nas.training.config import TrainConfig
 from nas.training.distillation import distillation_loss
-from nas.training.samplers import SamplerConfig, make_sampler
+from nas.training.samplers import SampledArch, SamplerConfig, make_sampler
 from search_spaces import Arch, SearchSpace
+
+if TYPE_CHECKING:  # the data-parallel module imports this one
+    from nas.training.data_parallel import Replica
 
 METRICS_NAME = "metrics.jsonl"
 
@@ -105,6 +108,51 @@ def _truncate_log(path: Path, step: int) -> None:
     path.write_text("".join(line + "\n" for line in keep))
 
 
+def subnet_loss(logits: torch.Tensor, y: torch.Tensor, teacher: torch.Tensor | None, *,
+                config: TrainConfig) -> torch.Tensor:
+    """Loss of one subnet's (B, C) or (B, T, V) logits: cross-entropy on the labels without a
+    teacher (the largest, or any subnet of a uniform step), else ``w * KD + (1 - w) * CE``
+    against the teacher's detached logits. A mean over the batch, so the mean of equal
+    shards' losses is the loss of the whole batch."""
+    if teacher is None:
+        return task_loss(logits, y)
+    kd = distillation_loss(logits, teacher, kind=config.distill, temperature=config.temperature)
+    return config.distill_weight * kd + (1 - config.distill_weight) * task_loss(logits, y)
+
+
+def sandwich_backward(model: Callable[[torch.Tensor, Arch], torch.Tensor],
+                      subnets: list[SampledArch], xb: torch.Tensor, yb: torch.Tensor, *,
+                      config: TrainConfig, autocast: Any,
+                      no_sync: Callable[[], Any] | None = None) -> list[torch.Tensor]:
+    """Forward + backward of every subnet of one step on the batch ``xb`` (B, ...), ``yb``;
+    gradients accumulate in the parameters' ``.grad``. Returns the detached 0-dim loss of
+    each subnet. ``no_sync`` (e.g. DDP's) wraps every subnet but the last, so a wrapper that
+    reduces gradients in backward reduces them once per step."""
+    teacher, losses = None, []
+    for i, sub in enumerate(subnets):
+        guard = no_sync() if no_sync is not None and i < len(subnets) - 1 else nullcontext()
+        with guard:
+            with autocast:
+                logits = model(xb, sub.arch)
+                loss = subnet_loss(logits, yb, teacher, config=config)
+            loss.backward()
+        if sub.role == "largest":
+            teacher = logits.detach()
+        losses.append(loss.detach())
+    return losses
+
+
+def apply_update(net: Supernet, opt: torch.optim.Optimizer,
+                 sched: torch.optim.lr_scheduler.LRScheduler, config: TrainConfig) -> float:
+    """Clip the accumulated gradients, take the AdamW step, advance the schedule; returns the
+    LR the step used."""
+    torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+    lr = opt.param_groups[0]["lr"]
+    opt.step()
+    sched.step()
+    return lr
+
+
 def train_supernet(
     *,
     space: SearchSpace,
@@ -117,6 +165,7 @@ def train_supernet(
     progress: bool = True,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
     time_limit_s: float | None = None,
+    replica: Replica | None = None,
 ) -> TrainResult:
     """Train a supernet of ``space`` on ``train = (x, y)``, watching a panel on ``val``.
 
@@ -124,6 +173,11 @@ def train_supernet(
     many seconds of this call (checkpointed at the step reached); ``resume`` continues from
     ``out_dir/checkpoint.pt``. Without ``resume`` an existing checkpoint is refused, so a
     finished run is never overwritten by accident.
+
+    ``replica`` makes this process one rank of a data-parallel run (see
+    `nas.training.data_parallel`): it trains on its shard of every global batch of
+    ``config.batch_size``, gradients are averaged over the ranks once per step, and only
+    rank 0 evaluates, logs and writes checkpoints, which are the same as a one-process run's.
     """
     out = Path(out_dir)
     ckpt_path, log_path = out / CHECKPOINT_NAME, out / METRICS_NAME
@@ -134,9 +188,10 @@ def train_supernet(
         raise ValueError(f"stop_at={stop} is past the schedule horizon steps={config.steps}")
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = torch.device(config.device)
+    device = torch.device(config.device) if replica is None else replica.device
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("training.device is 'cuda' but no CUDA device is available")
+    lead = replica is None or replica.rank == 0
 
     torch.manual_seed(config.seed)
     net = Supernet(space).to(device)
@@ -153,7 +208,10 @@ def train_supernet(
         sched.load_state_dict(state["scheduler"])
         sampler.load_state_dict(json.loads(state["sampler"]))
         step = int(state["step"])
-        _truncate_log(log_path, step)
+        if lead:
+            _truncate_log(log_path, step)
+    if replica is not None:
+        replica.broadcast_parameters(net)
 
     x_train, y_train = train[0].to(device), train[1].to(device)
     x_val, y_val = val
@@ -161,6 +219,7 @@ def train_supernet(
     panel = validation_panel(space, config.panel_size, config.seed)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else nullcontext())
+    world_size = 1 if replica is None else replica.world_size
 
     def checkpoint() -> None:
         save_checkpoint(ckpt_path, {
@@ -177,69 +236,88 @@ def train_supernet(
         return [{"role": p.role, "key": p.arch.key(), "flops": space.flops(p.arch),
                  "loss": r.loss, "accuracy": r.accuracy} for p, r in zip(panel, results)]
 
-    out.mkdir(parents=True, exist_ok=True)
+    if lead:
+        out.mkdir(parents=True, exist_ok=True)
     last_panel: list[dict[str, Any]] = []
     val_step, ckpt_step = -1, step
-    bar = _progress(progress, total=stop, start=step)
+    bar = _progress(progress and lead, total=stop, start=step)
     started = time.perf_counter()
-    with bar as reporter, log_path.open("a") as log, device_kernels(device):
+    with (bar as reporter, (log_path.open("a") if lead else _NullLog()) as log,
+          device_kernels(device)):
         net.train()
         while step < stop:
             t0 = time.perf_counter()
-            idx = batches.indices(step).to(device)
+            idx = batches.indices(step)  # the global batch: the same for any world size
+            if replica is not None:
+                idx = replica.shard(idx)
+            idx = idx.to(device)
             xb, yb = x_train[idx], y_train[idx]
             opt.zero_grad(set_to_none=True)
             subnets = sampler.next_step()
-            teacher = None
-            losses = []
-            for sub in subnets:
-                with autocast:
-                    logits = net(xb, sub.arch)
-                    if teacher is None:  # the largest, or every subnet of a uniform step
-                        loss = task_loss(logits, yb)
-                    else:
-                        kd = distillation_loss(logits, teacher, kind=config.distill,
-                                               temperature=config.temperature)
-                        loss = (config.distill_weight * kd
-                                + (1 - config.distill_weight) * task_loss(logits, yb))
-                loss.backward()
-                if sub.role == "largest":
-                    teacher = logits.detach()
-                losses.append(float(loss.detach()))
-            torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
-            lr = opt.param_groups[0]["lr"]
-            opt.step()
-            sched.step()
+            loss_tensors = sandwich_backward(net, subnets, xb, yb, config=config,
+                                             autocast=autocast)
+            if replica is None:
+                losses = [float(v) for v in loss_tensors]
+                out_of_time = False
+            else:  # one all-reduce: gradients, losses and the time-limit vote together
+                losses, out_of_time = replica.average_gradients(
+                    net, loss_tensors, out_of_time=time_limit_s is not None
+                    and time.perf_counter() - started > time_limit_s)
+            lr = apply_update(net, opt, sched, config)
             step += 1
             if device.type == "cuda":
                 torch.cuda.synchronize()
             dt = time.perf_counter() - t0
             record = {"kind": "train", "step": step, "lr": lr,
-                      "loss": float(np.mean(losses)),
-                      "losses": losses, "samples_per_s": len(subnets) * len(idx) / dt,
+                      "loss": float(np.mean(losses)), "losses": losses,
+                      "samples_per_s": len(subnets) * len(idx) * world_size / dt,
+                      "world_size": world_size,
                       "archs": [{"key": s.arch.key(), "role": s.role, "bin": s.bin,
                                  "flops": space.flops(s.arch)} for s in subnets]}
-            log.write(json.dumps(record) + "\n")
-            if step % config.eval_every == 0 or step == stop:
-                last_panel, val_step = evaluate_panel(), step
-                net.train()
-                log.write(json.dumps({"kind": "val", "step": step, "panel": last_panel}) + "\n")
-            log.flush()
-            if step % config.checkpoint_every == 0 or step == stop:
-                checkpoint()
-                ckpt_step = step
-            reporter(step, record)
-            if on_step is not None:
-                on_step(step, record)
-            if time_limit_s is not None and time.perf_counter() - started > time_limit_s:
+            if lead:
+                log.write(json.dumps(record) + "\n")
+                if step % config.eval_every == 0 or step == stop:
+                    last_panel, val_step = evaluate_panel(), step
+                    net.train()
+                    log.write(json.dumps({"kind": "val", "step": step, "panel": last_panel})
+                              + "\n")
+                log.flush()
+                if step % config.checkpoint_every == 0 or step == stop:
+                    checkpoint()
+                    ckpt_step = step
+                reporter(step, record)
+                if on_step is not None:
+                    on_step(step, record)
+            if replica is None:
+                out_of_time = (time_limit_s is not None
+                               and time.perf_counter() - started > time_limit_s)
+            if out_of_time:
                 break
-        if val_step != step:  # stopped by the time limit, or nothing left to train
+        if lead and val_step != step:  # stopped by the time limit, or nothing left to train
             last_panel = evaluate_panel()
             log.write(json.dumps({"kind": "val", "step": step, "panel": last_panel}) + "\n")
-    if ckpt_step != step or not ckpt_path.exists():
+    if lead and (ckpt_step != step or not ckpt_path.exists()):
         checkpoint()
+    if replica is not None:
+        replica.barrier()  # the last checkpoint is on disk before any rank returns
     return TrainResult(step=step, checkpoint=ckpt_path, metrics_log=log_path, panel=last_panel,
                        supernet=net.eval())
+
+
+class _NullLog:
+    """The metrics log of a rank other than 0: writes nothing."""
+
+    def __enter__(self) -> _NullLog:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def write(self, text: str) -> None:
+        return None
+
+    def flush(self) -> None:
+        return None
 
 
 class _progress:
