@@ -161,6 +161,9 @@ def profile(
 @app.command()
 def predict(
     study_file: Path = typer.Argument(..., help="Study file (studies/<name>.py)."),
+    workers: int = typer.Option(1, help="Ray evaluation workers (1: in process)."),
+    address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS",
+                                          help="Ray cluster to join."),
     force: bool = typer.Option(False, "--force", help="Accept a changed study file."),
     storage: Optional[str] = STORAGE,
 ) -> None:
@@ -170,8 +173,9 @@ def predict(
 
         with _store(storage) as store:
             ctx = open_study(study_file, store=store, force=force)
-            for stage in ("evaluate", "predict"):
-                ctx.console.print(f"{stage}: done {run_stage(ctx, stage)}")
+            detail = run_stage(ctx, "evaluate", workers=workers, address=address)
+            ctx.console.print(f"evaluate: done {detail}")
+            ctx.console.print(f"predict: done {run_stage(ctx, 'predict')}")
     except ERRORS as exc:
         _fail(exc)
 

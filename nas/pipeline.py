@@ -82,7 +82,13 @@ class StudyContext:
             net.load_state_dict(state["model"])
             device = self.device or self.study.training.device
             self._cache["supernet"] = net.to(device).eval()
-            self._cache["checkpoint_sha"] = sha256_file(self.supernet_dir / CHECKPOINT_NAME)
+            path = self.supernet_dir / CHECKPOINT_NAME
+            sha = sha256_file(path)
+            # a checkpoint from `nas train` (not the pipeline's train stage) is registered
+            # here, the first time a stage uses it; idempotent on its sha256
+            self.store.add_checkpoint(study=self.name, path=str(path.resolve()), sha256=sha,
+                                      step=int(state.get("step", 0)))
+            self._cache["checkpoint_sha"] = sha
         return self._cache["supernet"]
 
     def checkpoint_sha(self) -> str:
@@ -180,35 +186,38 @@ def stage_train(ctx: StudyContext) -> dict[str, Any]:
             "largest_val_accuracy": largest["accuracy"], "largest_val_loss": largest["loss"]}
 
 
-def stage_evaluate(ctx: StudyContext) -> dict[str, Any]:
-    """Score a seeded sample of subnets with inherited weights on the validation halves."""
+def stage_evaluate(ctx: StudyContext, *, workers: int = 1,
+                   address: str | None = None) -> dict[str, Any]:
+    """Score a seeded sample of subnets with inherited weights on the validation split and
+    its two halves (the halves give the labels' noise ceiling). Results are stored batch by
+    batch, so a killed run keeps what it finished; ``workers`` > 1 or a Ray ``address``
+    spreads the batches over Ray actors (same numbers as in process)."""
     import numpy as np
 
-    from nas.evaluation import evaluate_split_halves
+    from nas.distributed import make_evaluator
+    from nas.profile import progress_bar
 
     space, data, config = ctx.space(), ctx.data(), ctx.study.evaluation
     rng = np.random.default_rng([config.seed, 104729])
     archs = list({a.key(): a for a in [space.largest(), space.smallest()] + [
         space.sample(rng) for _ in range(config.n_archs)]}.values())
     sha = ctx.checkpoint_sha()
-    done = {e.arch_key for e in ctx.store.get_evaluations(study=ctx.name, metric="val_loss",
+    done = {e.arch_key for e in ctx.store.get_evaluations(study=ctx.name, metric="val_loss_b",
                                                           source="supernet", checkpoint=sha)}
     todo = [a for a in archs if a.key() not in done]
     ctx.store.upsert_archs(study=ctx.name, archs=[
         ArchRecord.from_arch(a, flops=space.flops(a), params=space.params(a)) for a in archs])
-    batch = 32  # stored as it goes, so a killed run keeps what it finished
-    for start in range(0, len(todo), batch):
-        chunk = todo[start:start + batch]
-        results = evaluate_split_halves(ctx.supernet(), chunk, data.val.x, data.val.y,
-                                        batch_size=config.batch_size)
-        rows = []
-        for arch, r in zip(chunk, results):
-            for metric, value in (("val_loss", r.full.loss), ("val_accuracy", r.full.accuracy),
-                                  ("val_loss_a", r.half_a.loss), ("val_loss_b", r.half_b.loss)):
-                rows.append(Evaluation(arch_key=arch.key(), metric=metric, value=float(value),
-                                       source="supernet", checkpoint=sha,
-                                       fidelity=f"val={len(data.val)}"))
-        ctx.store.add_evaluations(study=ctx.name, evaluations=rows)
+    if todo:
+        with progress_bar(len(todo), "evaluate subnets") as advance:
+            evaluator = make_evaluator(
+                supernet=ctx.supernet(), x=data.val.x, y=data.val.y, workers=workers,
+                address=address, batch_size=config.batch_size, halves=True, store=ctx.store,
+                study=ctx.name, checkpoint=sha, fidelity=f"val={len(data.val)}",
+                reuse_stored=False, on_batch=lambda report: advance(len(report.arch_keys)))
+            try:
+                evaluator(todo)
+            finally:
+                evaluator.close()
     return {"archs": len(archs), "evaluated_now": len(todo), "checkpoint": sha}
 
 
@@ -385,13 +394,14 @@ def available_stages() -> list[str]:
     return [s for s in STAGES if s in STAGE_FUNCTIONS]
 
 
-def run_stage(ctx: StudyContext, stage: str) -> dict[str, Any]:
-    """Run one stage, recording running / done / failed in the store."""
+def run_stage(ctx: StudyContext, stage: str, **options: Any) -> dict[str, Any]:
+    """Run one stage, recording running / done / failed in the store; ``options`` go to the
+    stage function (``workers`` / ``address`` for evaluate)."""
     if stage not in STAGE_FUNCTIONS:
         raise ValueError(f"unknown stage {stage!r}; stages: {available_stages()}")
     ctx.store.set_stage_status(study=ctx.name, stage=stage, status="running")
     try:
-        detail = STAGE_FUNCTIONS[stage](ctx)
+        detail = STAGE_FUNCTIONS[stage](ctx, **options)
     except BaseException as exc:
         ctx.store.set_stage_status(study=ctx.name, stage=stage, status="failed",
                                    detail={"error": f"{type(exc).__name__}: {exc}"})

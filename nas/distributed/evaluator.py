@@ -2,7 +2,10 @@
 
 An evaluator is a callable ``evaluate(archs) -> list[dict]``: one ``{"arch_key",
 "val_loss", "val_accuracy"}`` per arch (``<split>_loss`` / ``<split>_accuracy``: the metric
-names of the store), in the order given (a repeated arch is evaluated once). With a store
+names of the store), in the order given (a repeated arch is evaluated once). With
+``halves=True`` each result also holds ``val_loss_a`` / ``val_loss_b``, the losses on the
+first and second half of the split (`nas.evaluation.evaluate_split_halves`: their agreement
+is the noise ceiling of the labels). With a store
 it also writes each result as it arrives (source ``supernet``) and, by default, reuses
 results already stored for the same checkpoint, fidelity and split: a search killed
 mid-generation loses nothing and pays nothing twice. `InProcessEvaluator` runs in this
@@ -25,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nas.evaluation import evaluate_many
+from nas.evaluation import evaluate_many, evaluate_split_halves
 from nas.storage import ArchRecord, Evaluation, Store
 from nas.supernet import Supernet
 from search_spaces import Arch, SearchSpace
@@ -49,6 +52,19 @@ class BatchReport:
 
 
 
+def evaluation_values(supernet: Supernet, archs: Sequence[Arch], x: Tensor, y: Tensor, *,
+                      batch_size: int, device: str | torch.device | None,
+                      max_batches: int | None, halves: bool) -> list[tuple[float, ...]]:
+    """Per arch ``(loss, accuracy)``, or ``(loss, accuracy, loss_a, loss_b)`` with
+    ``halves``: what every evaluator (in process or a Ray actor) computes, so all agree."""
+    if halves:
+        return [(r.full.loss, r.full.accuracy, r.half_a.loss, r.half_b.loss)
+                for r in evaluate_split_halves(supernet, archs, x, y, batch_size=batch_size,
+                                               device=device)]
+    return [(r.loss, r.accuracy) for r in evaluate_many(
+        supernet, archs, x, y, batch_size=batch_size, device=device, max_batches=max_batches)]
+
+
 def default_fidelity(split: str, n_examples: int, max_batches: int | None) -> str:
     """``val=270`` (the whole split), or ``val=270,batches=4``: how a value was measured."""
     text = f"{split}={n_examples}"
@@ -66,16 +82,20 @@ class StoringEvaluator:
     def __init__(self, *, space: SearchSpace, n_examples: int, store: Store | None,
                  study: str | None, checkpoint: str, fidelity: str | None, split: str,
                  max_batches: int | None, reuse_stored: bool,
-                 on_batch: Callable[[BatchReport], None] | None) -> None:
+                 on_batch: Callable[[BatchReport], None] | None, halves: bool = False) -> None:
         if (store is None) != (study is None):
             raise ValueError("store and study: give both (results are stored) or neither")
         if n_examples < 1:
             raise ValueError("evaluation split is empty")
+        if halves and (n_examples < 2 or max_batches is not None):
+            raise ValueError("halves: the split needs >= 2 examples and no max_batches")
         self.space, self.store, self.study = space, store, study
         self.checkpoint, self.split = checkpoint, split
         self.fidelity = fidelity or default_fidelity(split, n_examples, max_batches)
         self.reuse_stored, self.on_batch = reuse_stored, on_batch
-        self.metrics = (f"{split}_loss", f"{split}_accuracy")
+        self.halves = halves
+        self.metrics = (f"{split}_loss", f"{split}_accuracy") + (
+            (f"{split}_loss_a", f"{split}_loss_b") if halves else ())
         self.evaluated = 0  # archs actually run (not taken from the store)
 
     def __call__(self, archs: Sequence[Arch]) -> list[Result]:
@@ -91,7 +111,7 @@ class StoringEvaluator:
                 ArchRecord.from_arch(a, flops=self.space.flops(a), params=self.space.params(a))
                 for a in todo])
         for batch, values, report in self._evaluate(todo):
-            rows = [self._result(a.key(), loss, acc) for a, (loss, acc) in zip(batch, values)]
+            rows = [self._result(a.key(), *v) for a, v in zip(batch, values)]
             self._save(rows)
             self.evaluated += len(rows)
             results.update((r["arch_key"], r) for r in rows)
@@ -101,6 +121,7 @@ class StoringEvaluator:
 
     def _evaluate(self, archs: list[Arch]) -> Iterator[
             tuple[list[Arch], list[tuple[float, float]], BatchReport]]:
+        # values per arch: (loss, accuracy), plus (loss_a, loss_b) with halves
         raise AttributeError(f"{type(self).__name__} must define _evaluate")
 
     def _stored(self, unique: dict[str, Arch]) -> dict[str, Result]:
@@ -111,12 +132,11 @@ class StoringEvaluator:
                     checkpoint=self.checkpoint, arch_keys=unique):
                 if ev.fidelity == self.fidelity:
                     found.setdefault(ev.arch_key, {})[metric] = ev.value
-        loss, acc = self.metrics
-        return {k: self._result(k, v[loss], v[acc]) for k, v in found.items() if len(v) == 2}
+        return {k: self._result(k, *(v[m] for m in self.metrics)) for k, v in found.items()
+                if len(v) == len(self.metrics)}
 
-    def _result(self, arch_key: str, loss: float, accuracy: float) -> Result:
-        return {"arch_key": arch_key, self.metrics[0]: float(loss),
-                self.metrics[1]: float(accuracy)}
+    def _result(self, arch_key: str, *values: float) -> Result:
+        return {"arch_key": arch_key, **{m: float(v) for m, v in zip(self.metrics, values)}}
 
     def _save(self, rows: Iterable[Result]) -> None:
         if self.store is None:
@@ -148,12 +168,14 @@ class InProcessEvaluator(StoringEvaluator):
                  threads: int | None = None, archs_per_batch: int = 32,
                  store: Store | None = None, study: str | None = None, checkpoint: str = "",
                  fidelity: str | None = None, split: str = "val", reuse_stored: bool = True,
-                 on_batch: Callable[[BatchReport], None] | None = None) -> None:
+                 on_batch: Callable[[BatchReport], None] | None = None,
+                 halves: bool = False) -> None:
         if archs_per_batch < 1 or batch_size < 1:
             raise ValueError("archs_per_batch and batch_size must be >= 1")
         super().__init__(space=supernet.space, n_examples=int(x.shape[0]), store=store,
                          study=study, checkpoint=checkpoint, fidelity=fidelity, split=split,
-                         max_batches=max_batches, reuse_stored=reuse_stored, on_batch=on_batch)
+                         max_batches=max_batches, reuse_stored=reuse_stored, on_batch=on_batch,
+                         halves=halves)
         self.supernet, self.x, self.y = supernet, x, y
         self.batch_size, self.device, self.max_batches = batch_size, device, max_batches
         self.threads, self.archs_per_batch = threads, archs_per_batch
@@ -171,13 +193,13 @@ class InProcessEvaluator(StoringEvaluator):
             for start in range(0, len(archs), self.archs_per_batch):
                 batch = archs[start:start + self.archs_per_batch]
                 t0, c0 = time.perf_counter(), time.process_time()
-                results = evaluate_many(self.supernet, batch, self.x, self.y,
-                                        batch_size=self.batch_size, device=self.device,
-                                        max_batches=self.max_batches)
+                values = evaluation_values(self.supernet, batch, self.x, self.y,
+                                           batch_size=self.batch_size, device=self.device,
+                                           max_batches=self.max_batches, halves=self.halves)
                 report = BatchReport(tuple(a.key() for a in batch), local_node_id(),
                                      os.getpid(), time.perf_counter() - t0,
                                      time.process_time() - c0)
-                yield batch, [(r.loss, r.accuracy) for r in results], report
+                yield batch, values, report
         finally:
             torch.set_num_threads(previous)
 
@@ -187,7 +209,8 @@ def make_evaluator(*, supernet: Supernet, x: Tensor, y: Tensor, workers: int = 1
     """`InProcessEvaluator` for one worker and no cluster (the default), else an
     `EvaluationPool` of ``workers`` actors (local Ray, or the cluster at ``address`` /
     ``$RAY_ADDRESS``). ``kwargs`` go to either (``batch_size``, ``max_batches``, ``store``,
-    ``study``, ``checkpoint``, ``fidelity``, ``split``, ``reuse_stored``, ``on_batch``)."""
+    ``study``, ``checkpoint``, ``fidelity``, ``split``, ``reuse_stored``, ``on_batch``,
+    ``halves``)."""
     import os
 
     if workers < 1:

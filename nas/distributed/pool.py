@@ -43,10 +43,10 @@ class EvaluationWorker:
     """
 
     def __init__(self, payload_ref: list[Any], *, batch_size: int, max_batches: int | None,
-                 threads: int, device: str | None) -> None:
+                 threads: int, device: str | None, halves: bool = False) -> None:
         import ray
 
-        from nas.evaluation import evaluate_many
+        from nas.distributed.evaluator import evaluation_values
 
         # the reference comes wrapped in a list so Ray hands it over unresolved; fetching it
         # here reads the object the driver put once (and keeps alive for restarts)
@@ -59,7 +59,7 @@ class EvaluationWorker:
         self.net.to(device).eval()
         self.x, self.y = payload["x"], payload["y"]
         self.batch_size, self.max_batches, self.device = batch_size, max_batches, device
-        self._evaluate_many = evaluate_many
+        self.halves, self._values = halves, evaluation_values
         self.node_id = ray.get_runtime_context().get_node_id()
 
     def info(self) -> dict[str, Any]:
@@ -67,13 +67,14 @@ class EvaluationWorker:
                 "threads": torch.get_num_threads()}
 
     def evaluate(self, arch_jsons: list[str]) -> dict[str, Any]:
-        """(loss, accuracy) of each arch (JSON), with where and how long it took."""
+        """(loss, accuracy[, loss_a, loss_b]) of each arch (JSON), with where and how long
+        it took."""
         t0, c0 = time.perf_counter(), time.process_time()
         archs = [Arch.from_json(text) for text in arch_jsons]
-        results = self._evaluate_many(self.net, archs, self.x, self.y,
-                                      batch_size=self.batch_size, device=self.device,
-                                      max_batches=self.max_batches)
-        return {"values": [(r.loss, r.accuracy) for r in results], "node_id": self.node_id,
+        values = self._values(self.net, archs, self.x, self.y, batch_size=self.batch_size,
+                              device=self.device, max_batches=self.max_batches,
+                              halves=self.halves)
+        return {"values": values, "node_id": self.node_id,
                 "pid": os.getpid(), "seconds": time.perf_counter() - t0,
                 "cpu_seconds": time.process_time() - c0}
 
@@ -101,7 +102,8 @@ class EvaluationPool(StoringEvaluator):
                  startup_timeout_s: float = 300.0, store: Store | None = None,
                  study: str | None = None, checkpoint: str = "", fidelity: str | None = None,
                  split: str = "val", reuse_stored: bool = True,
-                 on_batch: Callable[[BatchReport], None] | None = None) -> None:
+                 on_batch: Callable[[BatchReport], None] | None = None,
+                 halves: bool = False) -> None:
         if workers < 1 or archs_per_task < 1 or batch_size < 1:
             raise ValueError("workers, archs_per_task and batch_size must be >= 1")
         if gpus_per_worker < 0 or (cpus_per_worker is not None and cpus_per_worker <= 0):
@@ -110,7 +112,8 @@ class EvaluationPool(StoringEvaluator):
             raise ValueError("max_restarts, max_task_retries, max_batch_retries must be >= 0")
         super().__init__(space=supernet.space, n_examples=int(x.shape[0]), store=store,
                          study=study, checkpoint=checkpoint, fidelity=fidelity, split=split,
-                         max_batches=max_batches, reuse_stored=reuse_stored, on_batch=on_batch)
+                         max_batches=max_batches, reuse_stored=reuse_stored, on_batch=on_batch,
+                         halves=halves)
         import ray
 
         self.archs_per_task, self.max_batch_retries = archs_per_task, max_batch_retries
@@ -128,7 +131,7 @@ class EvaluationPool(StoringEvaluator):
                 scheduling_strategy="SPREAD")
             self.actors = [actor_class.remote(
                 [self._payload], batch_size=batch_size, max_batches=max_batches,
-                threads=threads or max(1, math.floor(cpus)), device=device)
+                threads=threads or max(1, math.floor(cpus)), device=device, halves=halves)
                 for _ in range(workers)]
             try:
                 self.workers = ray.get([a.info.remote() for a in self.actors],

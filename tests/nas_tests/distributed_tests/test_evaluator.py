@@ -31,6 +31,20 @@ def test_results_follow_arch_order_and_match_evaluate_many(tiny_supernet, tiny_a
     assert evaluate.evaluated == len({a.key() for a in archs})
 
 
+def test_split_halves_match_evaluate_split_halves(tiny_supernet, tiny_archs, digits):
+    from nas.evaluation import evaluate_split_halves
+
+    got = InProcessEvaluator(supernet=tiny_supernet, x=digits.val.x, y=digits.val.y,
+                             archs_per_batch=3, halves=True)(tiny_archs[:5])
+    want = evaluate_split_halves(tiny_supernet, tiny_archs[:5], digits.val.x, digits.val.y)
+    assert [(g["val_loss"], g["val_accuracy"], g["val_loss_a"], g["val_loss_b"])
+            for g in got] == [(w.full.loss, w.full.accuracy, w.half_a.loss, w.half_b.loss)
+                              for w in want]
+    with pytest.raises(ValueError, match="halves"):
+        InProcessEvaluator(supernet=tiny_supernet, x=digits.val.x, y=digits.val.y,
+                           max_batches=2, halves=True)
+
+
 def test_results_are_stored_once_and_reused(store, tiny_supernet, tiny_archs, digits):
     reports = []
     kwargs = dict(supernet=tiny_supernet, x=digits.val.x, y=digits.val.y, store=store,
