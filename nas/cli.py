@@ -261,6 +261,40 @@ def export(
 
 
 @app.command()
+def audit(
+    study_file: Path = typer.Argument(..., help="Study file (studies/<name>.py)."),
+    n: int = typer.Option(12, "--n", help="Archs to audit (>= 2), spread over the FLOPs range "
+                          "and the stored front."),
+    seeds: int = typer.Option(2, "--seeds", help="Stand-alone runs per arch (>= 2 gives the "
+                              "noise ceiling)."),
+    budget: Optional[float] = typer.Option(None, help="Stand-alone steps as a fraction of the "
+                                           "supernet's schedule (default: the study's)."),
+    steps: Optional[int] = typer.Option(None, help="Stand-alone steps (overrides --budget)."),
+    workers: int = typer.Option(1, help="Ray workers training at once (1: in process)."),
+    address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS",
+                                          help="Ray cluster to join."),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda (default: the study's)."),
+    run_name: str = typer.Option("search", "--run", help="Search run whose front is sampled."),
+    force: bool = typer.Option(False, "--force", help="Accept a changed study file."),
+    storage: Optional[str] = STORAGE,
+) -> None:
+    """Rank-fidelity audit: train archs from scratch, compare with the supernet's ranking."""
+    try:
+        from nas.audit import print_audit, run_audit
+        from nas.pipeline import open_study
+
+        with _store(storage) as store:
+            ctx = open_study(study_file, store=store, force=force, device=device)
+            outcome = run_audit(ctx, n=n, seeds=seeds, workers=workers, address=address,
+                                budget=budget, steps=steps, front_run=run_name)
+            print_audit(outcome.report, console=ctx.console)
+            ctx.console.print(f"{outcome.trained_now} stand-alone run(s) trained now, "
+                              f"{outcome.reused} found in the store")
+    except ERRORS as exc:
+        _fail(exc)
+
+
+@app.command()
 def studies(storage: Optional[str] = STORAGE) -> None:
     """List the studies in the store with their stage status."""
     try:

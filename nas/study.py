@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas.audit.config import AuditConfig
 from nas.data import DataConfig, DataSplits, load_data
 from nas.search.config import SearchConfig
 from nas.training.config import TrainConfig
 from search_spaces import SearchSpace, get_space
 
-__all__ = ["DataConfig", "EvaluationConfig", "PredictorConfig", "ProfilingConfig",
+__all__ = ["AuditConfig", "DataConfig", "EvaluationConfig", "PredictorConfig", "ProfilingConfig",
            "SearchConfig", "Study", "StudyFileError", "TrainConfig", "load_study"]
 
 
@@ -85,7 +86,8 @@ class PredictorConfig:
 @dataclass(frozen=True)
 class Study:
     """Space + data + recipes. ``data`` is a `DataConfig` or a zero-argument function
-    returning `DataSplits` (a custom dataset)."""
+    returning `DataSplits` (a custom dataset); ``audit`` sets `nas audit` (the recipe of
+    its stand-alone runs)."""
 
     name: str
     space: str
@@ -96,6 +98,7 @@ class Study:
     profiling: ProfilingConfig = field(default_factory=ProfilingConfig)
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -1,6 +1,13 @@
 """Quickstart: scikit-learn's bundled digits (no download), a small hybrid image space, CPU."""
 
-from nas.study import DataConfig, EvaluationConfig, SearchConfig, Study, TrainConfig
+from nas.study import (
+    AuditConfig,
+    DataConfig,
+    EvaluationConfig,
+    SearchConfig,
+    Study,
+    TrainConfig,
+)
 
 study = Study(
     name="quickstart",
@@ -19,4 +26,6 @@ study = Study(
                          checkpoint_every=50, num_random=2, bins=6, panel_size=3),
     evaluation=EvaluationConfig(n_archs=150, batch_size=512, seed=0),
     search=SearchConfig(budget=60, population=12, objectives=("accuracy", "latency"), seed=0),
+    # stand-alone runs of `nas audit`: a quarter of the supernet's 400 steps (CPU-sized)
+    audit=AuditConfig(budget=0.25),
 )

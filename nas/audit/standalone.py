@@ -1,0 +1,149 @@
+"""Stand-alone training of one subnet from scratch: the reference an audit ranks against.
+
+The model is the arch's exported form (`nas.export.export_subnet` of a freshly initialised
+`Supernet`, i.e. a `kernels.StaticModel` holding the supernet's own initialisation slice),
+so it is exactly the network a user would deploy, trained alone on labels with
+`StandaloneRecipe`. Torch only: this runs on a bare GPU box.
+
+Example::
+
+    recipe = StandaloneRecipe.from_training(study.training, budget=0.5)
+    result = train_standalone(space=space, arch=arch, seed=0, recipe=recipe,
+                              train=(data.train.x, data.train.y),
+                              test=(data.test.x, data.test.y), device="cuda")
+    result.test_accuracy
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from nas.audit.config import StandaloneRecipe
+from nas.evaluation import device_kernels, evaluate_model, task_loss
+from nas.export import export_subnet
+from nas.supernet import Supernet
+from nas.training.config import TrainConfig
+from nas.training.trainer import lr_factor
+from search_spaces import Arch, SearchSpace
+
+
+@dataclass(frozen=True)
+class StandaloneJob:
+    """One stand-alone run to do: an arch (JSON, so it travels to any worker) and a seed."""
+
+    arch_json: str
+    seed: int
+
+    @property
+    def arch(self) -> Arch:
+        return Arch.from_json(self.arch_json)
+
+
+@dataclass(frozen=True)
+class StandaloneResult:
+    """A finished run: test accuracy in [0, 1] and mean loss, the mean training loss of its
+    last tenth of steps, wall seconds and where it ran."""
+
+    arch_key: str
+    seed: int
+    test_accuracy: float
+    test_loss: float
+    final_train_loss: float
+    steps: int
+    seconds: float
+    device: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def initial_model(space: SearchSpace, arch: Arch, *, seed: int):
+    """The arch's `StaticModel` with the supernet's initialisation drawn from ``seed``, on
+    the CPU, in train mode; the caller's global RNG state is left untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = Supernet(space)
+    model = export_subnet(net, arch)
+    return model.train()
+
+
+def train_standalone(*, space: SearchSpace, arch: Arch, seed: int, recipe: StandaloneRecipe,
+                     train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor],
+                     device: str | torch.device = "cpu",
+                     on_step: Callable[[int, float], None] | None = None) -> StandaloneResult:
+    """Train ``arch`` from scratch on ``train = (x (N, ...), y (N, ...))`` for
+    ``recipe.steps`` and score it on ``test``. ``seed`` draws the initialisation and the
+    per-epoch data order; ``on_step(step, loss)`` is called after each step."""
+    space.validate(arch)
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("stand-alone training on 'cuda' but no CUDA device is available")
+    t0 = time.perf_counter()
+    model = initial_model(space, arch, seed=seed).to(device)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=recipe.lr)
+    schedule = TrainConfig(steps=recipe.steps, warmup_steps=recipe.warmup_steps,
+                           min_lr_ratio=recipe.min_lr_ratio)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, schedule))
+    x, y = train[0].to(device), train[1].to(device)
+    n = x.shape[0]
+    if n < recipe.batch_size:
+        raise ValueError(f"training split has {n} examples, fewer than batch_size "
+                         f"{recipe.batch_size}")
+    per_epoch = n // recipe.batch_size
+    gen = torch.Generator().manual_seed(seed)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else nullcontext())
+    tail = max(1, recipe.steps // 10)
+    tail_losses = torch.zeros((), device=device)
+    order = torch.empty(0, dtype=torch.long)
+    with device_kernels(device):
+        for step in range(recipe.steps):
+            offset = step % per_epoch
+            if offset == 0:  # a new epoch: a fresh permutation (drop_last)
+                order = torch.randperm(n, generator=gen).to(device)
+            idx = order[offset * recipe.batch_size:(offset + 1) * recipe.batch_size]
+            with autocast:
+                loss = task_loss(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            opt.step()
+            sched.step()
+            if step >= recipe.steps - tail:
+                tail_losses += loss.detach().float()
+            if on_step is not None:
+                on_step(step + 1, float(loss.detach()))
+    # scored in fp32, as the supernet's inherited weights are
+    result = evaluate_model(model.eval(), test[0], test[1], batch_size=recipe.eval_batch_size,
+                            device=device)
+    return StandaloneResult(arch_key=arch.key(), seed=seed, test_accuracy=result.accuracy,
+                            test_loss=result.loss, final_train_loss=float(tail_losses) / tail,
+                            steps=recipe.steps, seconds=time.perf_counter() - t0,
+                            device=str(device))
+
+
+def run_in_process(jobs: Iterable[StandaloneJob], *, space: SearchSpace,
+                   recipe: StandaloneRecipe, train: tuple[Tensor, Tensor],
+                   test: tuple[Tensor, Tensor], device: str | torch.device = "cpu",
+                   threads: int | None = None) -> Iterator[StandaloneResult]:
+    """Train the jobs one after another in this process, yielding each result as it
+    finishes (``threads``: torch intra-op threads meanwhile; None leaves them)."""
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        for job in jobs:
+            yield train_standalone(space=space, arch=job.arch, seed=job.seed, recipe=recipe,
+                                   train=train, test=test, device=device)
+    finally:
+        torch.set_num_threads(previous)
