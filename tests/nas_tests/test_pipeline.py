@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,12 +20,27 @@ from pipeline_helpers import nas, write_study  # noqa: E402
 from nas.storage import open_store  # noqa: E402
 
 
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> tuple[Path, str]:
+    """A tiny study run through every stage once (its folder and the first run's output);
+    tests copy the folder before changing anything."""
+    root = tmp_path_factory.mktemp("finished")
+    study = write_study(root)
+    url = f"sqlite:///{root / 'db.sqlite'}"
+    first = nas("run", str(study), "--storage", url, cwd=root)
+    return root, first.stdout
+
+
+def _copy_run(finished: Path, to: Path) -> tuple[Path, str]:
+    shutil.copytree(finished, to, dirs_exist_ok=True)
+    return to / "tiny.py", f"sqlite:///{to / 'db.sqlite'}"
+
+
 @pytest.mark.slow
-def test_run_is_idempotent_and_shows(tmp_path):
-    study = write_study(tmp_path)
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    first = nas("run", str(study), "--storage", url, cwd=tmp_path)
-    assert "train: done" in first.stdout
+def test_run_is_idempotent_and_shows(tmp_path, finished_run):
+    root, first_stdout = finished_run
+    study, url = _copy_run(root, tmp_path)
+    assert "train: done" in first_stdout
     again = nas("run", str(study), "--storage", url, cwd=tmp_path)
     assert "train: done, skipped" in again.stdout
     with open_store(url) as store:
@@ -117,3 +134,34 @@ def test_studies_on_an_empty_sqlite_file(tmp_path, where):
         db.write_bytes(b"")
     out = nas("studies", "--storage", f"sqlite:///{db}", cwd=tmp_path)
     assert "no studies" in out.stdout
+
+
+@pytest.mark.slow
+def test_two_ray_workers_find_the_same_front_as_one(tmp_path, finished_run):
+    """`nas search --workers 2` (a local Ray started by the CLI) evaluates on two actors and
+    stores exactly the front that the in-process evaluator finds for the same seed, from
+    the same starting store."""
+    root, _ = finished_run
+    fronts, evaluated = {}, {}
+    ray_tmp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": str(ray_tmp)}
+    env.pop("RAY_ADDRESS", None)
+    try:
+        for workers in (1, 2):
+            where = tmp_path / f"w{workers}"
+            study, url = _copy_run(root, where)
+            out = subprocess.run(
+                [sys.executable, "-m", "nas.cli", "search", str(study), "--storage", url,
+                 "--workers", str(workers), "--seed", "5", "--budget", "10", "--run", "again"],
+                cwd=where, capture_output=True, text=True, timeout=600, env=env)
+            assert out.returncode == 0, out.stdout + out.stderr
+            with open_store(url) as store:
+                fronts[workers] = [(r.arch_key, r.objectives)
+                                   for r in store.get_front(study="tiny", run="again")]
+                evaluated[workers] = sorted(
+                    (e.arch_key, e.metric, e.value) for e in store.get_evaluations(study="tiny")
+                    if e.source == "supernet")
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert fronts[1] and fronts[1] == fronts[2]
+    assert evaluated[1] == evaluated[2]

@@ -50,6 +50,18 @@ def test_pool_spreads_over_both_nodes_and_equals_in_process(ray_cluster, store, 
     assert_each_arch_stored_once(store, tiny_archs)
 
 
+def test_pool_split_halves_equal_in_process(ray_cluster, tiny_supernet, tiny_archs, digits):
+    """`nas predict --workers N` labels subnets with the split-half losses too (the noise
+    ceiling); the actors compute exactly what the in-process evaluator does."""
+    want = InProcessEvaluator(supernet=tiny_supernet, x=digits.val.x, y=digits.val.y,
+                              threads=1, halves=True)(tiny_archs[:6])
+    with EvaluationPool(supernet=tiny_supernet, x=digits.val.x, y=digits.val.y, workers=2,
+                        archs_per_task=2, halves=True) as pool:
+        got = pool(tiny_archs[:6])
+    assert got == want
+    assert set(got[0]) == {"arch_key", "val_loss", "val_accuracy", "val_loss_a", "val_loss_b"}
+
+
 def test_actor_killed_mid_batch_is_restarted_and_nothing_is_lost(ray_cluster, store,
                                                                  tiny_supernet, tiny_archs,
                                                                  digits):
