@@ -43,7 +43,12 @@ from kernels.specs import DownsampleSpec, HeadSpec, LayerSpec, MixerSpec, StemSp
 
 @dataclass(frozen=True)
 class TimingConfig:
-    """How hard to measure. Defaults suit a table build; benchmarks may lower ``repeats``."""
+    """How hard to measure. Defaults suit a table build; benchmarks may lower ``repeats``.
+
+    ``repeats`` timed rounds at least; more rounds (up to ``max_repeats``) while less than
+    ``min_total_s`` has passed, so cheap measurements still spread over enough wall time to
+    average out the slow phases of a shared machine.
+    """
 
     warmup: int = 5
     repeats: int = 15
@@ -52,6 +57,8 @@ class TimingConfig:
     cache_bytes: int = 4 << 20
     max_inputs: int = 4
     seed: int = 0
+    min_total_s: float = 0.0
+    max_repeats: int = 1000
 
     def __post_init__(self) -> None:
         if self.warmup < 0:
@@ -61,6 +68,8 @@ class TimingConfig:
         if self.min_sample_ms < 0 or self.max_calls_per_sample < 1 or self.max_inputs < 1:
             raise ValueError("min_sample_ms must be >= 0, max_calls_per_sample and "
                              "max_inputs >= 1")
+        if self.min_total_s < 0 or self.max_repeats < self.repeats:
+            raise ValueError("min_total_s must be >= 0 and max_repeats >= repeats")
 
 
 @dataclass(frozen=True)
@@ -239,13 +248,17 @@ def measure_interleaved(calls: Sequence[tuple[Callable[[Tensor], object],
         per_call: list[list[float]] = [[] for _ in runners]
         gc_was_enabled = gc.isenabled()
         gc.disable()  # as timeit does: no collector pauses inside a sample
+        start, done = time.perf_counter(), 0
         try:
-            for done in range(1, config.repeats + 1):
+            while done < config.repeats or (
+                    done < config.max_repeats
+                    and time.perf_counter() - start < config.min_total_s):
                 shuffle(order)
                 for i in order:
                     per_call[i].append(sample(runners[i].sample) / runners[i].number)
+                done += 1
                 if on_round is not None:
-                    on_round(done, config.repeats)
+                    on_round(min(done, config.repeats), config.repeats)
         finally:
             if gc_was_enabled:
                 gc.enable()

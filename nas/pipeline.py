@@ -222,10 +222,17 @@ def stage_evaluate(ctx: StudyContext, *, workers: int = 1,
 
 
 def _profile_config(ctx: StudyContext):
-    from nas.profile import ProfileConfig
+    from dataclasses import replace
+
+    from nas.profile import ProfileConfig, default_timings
 
     cfg = ctx.study.profiling
-    return ProfileConfig(device=cfg.device, mode=cfg.mode, batch_size=cfg.batch_size)
+    layer, model = default_timings(cfg.device, cfg.mode)
+    if cfg.min_block_s is not None:
+        layer = replace(layer, min_total_s=cfg.min_block_s)
+        model = replace(model, min_total_s=cfg.min_block_s)
+    return ProfileConfig(device=cfg.device, mode=cfg.mode, batch_size=cfg.batch_size,
+                         layer_timing=layer, model_timing=model)
 
 
 def stage_profile(ctx: StudyContext) -> dict[str, Any]:

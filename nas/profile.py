@@ -79,13 +79,15 @@ def default_timings(device: str, mode: str = "eager") -> tuple[TimingConfig, Tim
     CPU: each table sample is a single call, taken in shuffled rounds over a block of other
     layers, so a layer runs after other work as it does inside a model (back-to-back calls
     of one small layer keep its weights and code hot and under-predict the model); whole
-    models are timed warm, in samples of >= 10 ms. GPU: samples of back-to-back calls (>= 1
+    models are timed warm, in samples of >= 10 ms. Rounds go on for >= 8 s per block of
+    layers and >= 20 s per block of models, so a short slow phase of a shared machine
+    cannot bias a whole block. GPU: samples of back-to-back calls (>= 1
     ms for layers, >= 2 ms for models), so launches pipeline as they do in a real run; CUDA
     graphs use one input each (every captured graph keeps its own memory pool).
     """
     if torch_device_type(device) == "cpu":
-        return (TimingConfig(warmup=2, repeats=21, min_sample_ms=0.0),
-                TimingConfig(warmup=2, repeats=9, min_sample_ms=10.0))
+        return (TimingConfig(warmup=2, repeats=21, min_sample_ms=0.0, min_total_s=8.0),
+                TimingConfig(warmup=2, repeats=9, min_sample_ms=10.0, min_total_s=20.0))
     inputs = 1 if mode == "cuda_graph" else TimingConfig.max_inputs
     return (TimingConfig(warmup=5, repeats=15, min_sample_ms=1.0, max_inputs=inputs),
             TimingConfig(warmup=3, repeats=15, min_sample_ms=2.0, max_inputs=inputs))
@@ -287,6 +289,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
     p.add_argument("--repeats", type=int, default=21, help="timed rounds per table entry")
     p.add_argument("--model-repeats", type=int, default=9, help="timed rounds per model")
+    p.add_argument("--spread", type=float, default=None, metavar="SECONDS",
+                   help="minimum wall time per block of measurements (default: 8 s for "
+                        "layers and 20 s for models on CPU, 0 on GPU)")
     p.add_argument("--calibrate", type=int, default=10, help="models for calibration (<= 10)")
     p.add_argument("--validate", type=int, default=30, help="other models for validation")
     p.add_argument("--seed", type=int, default=0)
@@ -303,6 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.batch < 1 or args.repeats < 1 or args.model_repeats < 1:
             raise ValueError("--batch, --repeats and --model-repeats must be >= 1")
         layer, model = default_timings(args.device, args.mode)
+        if args.spread is not None:
+            if args.spread < 0:
+                raise ValueError("--spread must be >= 0 seconds")
+            layer = replace(layer, min_total_s=args.spread)
+            model = replace(model, min_total_s=args.spread)
         config = ProfileConfig(
             device=args.device, mode=args.mode, batch_size=args.batch, dtype=args.dtype,
             threads=args.threads, layer_timing=replace(layer, repeats=args.repeats),

@@ -54,17 +54,22 @@ class EvaluationConfig:
 class ProfilingConfig:
     """The `profile` stage: a latency table of this machine for the study's space, its
     composition calibrated on ``n_calibration`` whole models and validated on
-    ``n_validation`` others."""
+    ``n_validation`` others. ``min_block_s``: least wall time over which each block of
+    measurements is spread (None: the device's default, `nas.profile.default_timings`; 0 for
+    quick runs such as tests)."""
 
     device: str = "cpu"
     mode: str = "eager"
     batch_size: int = 1
     n_calibration: int = 10
     n_validation: int = 30
+    min_block_s: float | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.n_calibration <= 10 or self.n_validation < 2:
             raise ValueError("profiling.n_calibration must be 1..10 and n_validation >= 2")
+        if self.min_block_s is not None and self.min_block_s < 0:
+            raise ValueError(f"profiling.min_block_s must be >= 0, got {self.min_block_s}")
 
 
 @dataclass(frozen=True)

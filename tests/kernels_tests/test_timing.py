@@ -38,6 +38,24 @@ def test_measure_latency_positive_median_and_spread():
     assert m.repeats == 5 and m.calls_per_sample >= 1
 
 
+def test_rounds_continue_until_the_minimum_wall_time():
+    """``min_total_s`` spreads a block's rounds over time (a slow phase of a shared machine
+    then hits few of them), capped by ``max_repeats``; bad values are refused."""
+    layer = torch.nn.Linear(16, 16)
+    g = torch.Generator().manual_seed(0)
+    config = TimingConfig(warmup=1, repeats=3, min_sample_ms=1.0, min_total_s=0.2,
+                          max_repeats=500)
+    m = measure_latency(layer, lambda: torch.randn(4, 16, generator=g), threads=1,
+                        config=config)
+    assert 3 < m.repeats <= 500
+    capped = TimingConfig(warmup=1, repeats=3, min_sample_ms=1.0, min_total_s=60.0,
+                          max_repeats=4)
+    assert measure_latency(layer, lambda: torch.randn(4, 16, generator=g), threads=1,
+                           config=capped).repeats == 4
+    with pytest.raises(ValueError, match="min_total_s"):
+        TimingConfig(repeats=5, max_repeats=4)
+
+
 def test_measure_layers_interleaved_one_result_per_spec():
     results = measure_layers(SPECS, batch_size=2, threads=1, config=FAST)
     assert len(results) == len(SPECS)

@@ -19,7 +19,7 @@ study = Study(
     training=TrainConfig(steps={steps}, batch_size=32, warmup_steps=2, eval_every=10,
                          eval_batches=2, checkpoint_every=3, panel_size=1, num_random=1, bins=3),
     evaluation=EvaluationConfig(n_archs=24, batch_size=256),
-    profiling=ProfilingConfig(n_calibration=3, n_validation=4),
+    profiling=ProfilingConfig(n_calibration=3, n_validation=4, min_block_s=0),
     search=SearchConfig(budget=12, population=4, pool_factor=4, seed=0),
 )
 '''

@@ -149,7 +149,8 @@ def test_cli_runs_with_heavy_packages_blocked(tmp_path, repo):
     wrapper.write_text(BLOCKER)
     out = tmp_path / "tiny.json"
     cmd = [sys.executable, str(wrapper), "--space", "hybrid_vit_tiny", *TINY_ARGS,
-           "--threads", "1", "--repeats", "3", "--model-repeats", "3", "--calibrate", "3",
+           "--threads", "1", "--repeats", "3", "--model-repeats", "3", "--spread", "0",
+           "--calibrate", "3",
            "--validate", "5", "--no-progress", "--out", str(out)]
     proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
