@@ -34,6 +34,7 @@ import networkx as nx
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import stats
 from torch_geometric.data import Data
 
 from predictors.encoding import (
@@ -56,6 +57,52 @@ from predictors.persistence import (
 from search_spaces import Arch, SearchSpace
 
 WEIGHTS_FILE = "weights.pt"
+TARGETS = ("standard", "log", "rank")
+
+
+class TargetTransform:
+    """Label transform the ensemble learns in, and its inverse (monotone both ways, so the
+    order of predictions is the order of the transformed ones).
+
+    ``standard``: ``(y - mean) / std``. ``log``: the same on ``log y`` (labels must be > 0;
+    losses are right-skewed, so squared errors on the tail no longer dominate). ``rank``:
+    normal scores of the ranks, ``Phi^-1((rank - 0.5) / n)`` (only the order of the labels
+    is learned); the inverse interpolates the training pairs (score, label) and extends
+    beyond them with the least-squares slope of label on score.
+    """
+
+    def __init__(self, kind: str, y: np.ndarray) -> None:
+        if kind == "log" and not np.all(y > 0):
+            raise ValueError("target='log' needs labels > 0; got "
+                             f"{float(y.min())} (use target='standard' or 'rank')")
+        self.kind = kind
+        if kind == "rank":
+            scores = stats.norm.ppf((stats.rankdata(y) - 0.5) / len(y))
+            order = np.argsort(scores, kind="stable")
+            self._knots = (scores[order], y[order])
+            spread = float(scores.var())
+            self._slope = float(np.cov(scores, y, bias=True)[0, 1] / spread) if spread else 0.0
+            base = scores
+        else:
+            base = np.log(y) if kind == "log" else y
+        self.mean, self.std = float(base.mean()), float(base.std()) or 1.0
+        self._base = base
+
+    def forward(self) -> np.ndarray:
+        """(B,) standardised transformed training labels."""
+        return (self._base - self.mean) / self.std
+
+    def inverse(self, z: np.ndarray) -> np.ndarray:
+        """Predictions (any shape) in standardised transformed units -> label units."""
+        base = z * self.std + self.mean
+        if self.kind == "log":
+            return np.exp(base)
+        if self.kind == "rank":
+            xs, ys = self._knots
+            out = np.interp(base, xs, ys)
+            out = np.where(base < xs[0], ys[0] + self._slope * (base - xs[0]), out)
+            return np.where(base > xs[-1], ys[-1] + self._slope * (base - xs[-1]), out)
+        return base
 
 
 @dataclass(frozen=True)
@@ -74,6 +121,7 @@ class GNNConfig:
     weight_decay: float = 1e-4
     rank_weight: float = 1.0
     graph_features: bool = True  # feed per-graph feature totals to the head
+    target: str = "standard"  # label transform before standardising: "standard", "log", "rank"
     seed: int = 0
     threads: int | None = 1  # torch threads in fit and predict (None: leave torch's setting)
     predict_chunk: int = 2048  # graphs per forward pass when scoring
@@ -81,6 +129,8 @@ class GNNConfig:
     def __post_init__(self) -> None:
         if self.conv not in ("gin", "mean", "gat"):
             raise ValueError(f"conv: expected 'gin', 'mean' or 'gat', got {self.conv!r}")
+        if self.target not in TARGETS:
+            raise ValueError(f"target: expected one of {TARGETS}, got {self.target!r}")
         for name in ("hidden", "heads", "layers", "op_dim", "ensemble", "steps",
                      "batch_size", "predict_chunk"):
             value = getattr(self, name)
@@ -160,8 +210,7 @@ class GNNPredictor:
         self._net: EnsembleGraphNet | None = None
         self._vocab: dict[str, int] = {}
         self._feature_names: tuple[str, ...] = ()
-        self._y_mean = 0.0
-        self._y_std = 1.0
+        self._transform: TargetTransform | None = None
         self._train_items: list[Any] = []
         self._train_y = np.zeros(0)
         self._table_cache: tuple[int, torch.Tensor, torch.Tensor] | None = None
@@ -251,6 +300,7 @@ class GNNPredictor:
         if kind == "arch" and self.space is None:
             raise ValueError("items are Arch objects but the predictor has no space; "
                              "pass GNNPredictor(space)")
+        transform = TargetTransform(self.config.target, y_arr)  # raises on bad labels
         previous = (self._vocab, self._feature_names)
         try:
             self._learn_inputs(items)
@@ -259,11 +309,10 @@ class GNNPredictor:
             self._vocab, self._feature_names = previous  # a failed fit changes nothing
             self._table_cache = None
             raise
-        y_mean, y_std = float(y_arr.mean()), float(y_arr.std()) or 1.0
-        target = torch.from_numpy((y_arr - y_mean) / y_std).float()
+        target = torch.from_numpy(transform.forward()).float()
         with self._threads():
             self._net = self._train(items, target, full)
-        self._y_mean, self._y_std = y_mean, y_std
+        self._transform = transform
         self._train_items, self._train_y = items, y_arr
         return self
 
@@ -370,7 +419,8 @@ class GNNPredictor:
             for start in range(0, len(items), chunk):
                 batch = self._encode(items[start:start + chunk])
                 outs.append(self._forward(self._net, batch))  # (M, b)
-        preds = torch.cat(outs, dim=1).double().numpy() * self._y_std + self._y_mean  # (M, B)
+        assert self._transform is not None
+        preds = self._transform.inverse(torch.cat(outs, dim=1).double().numpy())  # (M, B)
         return preds.mean(0), preds.std(0)
 
     # ---- persistence ---------------------------------------------------------------------
@@ -382,8 +432,7 @@ class GNNPredictor:
             raise ValueError("predictor is not fitted: nothing to save")
         payload = {
             "config": asdict(self.config), "vocab": self._vocab,
-            "feature_names": list(self._feature_names), "y_mean": self._y_mean,
-            "y_std": self._y_std,
+            "feature_names": list(self._feature_names),
             "train": {"items": items_to_json(self._train_items), "y": self._train_y.tolist()},
         }
         weights = dict(self._net.state_dict())
@@ -408,9 +457,10 @@ class GNNPredictor:
         predictor = cls(space, config=GNNConfig.from_dict(config["config"]))
         predictor._vocab = {str(k): int(v) for k, v in config["vocab"].items()}
         predictor._feature_names = tuple(config["feature_names"])
-        predictor._y_mean, predictor._y_std = float(config["y_mean"]), float(config["y_std"])
         predictor._train_items = items_from_json(config["train"]["items"])
         predictor._train_y = np.asarray(config["train"]["y"], dtype=np.float64)
+        # the transform is a function of the stored training labels, so it is rebuilt exactly
+        predictor._transform = TargetTransform(predictor.config.target, predictor._train_y)
         net = predictor._new_net()
         try:
             net.load_state_dict(weights)
