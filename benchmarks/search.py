@@ -239,8 +239,9 @@ def search_phase(args: argparse.Namespace) -> None:
                 "front_share": len(front_keys & set(labelled)) / len(front_keys)}
 
     raw: dict[str, Any] = {"runs": {}}
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     for method in args.methods:
-        for seed in range(args.seeds):
+        for seed in seeds:
             labelled, info = run_method(method, space=space, truth=truth, scorer=scorer,
                                         budget=largest, seed=seed, predictor=args.predictor,
                                         predictor_options=args.predictor_options)
@@ -253,16 +254,16 @@ def search_phase(args: argparse.Namespace) -> None:
     # a smaller budget labels a prefix of a larger one (tested); check it here once too
     check = min(budgets.values())
     short, _ = run_method("ours", space=space, truth=truth, scorer=scorer, budget=check,
-                          seed=0, predictor=args.predictor,
+                          seed=seeds[0], predictor=args.predictor,
                           predictor_options=args.predictor_options
                           ) if "ours" in args.methods else ([], {})
-    if short and short != raw["runs"]["ours/seed0"]["labelled"][:check]:
+    if short and short != raw["runs"][f"ours/seed{seeds[0]}"]["labelled"][:check]:
         raise RuntimeError("prefix property broken: budgets must be run separately")
 
     metrics: dict[str, Any] = {}
     for method in args.methods:
         for name in budgets:
-            runs = [raw["runs"][f"{method}/seed{s}"]["scores"][name] for s in range(args.seeds)]
+            runs = [raw["runs"][f"{method}/seed{s}"]["scores"][name] for s in seeds]
             hv = np.array([r["hv_fraction"] for r in runs])
             share = np.array([r["front_share"] for r in runs])
             metrics[f"{method}.hv_fraction_at_{name}"] = float(hv.mean())
@@ -277,7 +278,7 @@ def search_phase(args: argparse.Namespace) -> None:
             for n in budgets for m in others)
     meta_path = Path(args.truth).with_suffix(".meta.json")
     raw.update({"space": space.describe(), "space_overrides": SPACE_OVERRIDES,
-                "budgets": budgets, "seeds": args.seeds, "true_front": sorted(front_keys),
+                "budgets": budgets, "seeds": list(seeds), "true_front": sorted(front_keys),
                 "true_hv": true_hv, "ideal": ideal.tolist(), "nadir": nadir.tolist(),
                 "objectives": list(OBJECTIVES), "predictor": args.predictor,
                 "predictor_options": args.predictor_options,
@@ -339,6 +340,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ROOT / "runs" / "bench_search" / "truth.db"), help="the separate ground-truth store")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first-seed .. first-seed + seeds - 1 (development runs "
+                             "use others than the benchmark's)")
     parser.add_argument("--budgets", type=float, nargs="+", default=[1, 2, 4],
                         help="percent of the space")
     parser.add_argument("--predictor", default="gnn")

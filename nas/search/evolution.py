@@ -25,9 +25,11 @@ The first generation holds the cheapest arch of each cheap objective (a short se
 table and the counts alone), the space's largest and smallest archs (the sandwich rule
 trains both at every step, so they anchor the accurate and the cheap end of the front) and
 archs spread evenly over the first cheap objective, so the predictor starts from labels
-that span the front. Without a predictor (``use_predictor=False``) the pool is not
-screened: the first ``batch_size`` children of each generation are evaluated, which is
-plain NSGA-II with the same first generation.
+that span the front. When few uniform samples meet the hard constraints (a tight latency
+limit), feasible archs are first sought on the table by their constraint violation.
+Without a predictor (``use_predictor=False``) the pool is not screened: the first
+``batch_size`` children of each generation are evaluated, which is plain NSGA-II
+with the same first generation.
 
 Determinism: every random choice comes from one generator seeded by ``config.seed`` and each
 generation's batch is evaluated in one call (results ordered as the archs), so a seed gives
@@ -154,9 +156,15 @@ class _Evolution:
         """The first generation (see the module docstring), at most ``population`` archs."""
         cfg, n = self.config, min(self.config.population, self.session.remaining)
         seen: set[str] = set()
-        pool = self._new_feasible([self.space.smallest(), self.space.largest()]
-                                  + [self.space.sample(self.rng)
-                                     for _ in range(cfg.pool_factor * cfg.population)], seen)
+        samples = [self.space.smallest(), self.space.largest()] + [
+            self.space.sample(self.rng) for _ in range(cfg.pool_factor * cfg.population)]
+        pool = self._new_feasible(samples, seen)
+        if len(pool) < n:  # a small feasible region: look for it on the table
+            found, _ = self.objectives.search_feasible(
+                samples, want=2 * n, rng=self.rng, rounds=cfg.cheap_search_rounds,
+                keep=cfg.population, breed=cfg.pool_factor * cfg.population,
+                mutation_prob=cfg.mutation_prob)
+            pool += self._new_feasible(found, seen)
         if not pool:
             return []
         chosen: list[Arch] = []

@@ -176,6 +176,73 @@ class ObjectiveSet:
                 out.append(f"{name} {cost[name]:.6g}{unit} > {limit:.6g}{unit}")
         return out
 
+    def violation(self, archs: Sequence[Arch]) -> np.ndarray:
+        """(n,) how far each arch is past the hard constraints: the sum of the relative
+        excesses ``max(0, value / limit - 1)`` (0: feasible); guides a table-only search
+        towards a small feasible region."""
+        c, costs = self.constraints, self.costs(archs)
+        out = np.zeros(len(archs))
+        for name, limit in (("latency_ms", c.max_latency_ms), ("params", c.max_params),
+                            ("flops", c.max_flops)):
+            if limit is not None:
+                out += np.maximum(0.0, np.array([cost[name] for cost in costs]) / limit - 1.0)
+        return out
+
+    def search_feasible(self, start: Sequence[Arch], *, want: int, rng: np.random.Generator,
+                        rounds: int = 30, keep: int = 16, breed: int = 320,
+                        mutation_prob: float = 0.2, patience: int = 3
+                        ) -> tuple[list[Arch], Arch | None]:
+        """(up to ``want`` feasible archs, the least-violating arch seen) from a table-only
+        search: ``rounds`` of ``breed`` mutations of the ``keep`` least-violating archs, from
+        ``start``, stopped early after ``patience`` rounds that neither lower the least
+        violation nor find a new feasible arch. Nothing is evaluated. Uniform samples rarely
+        land in a small feasible region (a tight latency limit); the violation leads there."""
+        pop = list({a.key(): a for a in start}.values())
+        found: dict[str, Arch] = {}
+        best: tuple[float, Arch] | None = None
+        stale = 0
+        for _ in range(rounds + 1):
+            if not pop:
+                break
+            v = self.violation(pop)
+            before = len(found)
+            found.update((a.key(), a) for a, vi in zip(pop, v) if vi == 0)
+            i = int(np.argmin(v))
+            if best is None or v[i] < best[0] or len(found) > before:
+                stale = 0
+                best = (float(v[i]), pop[i]) if best is None or v[i] < best[0] else best
+            else:
+                stale += 1
+            if len(found) >= want or stale >= patience:
+                break
+            parents = [pop[i] for i in np.argsort(v, kind="stable")[:keep]]
+            children = [self.space.mutate(parents[int(rng.integers(len(parents)))], rng,
+                                          prob=mutation_prob) for _ in range(breed)]
+            pop = list({a.key(): a for a in parents + children}.values())
+        return list(found.values())[:want], None if best is None else best[1]
+
+    def require_feasible(self, *, seed: int = 0, samples: int = 320) -> None:
+        """SearchSetupError naming the constraints if neither ``samples`` uniform archs nor
+        a table-only search (`search_feasible`) find one that meets them: a search would
+        evaluate nothing. Its own generator, so the search's random path is unchanged."""
+        c = self.constraints
+        if c.max_latency_ms is None and c.max_params is None and c.max_flops is None:
+            return
+        rng = np.random.default_rng([seed, 7])
+        start = [self.space.smallest(), self.space.largest()] + [
+            self.space.sample(rng) for _ in range(samples)]
+        if self.feasible(start).any():
+            return
+        found, best = self.search_feasible(start, want=1, rng=rng)
+        if found:
+            return
+        limits = ", ".join(f"{k}={v:g}" for k, v in c.to_dict().items() if v is not None)
+        closest = "" if best is None else (f"; the closest arch found ({best.label()}) has "
+                                           f"{'; '.join(self.violations(best))}")
+        raise SearchSetupError(f"no arch of space {self.space.name!r} meets the constraints "
+                               f"({limits}) in a search of the latency table and the "
+                               f"counts{closest}: loosen them (nothing was evaluated)")
+
     def feasible(self, archs: Sequence[Arch]) -> np.ndarray:
         """(n,) bool: which archs meet every hard constraint (from cheap values only)."""
         c = self.constraints

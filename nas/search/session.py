@@ -7,6 +7,8 @@ written as it comes (``source="supernet"``, metric names as the evaluator return
 the run's status goes running -> done (or failed). On a restart, evaluations already in
 the store for this study, checkpoint, fidelity and split are loaded and answered from
 there; a deterministic search then retraces its path without evaluating them again.
+Constraints that no arch meets (`ObjectiveSet.require_feasible`, a table-only search) are
+refused with one SearchSetupError before the store is touched.
 
 `SearchResult` is what a search returns: every labelled arch in order, its objective values
 (natural units) and metrics, and the front.
@@ -122,6 +124,7 @@ class SearchSession:
         self.study = getattr(study, "name", study)
         self.checkpoint, self.fidelity, self.split = checkpoint, fidelity, split
         self.config = json.loads(json.dumps(dict(config)))  # JSON-ready, as stored
+        objectives.require_feasible(seed=seed)  # before the store is touched
         known = self._open_run() if store is not None else {}
         self.evaluator = BudgetedEvaluator(evaluate, budget=budget, objectives=objectives,
                                            known=known, on_results=self._record,

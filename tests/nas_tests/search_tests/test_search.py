@@ -144,13 +144,69 @@ def test_three_objectives_and_loss(space, table, make_evaluator) -> None:
     assert result.knee() in result.front_archs()
 
 
-def test_infeasible_space_evaluates_nothing(space, table, make_evaluator) -> None:
+def test_infeasible_constraints_get_one_clear_error_and_write_nothing(
+        space, table, tmp_path, make_evaluator) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'nas.db'}")
+    store.create_or_get_study(name="tiny", space=space.name)
     evaluator = make_evaluator(space)
     config = small_config(constraints=Constraints(max_params=10))
-    for method in METHODS[:3]:
-        result = run(method, space, evaluator, config, table)
-        assert result.archs == [] and result.front == []
-    assert evaluator.calls == []
+    for method in METHODS:
+        with pytest.raises(SearchSetupError, match=r"no arch .* meets the constraints "
+                                                   r"\(max_params=10\).*params \d+ > 10"):
+            run(method, space, evaluator, config, table, store=store, study="tiny",
+                run_name=method)
+    assert evaluator.calls == [] and store.list_search_runs(study="tiny") == []
+
+
+class OverheadLatency:
+    """Latency dominated by a per-layer overhead of each mixer, as on a CPU at tiny sizes:
+    the arch with the fewest FLOPs (convolutions) is not the fastest (small GLU MLPs are)."""
+
+    OVERHEAD = {"attention": 0.30, "ssm": 0.40, "conv": 0.25, "glu_mlp": 0.10}
+
+    def __init__(self, space) -> None:
+        self.space = space
+
+    def predict_many(self, archs) -> np.ndarray:
+        return np.array([0.2 + self.space.flops(a) * 1e-7 + sum(
+            self.OVERHEAD[layer.mixer] for s in a.stages for layer in s.layers)
+            for a in archs])
+
+
+def test_tight_latency_limit_with_an_existing_run_finds_its_small_feasible_region(
+        tmp_path, make_evaluator) -> None:
+    """Regression: `nas search --max-latency-ms X --run other` on the tiny pipeline study
+    labelled nothing ("it has no front"): none of the first generation's uniform samples met
+    the limit. The first generation now looks for the feasible region on the table."""
+    import itertools
+
+    from search_spaces import Arch, StageArch, get_space
+
+    space = get_space("hybrid_vit_tiny", in_channels=1, num_classes=10, resolutions=(8,),
+                      patch_size=2, widths=((8,), (8, 16)), depths=((1,), (1, 2)), head_dim=8)
+    latency = OverheadLatency(space)
+    per_stage = [[StageArch(depth=d, width=w, layers=layers) for w in st.width
+                  for d in st.depth for layers in itertools.product(st.layer_options(),
+                                                                    repeat=d)]
+                 for st in space.stages]
+    every = [Arch(resolution=8, stages=stages) for stages in itertools.product(*per_stage)]
+    assert len(every) == space.size()
+    limit = float(np.sort(latency.predict_many(every))[3])  # 4 feasible archs of 1,152
+    store = open_store(f"sqlite:///{tmp_path / 'nas.db'}")
+    store.create_or_get_study(name="tiny", space=space.name)
+    config = SearchConfig(budget=12, population=4, pool_factor=4, seed=0, predictor="ridge")
+    run("ours", space, make_evaluator(space), config, latency, store=store, study="tiny",
+        run_name="search")
+    tight = config.with_overrides(constraints={"max_latency_ms": limit})
+    for method in ("ours", "ours_no_predictor"):
+        evaluator = make_evaluator(space)
+        result = run(method, space, evaluator, tight, latency, store=store, study="tiny",
+                     run_name=f"other_{method}")
+        assert result.archs and result.front
+        assert all(c["latency_ms"] <= limit for c in result.costs)
+        assert result.knee() in result.front_archs()
+        assert [r.arch_key for r in store.get_front(study="tiny", run=f"other_{method}")] == [
+            a.key() for a in result.front_archs()]
 
 
 def test_real_gnn_predictor_drives_the_search(space, table, make_evaluator) -> None:
