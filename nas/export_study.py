@@ -3,7 +3,7 @@
 Choice: ``arch_key`` (any stored arch), else the most accurate front member within
 ``max_latency_ms``, else the best front member by ``objective`` (default: the knee).
 The card lists every metric with its source (supernet = inherited weights, predictor,
-standalone), the latency table used, the audit status and the study's reproducibility
+standalone), the latency table used, the audit result (`nas audit`) and the study's reproducibility
 record; the exported model is re-evaluated on the validation split and must reproduce
 the stored inherited-weight accuracy. ``finetune_steps`` fine-tunes the exported model on
 the training split, distilled from the supernet's largest subnet, and reports before/after.
@@ -86,6 +86,37 @@ def _metrics_with_sources(ctx: StudyContext, arch: Arch) -> list[dict[str, Any]]
     return rows
 
 
+def audit_card(ctx: StudyContext, arch: Arch) -> dict[str, Any]:
+    """Whether the study was audited (`nas audit`) and with what result, plus this arch's
+    stand-alone accuracy when it was among the audited archs."""
+    from nas.audit.study_audit import stored_audit
+    from nas.audit.table import headline
+
+    stage = stored_audit(ctx.store, ctx.name)
+    report = stage.detail if stage is not None and stage.status == "done" else None
+    if not report or "comparisons" not in report:
+        runs = ctx.store.get_evaluations(study=ctx.name, source="standalone",
+                                         metric="test_accuracy")
+        return {"audited": False, "status": "not run" if stage is None else stage.status,
+                "standalone_runs": len(runs)}
+    comparisons = report["comparisons"]
+    row = next((r for r in report["rows"] if r["arch_key"] == arch.key()), None)
+    ceiling = report["noise_ceiling"]
+    return {
+        "audited": True, "finished_at": report.get("finished_at"),
+        "n_archs": report["n_archs"], "seeds": report["seeds"], "recipe": report["recipe"],
+        "same_checkpoint": report.get("checkpoint") == ctx.checkpoint_sha(),
+        "summary": headline(report),
+        "kendall_tau": {k: v.get("kendall_tau") for k, v in comparisons.items()},
+        "kendall_tau_ci": {k: v.get("kendall_tau_ci") for k, v in comparisons.items()},
+        "noise_ceiling_tau": ceiling.get("kendall_tau") if ceiling.get("available") else None,
+        "this_arch": None if row is None else {
+            "standalone_test_accuracy": row["standalone"],
+            "standalone_seeds": row["standalone_seeds"],
+            "supernet_test_accuracy": row["supernet"]},
+    }
+
+
 def finetune(model, teacher, x: torch.Tensor, y: torch.Tensor, *, steps: int,
              batch_size: int = 128, lr: float = 3e-4, seed: int = 0) -> None:
     """Fine-tune ``model`` for ``steps`` on (x, y): CE + KD from ``teacher`` logits."""
@@ -136,9 +167,7 @@ def export_study(ctx: StudyContext, *, arch_key: str | None = None,
                            "device": fp.device_name, "mode": fp.mode,
                            "batch_size": fp.batch_size, "dtype": fp.dtype,
                            "validation": (table.validation or {}).get("calibrated")}
-    audits = [e for e in ctx.store.get_evaluations(study=ctx.name, source="standalone")]
-    card["audit"] = ({"audited": True, "standalone_evaluations": len(audits)} if audits
-                     else {"audited": False})
+    card["audit"] = audit_card(ctx, arch)
     study = ctx.store.get_study(name=ctx.name)
     card["reproducibility"] = {"study_file": study.study_path, "study_hash": study.study_hash,
                                "package_versions": study.package_versions,
@@ -179,8 +208,17 @@ def model_card_markdown(card: dict[str, Any]) -> str:
         lines.append(f"- fine-tuned {ft['steps']} steps: val accuracy {100 * before:.2f} % -> "
                      f"{100 * after:.2f} %")
     audit = card["audit"]
-    lines.append("- rank-fidelity audit: " + ("done" if audit["audited"] else
-                                              "not audited (run `nas audit STUDY`)"))
+    if audit["audited"]:
+        text = f"- rank-fidelity audit: {audit['summary']}"
+        if not audit["same_checkpoint"]:
+            text += " (audited with an earlier supernet checkpoint)"
+        if audit["this_arch"] is not None:
+            text += (f"; this arch trained stand-alone: "
+                     f"{100 * audit['this_arch']['standalone_test_accuracy']:.2f} % test accuracy")
+        lines.append(text)
+    else:
+        lines.append(f"- rank-fidelity audit: not audited (audit stage: {audit['status']}; "
+                     "run `nas audit STUDY`)")
     lines += ["", "## Metrics and their sources", "", "| metric | value | source | fidelity |",
               "|---|---|---|---|"]
     lines += [f"| {m['metric']} | {m['value']:.4g} | {m['source']} | {m['fidelity']} |"
@@ -199,4 +237,4 @@ def front_table_rows(ctx: StudyContext, run: str = "search") -> list[dict[str, A
     return [{"rank": r.rank, "arch": r.arch_key, **r.objectives} for r in rows]
 
 
-__all__ = ["choose_arch", "export_study", "finetune", "model_card_markdown"]
+__all__ = ["audit_card", "choose_arch", "export_study", "finetune", "model_card_markdown"]
