@@ -15,8 +15,9 @@ The all-reduce covers exactly the parameters that have a gradient this step: the
 a step leave the other parameters' ``.grad`` at None on every rank alike (same subnets), and
 AdamW skips those as it does in one process (a zero gradient would instead decay them and
 their moments). DDP would need ``find_unused_parameters`` plus ``no_sync`` over all subnets
-but the last; `benchmarks/multigpu_scaling.py` times both on the GPU (the choice is
-justified there and in BENCHMARKS.md).
+but the last, and was slower: on an H100 at world size 1 (`benchmarks/multigpu_scaling.py`,
+BENCHMARKS.md) its steps took 5-17 % longer than the flat all-reduce's in every block timed
+on the same steps (the step is launch-bound, and DDP's reducer hooks every gradient).
 
 Rank 0 alone evaluates the panel, writes ``metrics.jsonl`` and the checkpoints, which are the
 one-process format (replicated state, no world size in it), so a run resumes on any number
@@ -44,6 +45,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 from nas.supernet import Supernet
 from nas.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
@@ -80,14 +82,20 @@ class Replica:
                           out_of_time: bool) -> tuple[list[float], bool]:
         """Average every existing ``.grad`` over the ranks in one all-reduce, together with
         the 0-dim ``losses`` and the time-limit vote. Returns the mean losses and whether
-        any rank ran out of time."""
-        grads = [p.grad for p in net.parameters() if p.grad is not None]
-        extras = torch.stack([v.float() for v in losses]
-                             + [torch.tensor(float(out_of_time), device=self.device)])
-        flat = torch.cat([g.reshape(-1).float() for g in grads] + [extras.to(grads[0].device)])
+        any rank ran out of time.
+
+        The gradients become views into the reduced flat buffer (no copy back): a step of
+        this launch-bound supernet pays per kernel, so pack, reduce, scale and unpack are
+        four C++ calls, not one copy per parameter."""
+        params = [p for p in net.parameters() if p.grad is not None]
+        grads = [p.grad for p in params]
+        vote = torch.full((1,), float(out_of_time), device=grads[0].device)
+        extras = torch.cat([torch.stack(losses).float().reshape(-1), vote])
+        flat = _flatten_dense_tensors([*grads, extras])
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         flat.div_(self.world_size)
-        _unflatten_into(flat[:flat.numel() - extras.numel()], grads)
+        for p, view in zip(params, _unflatten_dense_tensors(flat, grads)):
+            p.grad = view
         tail = flat[flat.numel() - extras.numel():].tolist()
         return tail[:-1], tail[-1] > 0
 
