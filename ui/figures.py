@@ -253,3 +253,24 @@ def predicted_vs_true_figure(pred: Sequence[float], true: Sequence[float],
     fig.update_layout(xaxis_title=f"measured {metric}", yaxis_title=f"predicted {metric}",
                       height=420, margin=dict(l=10, r=10, t=10, b=10))
     return fig
+
+
+def audit_figure(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """Stand-alone test accuracy (x, with the spread over seeds) against the supernet's
+    inherited-weight test accuracy (y) of each audited arch (rows of an audit report)."""
+    x = [100 * r["standalone"] for r in rows]
+    y = [100 * r["supernet"] for r in rows]
+    low = [100 * (r["standalone"] - min(r["standalone_seeds"])) for r in rows]
+    high = [100 * (max(r["standalone_seeds"]) - r["standalone"]) for r in rows]
+    fig = go.Figure([go.Scatter(
+        x=x, y=y, mode="markers", name="audited archs",
+        error_x=dict(type="data", array=high, arrayminus=low, visible=True),
+        customdata=[r["arch_key"] for r in rows],
+        hovertext=[f"{r['arch_key']} {r['label']}<br>{r['stratum']}, "
+                   f"{r['flops'] / 1e6:.2f} MFLOPs" for r in rows],
+        marker=dict(size=9, color=[r["flops"] for r in rows], colorscale="Viridis",
+                    colorbar=dict(title="FLOPs")))])
+    fig.update_layout(xaxis_title="stand-alone test accuracy % (mean, min-max over seeds)",
+                      yaxis_title="supernet (inherited weights) test accuracy %",
+                      height=420, margin=dict(l=10, r=10, t=10, b=10))
+    return fig

@@ -204,7 +204,7 @@ def points(url: str, name: str, *, source: str = "best", table: TableRef | None 
                        front_name=run or "")
 
 
-# -- predictors -----------------------------------------------------------------------
+# -- predictors and the rank-fidelity audit ---------------------------------------------
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -212,3 +212,9 @@ def latest_predictor(url: str, name: str) -> PredictorRecord | None:
     """The newest stored predictor, without its (possibly large) blob."""
     record = store(url).get_latest_predictor(study=name)
     return None if record is None else replace(record, blob=None)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def audit(url: str, name: str) -> StageStatus | None:
+    """The study's ``audit`` stage; once done its detail is the `nas audit` report."""
+    return next((s for s in stages(url, name) if s.stage == "audit"), None)

@@ -110,3 +110,21 @@ def test_latency_page_shows_a_heatmap_per_mixer(study_store):
     titles = [figure(at, i)["layout"]["title"]["text"] for i in range(len(at.get("plotly_chart")))]
     assert set(titles) <= {"attention", "glu_mlp", "ssm", "conv"} and len(titles) >= 2
     assert any(math.isfinite(v) for v in at.dataframe[1].value["MAPE %"])  # validation rows
+
+
+def test_predictor_page_shows_the_stored_audit(study_store):
+    at = app(study_store.url)
+    at.switch_page("app_pages/predictor.py").run()
+    assert_clean(at, "predictor")
+    summary = at.dataframe[0].value
+    assert list(summary["against stand-alone"]) == [
+        "supernet (inherited weights)", "predictor", "FLOPs alone (floor)",
+        "seed-to-seed (noise ceiling)"]
+    assert summary["Kendall tau"].str.match(r"[+-]\d\.\d{3} \[").all()
+    audit = next(figure(at, i) for i in range(len(at.get("plotly_chart")))
+                 if figure(at, i)["data"][0]["name"] == "audited archs")
+    assert len(audit["data"][0]["customdata"]) == 3
+    with open_store(study_store.url) as store:
+        stage = store.get_stage_status(study=study_store.study, stage="audit")
+    assert sorted(audit["data"][0]["customdata"]) == sorted(
+        r["arch_key"] for r in stage.detail["rows"])
