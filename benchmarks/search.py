@@ -206,6 +206,47 @@ def run_method(method: str, *, space: SearchSpace, truth: dict[str, dict[str, An
     return keys, {"seconds": time.perf_counter() - t0, **result.info}
 
 
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(truth_path: str, table_path: str, threads: int | None) -> None:
+    """Load the ground truth and the latency scorer once per process."""
+    from kernels.latency_table import LatencyTable
+    from nas.latency import ArchLatencyScorer
+
+    if threads:
+        torch.set_num_threads(threads)
+    space = bench_space()
+    _WORKER.update(space=space, truth=load_truth(Path(truth_path), space),
+                   scorer=ArchLatencyScorer(space, LatencyTable.load(table_path)))
+
+
+def _worker_run(task: tuple[str, int, int, str, dict[str, Any]]
+                ) -> tuple[tuple[str, int, int], tuple[list[str], dict]]:
+    method, seed, budget, predictor, options = task
+    return (method, seed, budget), run_method(
+        method, space=_WORKER["space"], truth=_WORKER["truth"], scorer=_WORKER["scorer"],
+        budget=budget, seed=seed, predictor=predictor, predictor_options=options)
+
+
+def run_tasks(tasks: list[tuple[str, int, int]], args: argparse.Namespace):
+    """Yield ((method, seed, budget), (labelled keys, info)) for every task, in
+    ``args.jobs`` processes (one torch thread each) or in this one; results do not depend
+    on how the runs are spread."""
+    full = [(m, s, b, args.predictor, args.predictor_options) for m, s, b in tasks]
+    if args.jobs <= 1:
+        _worker_init(args.truth, args.table, None)
+        yield from map(_worker_run, full)
+        return
+    from multiprocessing import get_context
+
+    # the slowest runs (ours: predictor fits) first, so the pool drains evenly
+    full.sort(key=lambda t: (t[0] != "ours", -t[2]))
+    with get_context("spawn").Pool(args.jobs, initializer=_worker_init,
+                                   initargs=(args.truth, args.table, 1)) as pool:
+        yield from pool.imap_unordered(_worker_run, full)
+
+
 def search_phase(args: argparse.Namespace) -> None:
     from bench_io import device_name, write_result
 
@@ -240,24 +281,25 @@ def search_phase(args: argparse.Namespace) -> None:
 
     raw: dict[str, Any] = {"runs": {}}
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    for method in args.methods:
-        for seed in seeds:
-            labelled, info = run_method(method, space=space, truth=truth, scorer=scorer,
-                                        budget=largest, seed=seed, predictor=args.predictor,
-                                        predictor_options=args.predictor_options)
-            per_budget = {name: score(labelled[:b]) for name, b in budgets.items()}
-            raw["runs"][f"{method}/seed{seed}"] = {"labelled": labelled, "info": info,
-                                                   "scores": per_budget}
-            print(f"{method} seed {seed}: " + ", ".join(
-                f"{n} hv {s['hv_fraction']:.4f} front {s['front_share']:.2f}"
-                for n, s in per_budget.items()) + f" ({info['seconds']:.0f} s)", flush=True)
+    tasks = [(method, seed, largest) for method in args.methods for seed in seeds]
     # a smaller budget labels a prefix of a larger one (tested); check it here once too
     check = min(budgets.values())
-    short, _ = run_method("ours", space=space, truth=truth, scorer=scorer, budget=check,
-                          seed=seeds[0], predictor=args.predictor,
-                          predictor_options=args.predictor_options
-                          ) if "ours" in args.methods else ([], {})
-    if short and short != raw["runs"][f"ours/seed{seeds[0]}"]["labelled"][:check]:
+    prefix_check = "ours" in args.methods and check != largest
+    if prefix_check:
+        tasks.append(("ours", seeds[0], check))
+    done = {}
+    for (method, seed, budget), (labelled, info) in run_tasks(tasks, args):
+        done[(method, seed, budget)] = labelled
+        if budget != largest:
+            continue
+        per_budget = {name: score(labelled[:b]) for name, b in budgets.items()}
+        raw["runs"][f"{method}/seed{seed}"] = {"labelled": labelled, "info": info,
+                                               "scores": per_budget}
+        print(f"[{len(done)}/{len(tasks)}] {method} seed {seed}: " + ", ".join(
+            f"{n} hv {s['hv_fraction']:.4f} front {s['front_share']:.2f}"
+            for n, s in per_budget.items()) + f" ({info['seconds']:.0f} s)", flush=True)
+    if prefix_check and done[("ours", seeds[0], check)] != done[
+            ("ours", seeds[0], largest)][:check]:
         raise RuntimeError("prefix property broken: budgets must be run separately")
 
     metrics: dict[str, Any] = {}
@@ -286,6 +328,8 @@ def search_phase(args: argparse.Namespace) -> None:
                 "latency_table": {"entries": len(table), "validation": table.validation,
                                   "fingerprint": table.fingerprint.describe()}})
     device = device_name("cpu")
+    if args.jobs > 1:
+        device = device.rsplit(" (", 1)[0] + f" ({args.jobs} processes, 1 thread each)"
     command = "python benchmarks/search.py " + " ".join(sys.argv[1:])
     path = write_result("search", metrics=metrics, raw=raw, device=device, command=command,
                         out_dir=Path(args.results_dir) if args.results_dir else None)
@@ -340,6 +384,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ROOT / "runs" / "bench_search" / "truth.db"), help="the separate ground-truth store")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="processes for the search runs (each one torch thread)")
     parser.add_argument("--first-seed", type=int, default=0,
                         help="seeds first-seed .. first-seed + seeds - 1 (development runs "
                              "use others than the benchmark's)")

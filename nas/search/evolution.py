@@ -153,8 +153,9 @@ class _Evolution:
         return best
 
     def initial(self) -> list[Arch]:
-        """The first generation (see the module docstring), at most ``population`` archs."""
-        cfg, n = self.config, min(self.config.population, self.session.remaining)
+        """The first generation (see the module docstring), at most ``population`` archs;
+        chosen whatever the budget, then cut to it (so a smaller budget labels a prefix)."""
+        cfg, n = self.config, self.config.population
         seen: set[str] = set()
         samples = [self.space.smallest(), self.space.largest()] + [
             self.space.sample(self.rng) for _ in range(cfg.pool_factor * cfg.population)]
@@ -183,7 +184,7 @@ class _Evolution:
             picks = np.unique(np.round(np.linspace(0, len(rest) - 1, n - len(chosen)))
                               .astype(int))
             chosen += [rest[i] for i in order[picks]]
-        return chosen[:n]
+        return chosen[:min(n, self.session.remaining)]
 
     def pool(self, parents: list[Arch], ranks: np.ndarray, crowd: np.ndarray) -> list[Arch]:
         """New feasible children of ``parents`` (binary tournaments on rank, then crowding)
