@@ -40,6 +40,17 @@ def print_studies(store: Store, *, console: Console | None = None) -> None:
     console.print(table)
 
 
+def _stage_detail(stage: str, detail: dict | None) -> object:
+    """A stage's detail as printed; the audit's report (long) as its headline."""
+    if stage != "audit" or not detail:
+        return detail or ""
+    if "comparisons" in detail:
+        from nas.audit.table import headline
+
+        return headline(detail)
+    return {k: v for k, v in detail.items() if k not in ("selection", "selection_params")}
+
+
 def print_study(store: Store, name: str, *, console: Console | None = None) -> None:
     console = _console() if console is None or console.width < 100 else console
     record = store.get_study(name=name)
@@ -48,7 +59,7 @@ def print_study(store: Store, name: str, *, console: Console | None = None) -> N
     stages = store.stages(study=name)
     console.print(f"study [bold]{name}[/bold] (space {record.space}, file {record.study_path})")
     for s in stages:
-        console.print(f"  {s.stage:9s} {s.status:8s} {s.detail or ''}")
+        console.print(f"  {s.stage:9s} {s.status:8s} {_stage_detail(s.stage, s.detail)}")
     runs = store.list_search_runs(study=name)
     if runs:
         run = runs[-1]
