@@ -218,3 +218,21 @@ def test_target_transform_rejects_bad_labels(lm_space, rng):
         predictor.predict(archs)
     with pytest.raises(ValueError, match="target"):
         GNNPredictor(lm_space, target="sqrt")
+
+
+def test_auto_target_accepts_any_sign_and_old_files_load_as_standard(lm_space, tmp_path):
+    """The default target learns log losses but also takes negated accuracies; a file saved
+    before the option existed loads with the transform it was trained with."""
+    rng = np.random.default_rng(4)
+    archs = [lm_space.sample(rng) for _ in range(40)]
+    y = -np.array([_target(a) for a in archs])  # e.g. a minimised accuracy objective
+    predictor = GNNPredictor(lm_space, hidden=8, ensemble=2, steps=20).fit(archs, y)
+    mean, _ = predictor.predict(archs)
+    assert (mean < 0).all()
+    path = predictor.save(tmp_path / "old")
+    document = json.loads((path / "config.json").read_text())
+    del document["config"]["target"]  # as written before the option existed
+    (path / "config.json").write_text(json.dumps(document))
+    loaded = GNNPredictor.load(path)
+    assert loaded.config.target == "standard"
+    np.testing.assert_array_equal(loaded.predict(archs)[0], mean)  # auto chose standard
