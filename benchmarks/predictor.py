@@ -18,8 +18,17 @@ Headline metrics are the worse of the datasets: ``gnn.tau_256``, ``best_baseline
 ``noise_ceiling_tau``; ``gnn.archs_per_s`` is the scoring throughput of the fitted ensemble
 (encoding included) on this CPU, which must reach ``--min-archs-per-s``.
 
+The (dataset, seed) jobs run in ``--workers`` processes of one thread each (the accuracy
+part fits on a 16-core box in a few minutes). ``--first-seed`` moves the seeds away from the
+benchmark's 0-4 for tuning. ``--throughput-only`` fits one GNN and measures only
+``gnn.archs_per_s``; `bench_io.write_result` merges it, under its own device, into the
+results of an accuracy run made elsewhere. Each run appends a BENCHMARKS.md row built from
+the merged file (``--no-row``: none), with the goal verdicts (`verdicts`).
+
     python benchmarks/predictor.py --labels mnist=labels/mnist.jsonl \
-        --labels cifar=labels/cifar.jsonl
+        --labels cifar=labels/cifar.jsonl --workers 10 --throughput-archs 0 --no-row
+    python benchmarks/predictor.py --labels mnist=labels/mnist.jsonl \
+        --labels cifar=labels/cifar.jsonl --throughput-only   # on the target CPU
 """
 
 from __future__ import annotations
