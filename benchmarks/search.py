@@ -185,12 +185,14 @@ def store_truth(store_url: str, truth: dict[str, dict[str, Any]]) -> None:
 
 def run_method(method: str, *, space: SearchSpace, truth: dict[str, dict[str, Any]],
                scorer: Any, budget: int, seed: int, predictor: str,
-               predictor_options: dict[str, Any]) -> tuple[list[str], dict]:
+               predictor_options: dict[str, Any],
+               search_options: dict[str, Any] | None = None) -> tuple[list[str], dict]:
     from nas.search import SearchConfig, run_baseline, run_search
 
     config = SearchConfig(budget=budget, objectives=OBJECTIVES, seed=seed,
                           use_predictor=method == "ours", predictor=predictor,
-                          predictor_options=predictor_options)
+                          predictor_options=predictor_options,
+                          **((search_options or {}) if method.startswith("ours") else {}))
     evaluator = TruthEvaluator(truth)
     t0 = time.perf_counter()
     if method.startswith("ours"):
@@ -221,19 +223,21 @@ def _worker_init(truth_path: str, table_path: str, threads: int | None) -> None:
                    scorer=ArchLatencyScorer(space, LatencyTable.load(table_path)))
 
 
-def _worker_run(task: tuple[str, int, int, str, dict[str, Any]]
+def _worker_run(task: tuple[str, int, int, str, dict[str, Any], dict[str, Any]]
                 ) -> tuple[tuple[str, int, int], tuple[list[str], dict]]:
-    method, seed, budget, predictor, options = task
+    method, seed, budget, predictor, options, search_options = task
     return (method, seed, budget), run_method(
         method, space=_WORKER["space"], truth=_WORKER["truth"], scorer=_WORKER["scorer"],
-        budget=budget, seed=seed, predictor=predictor, predictor_options=options)
+        budget=budget, seed=seed, predictor=predictor, predictor_options=options,
+        search_options=search_options)
 
 
 def run_tasks(tasks: list[tuple[str, int, int]], args: argparse.Namespace):
     """Yield ((method, seed, budget), (labelled keys, info)) for every task, in
     ``args.jobs`` processes (one torch thread each) or in this one; results do not depend
     on how the runs are spread."""
-    full = [(m, s, b, args.predictor, args.predictor_options) for m, s, b in tasks]
+    full = [(m, s, b, args.predictor, args.predictor_options, args.search_options)
+            for m, s, b in tasks]
     if args.jobs <= 1:
         _worker_init(args.truth, args.table, None)
         yield from map(_worker_run, full)
@@ -252,6 +256,7 @@ def search_phase(args: argparse.Namespace) -> None:
 
     from kernels.latency_table import LatencyTable
     from nas.latency import ArchLatencyScorer
+    from nas.search import SearchConfig
     from nas.search.pareto import hypervolume, non_dominated_mask, normalise
 
     space = bench_space()
@@ -324,6 +329,7 @@ def search_phase(args: argparse.Namespace) -> None:
                 "true_hv": true_hv, "ideal": ideal.tolist(), "nadir": nadir.tolist(),
                 "objectives": list(OBJECTIVES), "predictor": args.predictor,
                 "predictor_options": args.predictor_options,
+                "search_config": SearchConfig(**args.search_options).to_dict(),
                 "truth_meta": json.loads(meta_path.read_text()) if meta_path.is_file() else {},
                 "latency_table": {"entries": len(table), "validation": table.validation,
                                   "fingerprint": table.fingerprint.describe()}})
@@ -394,6 +400,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--predictor", default="gnn")
     parser.add_argument("--predictor-options", type=json.loads, default={},
                         help='JSON, e.g. \'{"steps": 150}\'')
+    parser.add_argument("--search-options", type=json.loads, default={},
+                        help='SearchConfig fields for ours (both variants), JSON, e.g. '
+                             '\'{"pool_factor": 20}\' (default: SearchConfig\'s defaults)')
     parser.add_argument("--results-dir", default="",
                         help="where search.json goes (default benchmarks/results)")
     parser.add_argument("--no-row", action="store_true",

@@ -14,7 +14,9 @@ class SearchConfig:
 
     ``budget``: supernet evaluations (distinct archs labelled), exactly. ``population``:
     NSGA-II population (and the size of the first, evenly spread generation);
-    ``pool_factor``: candidates bred per generation, as a multiple of the population;
+    ``pool_factor``: candidates bred per generation, as a multiple of the population
+    (screening costs the predictor and the table only, so a large pool is cheap and lets
+    the predictor find isolated front members that few children land on);
     ``batch_size``: archs evaluated per generation (default ``population // 2``);
     ``generations``: stop after this many generations (default: when the budget is spent).
     ``objectives``: two or three of accuracy / loss / latency / flops / params (one of
@@ -25,7 +27,8 @@ class SearchConfig:
     on archs it had not seen); ``explore_fraction``: share of each generation's batch
     picked uniformly from the pool instead of by the predictor;
     ``min_labels``: labels before the first fit; ``refit_every``: generations between fits.
-    ``random_fraction``: share of the pool sampled uniformly; ``mutation_prob``: per
+    ``random_fraction``: share of the pool sampled uniformly (global candidates that the
+    predictor judges, where the children stay near the parents); ``mutation_prob``: per
     dimension; ``crossover_prob``: per child; ``cheap_search_rounds``: rounds of the
     table-only search for the cheapest arch of each cheap objective. ``eval_chunk``: at
     most this many archs per ``evaluate`` call (results are stored after each call).
@@ -36,7 +39,7 @@ class SearchConfig:
     constraints: Constraints = field(default_factory=Constraints)
     seed: int = 0
     population: int = 16
-    pool_factor: int = 20
+    pool_factor: int = 60
     batch_size: int | None = None
     generations: int | None = None
     use_predictor: bool = True
@@ -46,7 +49,7 @@ class SearchConfig:
     explore_fraction: float = 0.0
     min_labels: int = 8
     refit_every: int = 1
-    random_fraction: float = 0.1
+    random_fraction: float = 0.3
     mutation_prob: float = 0.2
     crossover_prob: float = 0.5
     cheap_search_rounds: int = 30
