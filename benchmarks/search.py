@@ -191,7 +191,8 @@ def run_method(method: str, *, space: SearchSpace, truth: dict[str, dict[str, An
 
     config = SearchConfig(budget=budget, objectives=OBJECTIVES, seed=seed,
                           use_predictor=method == "ours", predictor=predictor,
-                          predictor_options=predictor_options,
+                          **({"predictor_options": predictor_options} if predictor_options
+                             else {}),
                           **((search_options or {}) if method.startswith("ours") else {}))
     evaluator = TruthEvaluator(truth)
     t0 = time.perf_counter()
@@ -330,6 +331,10 @@ def search_phase(args: argparse.Namespace) -> None:
                 "objectives": list(OBJECTIVES), "predictor": args.predictor,
                 "predictor_options": args.predictor_options,
                 "search_config": SearchConfig(**args.search_options).to_dict(),
+                "predictor_settings": SearchConfig(
+                    predictor=args.predictor, **({"predictor_options": args.predictor_options}
+                                                 if args.predictor_options else {}),
+                    **args.search_options).predictor_settings(),
                 "truth_meta": json.loads(meta_path.read_text()) if meta_path.is_file() else {},
                 "latency_table": {"entries": len(table), "validation": table.validation,
                                   "fingerprint": table.fingerprint.describe()}})

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from nas.search.baselines import BASELINES, ArchParams, run_baseline
 from nas.search.budget import BudgetedEvaluator, BudgetExceededError, InfeasibleArchError
-from nas.search.config import SearchConfig
+from nas.search.config import SEARCH_PREDICTOR_DEFAULTS, SearchConfig
 from nas.search.evolution import run_search
 from nas.search.objectives import (
     OBJECTIVES,
@@ -41,7 +41,8 @@ from nas.search.pareto import (
 from nas.search.session import SearchResult, SearchSession
 
 __all__ = [
-    "BASELINES", "OBJECTIVES", "ArchParams", "BudgetExceededError", "BudgetedEvaluator",
+    "BASELINES", "OBJECTIVES", "SEARCH_PREDICTOR_DEFAULTS", "ArchParams",
+    "BudgetExceededError", "BudgetedEvaluator",
     "Constraints", "InfeasibleArchError", "LatencyModel", "Objective", "ObjectiveSet",
     "SearchConfig", "SearchResult", "SearchSession", "SearchSetupError", "crowding_distance",
     "hypervolume", "knee_point", "non_dominated_mask", "non_dominated_sort", "normalise",

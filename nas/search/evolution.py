@@ -300,7 +300,7 @@ def run_search(*, space: SearchSpace, evaluate: Evaluate, config: SearchConfig,
     return ``val_accuracy`` or ``val_loss``, whichever objective is measured); ``latency`` is
     a `LatencyTable` or any object with ``predict_many(archs) -> ms``; ``predictor`` has
     ``fit(archs, y)`` and ``predict(archs) -> (mean, std)`` (default: ``make_predictor(
-    config.predictor, space, seed=config.seed, **config.predictor_options)`` when
+    config.predictor, space, seed=config.seed, **config.predictor_settings())`` when
     ``config.use_predictor``). With
     ``store`` (a `nas.storage.Store`), ``study`` (its name or a `Study`) and ``run_name``,
     results are stored as they come and a restarted run resumes without re-evaluating;
@@ -321,7 +321,7 @@ def run_search(*, space: SearchSpace, evaluate: Evaluate, config: SearchConfig,
         from predictors import make_predictor
 
         predictor = make_predictor(config.predictor, space,
-                                   **{"seed": config.seed, **config.predictor_options})
+                                   **{"seed": config.seed, **config.predictor_settings()})
     method = "evolution" if config.use_predictor else "evolution_no_predictor"
     with SearchSession(space=space, evaluate=evaluate, objectives=objectives,
                        budget=config.budget, method=method, config=config.to_dict(),

@@ -135,3 +135,12 @@ def test_search_config_validation_and_round_trip() -> None:
             SearchConfig(**bad)
     with pytest.raises(SearchSetupError, match="unknown option"):
         SearchConfig.from_dict({"budgett": 3})
+
+
+def test_predictor_settings_are_the_search_defaults_updated_by_the_options() -> None:
+    from nas.search import SEARCH_PREDICTOR_DEFAULTS
+
+    assert SearchConfig().predictor_settings() == SEARCH_PREDICTOR_DEFAULTS["gnn"]
+    assert SearchConfig(predictor_options={"steps": 50}).predictor_settings() == {
+        **SEARCH_PREDICTOR_DEFAULTS["gnn"], "steps": 50}
+    assert SearchConfig(predictor="ridge").predictor_settings() == {}
