@@ -170,6 +170,8 @@ def store_truth(store_url: str, truth: dict[str, dict[str, Any]]) -> None:
     """Keep the ground truth in its own store (study ``search_truth``), once."""
     from nas.storage import ArchRecord, Evaluation, open_store
 
+    if store_url.startswith("sqlite:///"):
+        Path(store_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     store = open_store(store_url)
     store.create_or_get_study(name="search_truth", space=SPACE_NAME,
                               space_overrides=SPACE_OVERRIDES)
