@@ -20,7 +20,8 @@ units. The defaults (500 steps, weight decay 1e-2, log target) come from a sweep
 settings on the MNIST labels with tuning seeds 100-103, never the benchmark's seeds 0-4:
 mean tau at 128/256 labels 0.664/0.714 against 0.659/0.696 for the former 200 steps and
 weight decay 1e-4; hidden 64, 10 members, 2 or 4 layers, rank weight 0 or 3, lr 3e-3 or
-3e-2 and rank targets stayed within +-0.01 of those (`benchmarks/results/predictor.json`).
+3e-2 and rank targets stayed within +-0.01 of those (`raw.tuning_sweep` of
+`benchmarks/results/predictor.json`).
 
 Loss (BRP-NAS style): MSE on standardised targets plus ``rank_weight`` times the logistic
 pairwise ranking loss over every ordered pair of the minibatch,
