@@ -114,6 +114,7 @@ def disagreements(keys: Sequence[str], truth: Sequence[float], proxy: Sequence[f
     ``{"arch_key", "standalone_rank", "proxy_rank", "shift"}`` (shift > 0: the proxy
     ranks it better than stand-alone training does)."""
     t, p = ranks(truth), ranks(proxy)
-    rows = [{"arch_key": k, "standalone_rank": a, "proxy_rank": b, "shift": a - b}
-            for k, a, b in zip(keys, t, p) if a != b]
-    return sorted(rows, key=lambda r: (-abs(r["shift"]), r["arch_key"]))[:limit]
+    pairs = sorted(((k, a, b) for k, a, b in zip(keys, t, p) if a != b),
+                   key=lambda row: (-abs(row[1] - row[2]), row[0]))
+    return [{"arch_key": k, "standalone_rank": a, "proxy_rank": b, "shift": a - b}
+            for k, a, b in pairs[:limit]]
