@@ -304,9 +304,17 @@ def stage_predict(ctx: StudyContext) -> dict[str, Any]:
     if len(archs) < 16:
         raise ValueError(f"only {len(archs)} evaluated subnets: run the evaluate stage first")
     y = np.array([labels[a.key()]["val_loss"] for a in archs])
-    order = np.random.default_rng([cfg.seed, 15485863]).permutation(len(archs))
-    n_test = max(4, int(round(cfg.holdout * len(archs))))
-    test, train = order[:n_test], order[n_test:]
+    # held out: only the evaluate stage's random sample (it has the split-half losses, so
+    # the noise ceiling is measured on the same archs); the search's evaluations, biased
+    # towards the front, are training labels only
+    sampled = np.array([i for i, a in enumerate(archs)
+                        if {"val_loss_a", "val_loss_b"} <= labels[a.key()].keys()], dtype=int)
+    if len(sampled) < 8:
+        raise ValueError(f"only {len(sampled)} subnets from the evaluate stage: run it first "
+                         f"(`nas predict STUDY` runs both)")
+    n_test = max(4, int(round(cfg.holdout * len(sampled))))
+    test = np.random.default_rng([cfg.seed, 15485863]).permutation(sampled)[:n_test]
+    train = np.setdiff1d(np.arange(len(archs)), test)
     space = ctx.space()
     model = make_predictor(cfg.kind, space, seed=cfg.seed, **cfg.options)
     model.fit([archs[i] for i in train], y[train])

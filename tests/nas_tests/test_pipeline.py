@@ -165,3 +165,23 @@ def test_two_ray_workers_find_the_same_front_as_one(tmp_path, finished_run):
         shutil.rmtree(ray_tmp, ignore_errors=True)
     assert fronts[1] and fronts[1] == fronts[2]
     assert evaluated[1] == evaluated[2]
+
+
+@pytest.mark.slow
+def test_predict_after_a_search_holds_out_only_the_random_sample(tmp_path, finished_run):
+    """The search's evaluations (front-biased, no split halves) train the predictor but are
+    never in its held-out set, so the noise ceiling is always measured on that set."""
+    root, _ = finished_run
+    study, url = _copy_run(root, tmp_path)
+    with open_store(url) as store:
+        assert store.list_search_runs(study="tiny")  # the search has added labels
+    nas("run", str(study), "--storage", url, "--redo", "predict", cwd=tmp_path)
+    with open_store(url) as store:
+        metrics = store.get_latest_predictor(study="tiny").metrics
+        sampled = {e.arch_key for e in store.get_evaluations(study="tiny", metric="val_loss_b")}
+        held_out = {e.arch_key for e in store.get_evaluations(study="tiny", source="predictor")}
+        searched = {e.arch_key for e in store.get_evaluations(study="tiny", source="supernet",
+                                                              metric="val_loss")}
+    assert "noise_ceiling_tau" in metrics
+    assert held_out and held_out <= sampled
+    assert metrics["n_train"] + metrics["n_test"] == len(searched)
