@@ -16,7 +16,10 @@ search, Optuna NSGA-II and Optuna TPE.
 
     python benchmarks/search.py --phase truth --device cuda   # on the GPU box
     python benchmarks/search.py --phase table                 # here, the latency target
-    python benchmarks/search.py --phase search
+    python benchmarks/search.py --phase search --jobs 16     # runs spread over processes
+
+Development runs use other seeds (``--first-seed 100``) and write elsewhere
+(``--results-dir /tmp/x --no-row``); ``--search-options`` sets SearchConfig fields for ours.
 """
 
 from __future__ import annotations
