@@ -76,7 +76,9 @@ def test_two_gloo_ranks_equal_one_process_and_resume_either_way(tmp_path):
     assert [r["world_size"] for r in rec_b] == [1, 2, 2, 2, 1, 1]
     assert [r["archs"] for r in rec_a] == [r["archs"] for r in rec_b]
     for ra, rb in zip(rec_a, rec_b):
-        assert rb["losses"] == pytest.approx(ra["losses"], rel=1e-5)
+        # relative 1e-5, and absolute 1e-6 for the distilled losses near zero (a 2-rank
+        # reduction sums in another order; seen 1.1e-8 off on a 3.9e-4 loss on a Xeon)
+        assert rb["losses"] == pytest.approx(ra["losses"], rel=1e-5, abs=1e-6)
 
 
 def test_shards_split_the_global_batch():
