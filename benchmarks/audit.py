@@ -146,6 +146,15 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
+HEADLINES = ("supernet_tau", "predictor_tau", "flops_tau", "noise_ceiling_tau", "goal_met")
+
+
+def flat_headlines(metrics: dict) -> dict:
+    """``<dataset>.supernet_tau`` etc. beside the per-dataset blocks (the issue's keys)."""
+    return {f"{ds}.{key}": block[key] for ds, block in metrics.items()
+            if isinstance(block, dict) for key in HEADLINES if key in block}
+
+
 def main() -> None:
     args = parse_args()
     started = time.time()
@@ -208,6 +217,7 @@ def main() -> None:
             for executor in (pool, supernets):
                 executor.shutdown(wait=False, cancel_futures=True)
     metrics, raw = summarise(plan, results, predictions, args)
+    metrics.update(flat_headlines(metrics))
     raw["wall_seconds"] = time.time() - started
     path = write_result(args.name, metrics=metrics, raw=raw, device=device_name(args.device))
     print(json.dumps(metrics, indent=1))
