@@ -110,7 +110,11 @@ class TargetTransform:
         """Predictions (any shape) in standardised transformed units -> label units."""
         base = z * self.std + self.mean
         if self.kind == "log":
-            return np.exp(base)
+            # saturate beyond 50 training standard deviations: a wild extrapolation (an
+            # unseen shape, a diverged member) must not overflow to inf and turn the
+            # ensemble's mean and std into NaN, which would break every ranking after it
+            limit = min(700.0, abs(self.mean) + 50.0 * self.std)
+            return np.exp(np.clip(base, -limit, limit))
         if self.kind == "rank":
             xs, ys = self._knots
             out = np.interp(base, xs, ys)

@@ -236,3 +236,17 @@ def test_auto_target_accepts_any_sign_and_old_files_load_as_standard(lm_space, t
     loaded = GNNPredictor.load(path)
     assert loaded.config.target == "standard"
     np.testing.assert_array_equal(loaded.predict(archs)[0], mean)  # auto chose standard
+
+
+def test_log_target_inverse_saturates_instead_of_overflowing():
+    """A wild standardised prediction maps to a large finite loss, in order, never inf."""
+    import warnings
+
+    from predictors.gnn import TargetTransform
+
+    t = TargetTransform("log", np.array([0.2, 0.5, 1.0, 2.0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = t.inverse(np.array([-1e6, -1.0, 0.0, 1.0, 1e3, 1e6]))
+    assert np.isfinite(out).all() and np.all(np.diff(out) >= 0)
+    assert np.allclose(t.inverse(t.forward()), [0.2, 0.5, 1.0, 2.0])
