@@ -121,6 +121,8 @@ def run(
     redo: list[str] = typer.Option([], "--redo", help="Re-run this stage (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Accept a changed study file."),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: the study's)."),
+    nproc: int = typer.Option(1, help="Train the supernet data-parallel on this many ranks "
+                              "(GPUs, or gloo processes on cpu)."),
     storage: Optional[str] = STORAGE,
 ) -> None:
     """Run every stage of the study that is not done yet (resumes after a crash)."""
@@ -129,7 +131,7 @@ def run(
 
         with _store(storage) as store:
             ctx = open_study(study_file, store=store, force=force, device=device)
-            run_pipeline(ctx, redo=list(redo))
+            run_pipeline(ctx, redo=list(redo), nproc=nproc)
             from nas.reports import print_study
 
             print_study(store, ctx.name, console=ctx.console)

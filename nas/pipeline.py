@@ -166,15 +166,26 @@ def open_study(path: str | Path, *, store: Store, force: bool = False,
 # ---- stages ----------------------------------------------------------------------------
 
 
-def stage_train(ctx: StudyContext) -> dict[str, Any]:
-    """Train (or resume) the supernet, then store its checkpoint and metrics log."""
-    from nas.training import train_supernet
-    from nas.training.trainer import METRICS_NAME
+def stage_train(ctx: StudyContext, *, nproc: int = 1) -> dict[str, Any]:
+    """Train (or resume) the supernet, then store its checkpoint and metrics log; ``nproc``
+    > 1 trains data-parallel (one rank per GPU, or gloo processes on CPU) with the study's
+    batch size as the global batch; the checkpoint is the same either way."""
+    from functools import partial
 
+    from nas.training import train_data_parallel, train_supernet
+    from nas.training.trainer import METRICS_NAME
+    from search_spaces import get_space
+
+    if not isinstance(nproc, int) or isinstance(nproc, bool) or nproc < 1:
+        raise ValueError(f"--nproc: must be an int >= 1, got {nproc!r}")
     data = ctx.data()
-    result = train_supernet(space=ctx.space(), train=(data.train.x, data.train.y),
-                            val=(data.val.x, data.val.y), config=ctx.train_config(),
-                            out_dir=ctx.supernet_dir, resume=True)
+    common = dict(train=(data.train.x, data.train.y), val=(data.val.x, data.val.y),
+                  config=ctx.train_config(), out_dir=ctx.supernet_dir, resume=True)
+    if nproc > 1:
+        factory = partial(get_space, ctx.study.space, **ctx.study.space_overrides)
+        result = train_data_parallel(nproc=nproc, space_factory=factory, **common)
+    else:
+        result = train_supernet(space=ctx.space(), **common)
     ctx._cache.pop("supernet", None)
     sha = sha256_file(result.checkpoint)
     ctx.store.add_checkpoint(study=ctx.name, path=str(result.checkpoint.resolve()), sha256=sha,
@@ -425,8 +436,9 @@ def run_stage(ctx: StudyContext, stage: str, **options: Any) -> dict[str, Any]:
     return detail
 
 
-def run_pipeline(ctx: StudyContext, *, redo: list[str] = ()) -> list[str]:
-    """Run every stage that is not done (plus those in ``redo``); returns the stages run."""
+def run_pipeline(ctx: StudyContext, *, redo: list[str] = (), nproc: int = 1) -> list[str]:
+    """Run every stage that is not done (plus those in ``redo``); returns the stages run.
+    ``nproc`` > 1 trains the supernet data-parallel (`stage_train`)."""
     unknown = [s for s in redo if s not in STAGE_FUNCTIONS]
     if unknown:
         raise ValueError(f"--redo: unknown stage(s) {unknown}; stages: {available_stages()}")
@@ -437,7 +449,7 @@ def run_pipeline(ctx: StudyContext, *, redo: list[str] = ()) -> list[str]:
             ctx.console.print(f"[dim]{stage}: done, skipped[/dim]")
             continue
         ctx.console.print(f"[bold]{stage}[/bold] ...")
-        detail = run_stage(ctx, stage)
+        detail = run_stage(ctx, stage, **({"nproc": nproc} if stage == "train" else {}))
         ctx.console.print(f"{stage}: done {detail}")
         ran.append(stage)
     return ran

@@ -185,3 +185,34 @@ def test_predict_after_a_search_holds_out_only_the_random_sample(tmp_path, finis
     assert "noise_ceiling_tau" in metrics
     assert held_out and held_out <= sampled
     assert metrics["n_train"] + metrics["n_test"] == len(searched)
+
+
+@pytest.mark.slow
+def test_train_stage_data_parallel_equals_one_process(tmp_path):
+    """`nas run --nproc 2` (two gloo ranks sharing each global batch) leaves the checkpoint
+    the one-process train stage writes, within float reduction order; bad counts refused."""
+    import torch
+
+    from nas.pipeline import open_study, run_stage
+    from nas.training import load_checkpoint
+
+    states = {}
+    for nproc in (1, 2):
+        where = tmp_path / f"n{nproc}"
+        where.mkdir()
+        study = write_study(where, steps=4)
+        cwd = os.getcwd()
+        os.chdir(where)  # run files go under ./runs
+        try:
+            with open_store(f"sqlite:///{where / 'db.sqlite'}") as store:
+                ctx = open_study(study, store=store)
+                if nproc == 2:
+                    with pytest.raises(ValueError, match="nproc"):
+                        run_stage(ctx, "train", nproc=0)
+                detail = run_stage(ctx, "train", nproc=nproc)
+                assert detail["step"] == 4
+                states[nproc] = load_checkpoint(ctx.supernet_dir / "checkpoint.pt")["model"]
+        finally:
+            os.chdir(cwd)
+    for name, value in states[1].items():
+        torch.testing.assert_close(states[2][name], value, atol=1e-5, rtol=0)
