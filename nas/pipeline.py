@@ -170,20 +170,15 @@ def stage_train(ctx: StudyContext, *, nproc: int = 1) -> dict[str, Any]:
     """Train (or resume) the supernet, then store its checkpoint and metrics log; ``nproc``
     > 1 trains data-parallel (one rank per GPU, or gloo processes on CPU) with the study's
     batch size as the global batch; the checkpoint is the same either way."""
-    from functools import partial
-
     from nas.training import train_data_parallel, train_supernet
     from nas.training.trainer import METRICS_NAME
-    from search_spaces import get_space
 
-    if not isinstance(nproc, int) or isinstance(nproc, bool) or nproc < 1:
-        raise ValueError(f"--nproc: must be an int >= 1, got {nproc!r}")
     data = ctx.data()
     common = dict(train=(data.train.x, data.train.y), val=(data.val.x, data.val.y),
                   config=ctx.train_config(), out_dir=ctx.supernet_dir, resume=True)
-    if nproc > 1:
-        factory = partial(get_space, ctx.study.space, **ctx.study.space_overrides)
-        result = train_data_parallel(nproc=nproc, space_factory=factory, **common)
+    if nproc != 1:  # train_data_parallel refuses a bad count before anything starts
+        result = train_data_parallel(nproc=nproc, space_factory=ctx.study.build_space,
+                                     **common)
     else:
         result = train_supernet(space=ctx.space(), **common)
     ctx._cache.pop("supernet", None)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,14 +35,17 @@ from kernels.timing import TimingConfig, measure_layers, measure_models
 from nas.latency import layer_slots
 from search_spaces import Arch, SearchSpace, get_space
 
-Advance = Callable[[int], None]
+Advance = Callable[..., None]  # advance(n=1, note="")
 
 
 @contextmanager
-def progress_bar(total: int, description: str, *, enabled: bool = True) -> Iterator[Advance]:
-    """Yield ``advance(n)``: a rich bar with ETA if rich is importable, plain lines if not."""
+def progress_bar(total: int, description: str, *, enabled: bool = True,
+                 console: Any = None) -> Iterator[Advance]:
+    """Yield ``advance(n=1, note="")``: a rich bar with ETA (``note``, e.g. the last result,
+    shown beside it) if rich is importable, plain lines if not. ``console``: rich's console
+    to draw on (default: rich's own)."""
     if not enabled or total <= 0:
-        yield lambda n=1: None
+        yield lambda n=1, note="": None
         return
     try:
         from rich.progress import (
@@ -55,22 +59,26 @@ def progress_bar(total: int, description: str, *, enabled: bool = True) -> Itera
     except ImportError:
         start, done, shown = time.perf_counter(), [0], [-1]
 
-        def advance(n: int = 1) -> None:
+        def advance(n: int = 1, note: str = "") -> None:
             done[0] += n
             tenth = 10 * done[0] // total
             if tenth != shown[0]:
                 shown[0] = tenth
                 spent = time.perf_counter() - start
                 eta = spent / done[0] * (total - done[0]) if done[0] else float("nan")
-                print(f"{description}: {done[0]}/{total}, {spent:.0f} s, ETA {eta:.0f} s",
-                      flush=True)
+                print(f"{description}: {done[0]}/{total}, {spent:.0f} s, ETA {eta:.0f} s"
+                      + (f" ({note})" if note else ""), flush=True)
         yield advance
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, transient=False) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n=1: progress.advance(task, n)
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+               TextColumn("{task.fields[note]}"))
+    with Progress(*columns, transient=False, console=console) as progress:
+        task = progress.add_task(description, total=total, note="")
+
+        def advance(n: int = 1, note: str = "") -> None:
+            progress.update(task, advance=n, **({"note": note} if note else {}))
+        yield advance
 
 
 def default_timings(device: str, mode: str = "eager") -> tuple[TimingConfig, TimingConfig]:

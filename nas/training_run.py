@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from functools import partial
 from pathlib import Path
 
 from rich.console import Console
@@ -11,7 +10,6 @@ from rich.table import Table
 
 from nas.study import load_study
 from nas.training import TrainResult, train_data_parallel, train_supernet
-from search_spaces import get_space
 
 
 def default_run_dir(study_name: str) -> Path:
@@ -46,7 +44,7 @@ def run_training(*, study_file: Path, sampler: str | None = None, steps: int | N
         console.print(f"data-parallel: {nproc} ranks sharing each global batch of "
                       f"{config.batch_size}")
         result = train_data_parallel(
-            nproc=nproc, space_factory=partial(get_space, study.space, **study.space_overrides),
+            nproc=nproc, space_factory=study.build_space,
             train=(data.train.x, data.train.y), val=(data.val.x, data.val.y), config=config,
             out_dir=out, resume=resume, stop_at=steps, progress=progress)
     else:

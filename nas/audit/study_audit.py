@@ -30,6 +30,7 @@ from nas.audit.fidelity import disagreements, rank_fidelity
 from nas.audit.selection import SelectedArch, select_archs
 from nas.audit.standalone import StandaloneJob, StandaloneResult, run_in_process
 from nas.pipeline import StudyContext, supernet_labels
+from nas.profile import progress_bar
 from nas.storage import ArchRecord, Evaluation, StageStatus, Store
 from search_spaces import Arch
 
@@ -192,12 +193,14 @@ def run_audit(ctx: StudyContext, *, n: int, seeds: int, workers: int = 1,
                           f"recipe {recipe.describe()} on {device}; {len(done)} run(s) "
                           f"stored, {len(jobs)} to train")
         trained = 0
-        with _Bar(enabled=progress, total=len(jobs), console=ctx.console) as bar:
+        with progress_bar(len(jobs), "stand-alone", enabled=progress,
+                          console=ctx.console) as advance:
             for result in _runner(ctx, jobs, recipe=recipe, device=device, workers=workers,
                                   address=address):
                 _store_result(ctx, recipe, result)
                 trained += 1
-                bar.advance(result)
+                advance(note=f"{result.arch_key} seed {result.seed}: "
+                             f"{100 * result.test_accuracy:.2f} %")
                 if on_result is not None:
                     on_result(result)
         done = _done_runs(ctx, recipe, keys, seeds)
@@ -240,37 +243,3 @@ def _report(ctx: StudyContext, *, selection: list[SelectedArch], runs: np.ndarra
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
-class _Bar:
-    """A rich progress bar over the stand-alone runs (with ETA and the last accuracy)."""
-
-    def __init__(self, *, enabled: bool, total: int, console) -> None:
-        self.enabled, self.total, self.console = enabled and total > 0, total, console
-        self._progress: Any = None
-
-    def __enter__(self) -> _Bar:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("stand-alone"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[last]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                console=self.console)
-            self._progress.__enter__()
-            self._task = self._progress.add_task("standalone", total=self.total, last="")
-        return self
-
-    def advance(self, result: StandaloneResult) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, advance=1, last=(
-                f"{result.arch_key} seed {result.seed}: {100 * result.test_accuracy:.2f} %"))
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(*exc)

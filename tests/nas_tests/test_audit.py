@@ -3,12 +3,17 @@ stored rows and report, resume after an interruption, bad inputs, the model card
 
 from __future__ import annotations
 
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from rich.console import Console
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pipeline_helpers import TINY_OVERRIDES, write_study  # noqa: E402
 
 from nas.audit import (  # noqa: E402
     AuditConfig,
@@ -29,25 +34,8 @@ from nas.training import TrainConfig  # noqa: E402
 from predictors.metrics import kendall_tau, spearman_rho, top_k_precision  # noqa: E402
 from search_spaces import get_space  # noqa: E402
 
-STUDY = '''
-from nas.study import (AuditConfig, DataConfig, EvaluationConfig, PredictorConfig, Study,
-                       TrainConfig)
-
-study = Study(
-    name="{name}",
-    space="hybrid_vit_tiny",
-    space_overrides={{"in_channels": 1, "num_classes": 10, "resolutions": (8,), "patch_size": 2,
-                     "widths": ((8,), (8, 16)), "depths": ((1,), (1, 2)), "head_dim": 8}},
-    data=DataConfig(source="digits"),
-    training=TrainConfig(steps=10, batch_size=32, warmup_steps=2, eval_every=10,
-                         eval_batches=2, checkpoint_every=5, panel_size=1, num_random=1, bins=3),
-    evaluation=EvaluationConfig(n_archs=20, batch_size=256),
-    predictor=PredictorConfig(kind="ridge"),
-    audit=AuditConfig(budget=0.8, bootstrap=200),
-)
-'''
-TINY = dict(in_channels=1, num_classes=10, resolutions=(8,), patch_size=2,
-            widths=((8,), (8, 16)), depths=((1,), (1, 2)), head_dim=8)
+AUDIT_FIELDS = ("predictor=PredictorConfig(kind='ridge'), "
+                "audit=AuditConfig(budget=0.8, bootstrap=200),")
 
 
 @pytest.fixture(autouse=True)
@@ -62,8 +50,7 @@ def one_thread():
 def trained(tmp_path_factory):
     """A tiny study trained, evaluated and given a ridge predictor (a few seconds)."""
     root = tmp_path_factory.mktemp("audit")
-    path = root / "tiny_audit.py"
-    path.write_text(STUDY.format(name="tiny_audit"))
+    path = write_study(root, name="tiny_audit", steps=10, extra=AUDIT_FIELDS)
     url = f"sqlite:///{root / 'db.sqlite'}"
     with open_store(url) as store:
         ctx = open_study(path, store=store, runs_root=root / "runs", console=Console(quiet=True))
@@ -120,7 +107,7 @@ def test_rank_fidelity_reports_cis_ceiling_and_unavailable_proxies(rng):
 
 
 def test_selection_spreads_over_flops_and_takes_the_front():
-    space = get_space("hybrid_vit_tiny", **TINY)
+    space = get_space("hybrid_vit_tiny", **TINY_OVERRIDES)
     rng = np.random.default_rng(0)
     candidates = [space.sample(rng) for _ in range(40)]
     front = candidates[:5]
@@ -148,7 +135,7 @@ def test_recipe_scales_the_study_schedule():
 
 
 def test_standalone_model_is_the_exported_supernet_init_and_is_deterministic():
-    space = get_space("hybrid_vit_tiny", **TINY)
+    space = get_space("hybrid_vit_tiny", **TINY_OVERRIDES)
     arch = space.sample(np.random.default_rng(2))
     torch.manual_seed(5)
     reference = export_subnet(Supernet(space), arch)
@@ -230,8 +217,7 @@ def test_bad_inputs_get_one_clear_error_and_write_nothing(trained, tmp_path):
             with pytest.raises(ValueError, match=message):
                 run_audit(ctx, progress=False, **kwargs)
         assert stored_audit(store, ctx.name) == before
-    fresh = tmp_path / "untrained.py"
-    fresh.write_text(STUDY.format(name="untrained"))
+    fresh = write_study(tmp_path, name="untrained", steps=10, extra=AUDIT_FIELDS)
     with open_store(f"sqlite:///{tmp_path / 'db.sqlite'}") as store:
         ctx = open_study(fresh, store=store, runs_root=tmp_path / "runs",
                          console=Console(quiet=True))
