@@ -9,29 +9,35 @@ from kernels.conv import ConvLayer, conv_forward
 from kernels.glu_mlp import GLUMLPLayer, glu_mlp_forward
 from kernels.specs import (
     MIXERS,
+    STEM_KINDS,
     DownsampleSpec,
     HeadSpec,
     LayerSpec,
     MixerSpec,
     StemSpec,
+    conv_out_side,
+    parse_stem,
     signature,
     spec_from_dict,
     spec_to_dict,
 )
 from kernels.ssm.layer import SSMLayer, ssm_forward
 from kernels.stem import (
+    ConvStem,
     Downsample,
     Head,
     ImageStem,
     SequenceStem,
     downsample_forward,
     head_forward,
+    conv_stem_forward,
     image_stem_forward,
     sequence_stem_forward,
 )
 
 __all__ = [
-    "MIXERS", "MIXER_KERNELS", "AttentionLayer", "ConvLayer", "Downsample", "DownsampleSpec",
+    "MIXERS", "MIXER_KERNELS", "STEM_KINDS", "AttentionLayer", "ConvLayer", "ConvStem",
+    "Downsample", "DownsampleSpec", "conv_out_side", "conv_stem_forward", "parse_stem",
     "GLUMLPLayer", "Head", "HeadSpec", "ImageStem", "LayerSpec", "MixerSpec", "SSMLayer",
     "SequenceStem", "StaticModel", "StemSpec", "attention_forward", "build_layer",
     "conv_forward", "downsample_forward", "glu_mlp_forward", "head_forward",

@@ -12,6 +12,7 @@ from kernels.glu_mlp import GLUMLPLayer, glu_mlp_flops, glu_mlp_params
 from kernels.specs import DownsampleSpec, HeadSpec, LayerSpec, MixerSpec, StemSpec
 from kernels.ssm.layer import SSMLayer, ssm_flops, ssm_params
 from kernels.stem import (
+    ConvStem,
     Downsample,
     Head,
     ImageStem,
@@ -40,7 +41,9 @@ def build_layer(spec: LayerSpec, *, device=None, dtype=None) -> nn.Module:
     if isinstance(spec, MixerSpec):
         return MIXER_KERNELS[spec.mixer][0](spec, **kw)
     if isinstance(spec, StemSpec):
-        return (ImageStem if spec.modality == "image" else SequenceStem)(spec, **kw)
+        if spec.modality == "sequence":
+            return SequenceStem(spec, **kw)
+        return (ConvStem if spec.stem == "conv" else ImageStem)(spec, **kw)
     if isinstance(spec, DownsampleSpec):
         return Downsample(spec, **kw)
     if isinstance(spec, HeadSpec):

@@ -16,6 +16,26 @@ from typing import ClassVar, Union
 
 MIXERS: tuple[str, ...] = ("attention", "glu_mlp", "ssm", "conv")
 MODALITIES: tuple[str, ...] = ("image", "sequence")
+STEM_KINDS: tuple[str, ...] = ("patch", "conv")
+
+
+def parse_stem(name: str) -> tuple[str, int]:
+    """An image stem choice as ``(kind, stride)``: ``"patch"`` (non-overlapping patches of the
+    space's patch size; stride 0 here, the space supplies it) or ``"conv_s<k>"`` (an
+    overlapping 3x3 convolution with stride ``k``, padding 1, then GELU)."""
+    if name == "patch":
+        return "patch", 0
+    if isinstance(name, str) and name.startswith("conv_s") and name[6:].isdigit():
+        stride = int(name[6:])
+        if stride >= 1:
+            return "conv", stride
+    raise ValueError(f"stem: {name!r} is not 'patch' or 'conv_s<stride>' (e.g. 'conv_s1', "
+                     f"'conv_s2')")
+
+
+def conv_out_side(side: int, stride: int) -> int:
+    """Output side of a 3x3 convolution with padding 1: ``ceil(side / stride)``."""
+    return (side - 1) // stride + 1
 
 Grid = Union[tuple[int, int], None]
 
@@ -77,8 +97,11 @@ class MixerSpec:
 class StemSpec:
     """Input -> tokens ``(B, tokens, dim)``.
 
-    image: ``(B, in_channels, H, W)`` resized to ``resolution`` then non-overlapping
-    ``patch_size`` patches, plus a learned positional term at this grid.
+    image, ``stem="patch"``: ``(B, in_channels, H, W)`` resized to ``resolution`` then
+    non-overlapping ``patch_size`` patches, plus a learned positional term at this grid.
+    image, ``stem="conv"``: resized to ``resolution``, then an overlapping 3x3 convolution
+    with ``stride`` (padding 1) and GELU; no positional table (the convolution and the
+    zero padding locate the tokens, as in MobileViT / CvT).
     sequence: token ids ``(B, T)`` with ``T <= tokens`` -> embedding plus learned positions.
     """
 
@@ -91,6 +114,8 @@ class StemSpec:
     patch_size: int = 0
     resolution: int = 0
     vocab_size: int = 0
+    stem: str = "patch"
+    stride: int = 0
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -99,10 +124,19 @@ class StemSpec:
         _check_grid(self.tokens, self.grid)
         if self.modality == "image":
             _check_positive("in_channels", self.in_channels)
-            _check_positive("patch_size", self.patch_size)
             _check_positive("resolution", self.resolution)
             if self.grid is None:
                 raise ValueError("an image stem needs a grid")
+            if self.stem == "patch":
+                _check_positive("patch_size", self.patch_size)
+            elif self.stem == "conv":
+                _check_positive("stride", self.stride)
+                side = conv_out_side(self.resolution, self.stride)
+                if self.grid != (side, side):
+                    raise ValueError(f"grid {self.grid!r}: a stride-{self.stride} conv stem at "
+                                     f"resolution {self.resolution} gives ({side}, {side})")
+            else:
+                raise ValueError(f"stem must be one of {STEM_KINDS}, got {self.stem!r}")
         else:
             _check_positive("vocab_size", self.vocab_size)
             if self.grid is not None:
@@ -171,10 +205,16 @@ SPEC_TYPES: dict[str, type] = {
 
 
 def spec_to_dict(spec: LayerSpec) -> dict:
-    """JSON-ready dict with a ``kind`` field; ``spec_from_dict`` inverts it."""
+    """JSON-ready dict with a ``kind`` field; ``spec_from_dict`` inverts it.
+
+    A patch stem omits ``stem`` / ``stride`` (their defaults), so its signature, the key of
+    latency tables measured before conv stems existed, is unchanged."""
     d = asdict(spec)
     if d.get("grid") is not None:
         d["grid"] = list(d["grid"])
+    if isinstance(spec, StemSpec) and spec.stem == "patch":
+        d.pop("stem")
+        d.pop("stride")
     return {"kind": spec.kind, **d}
 
 

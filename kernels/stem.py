@@ -1,8 +1,9 @@
 """Stems (input -> tokens), stage transitions and heads, in their static form.
 
-Image stem: resize to the arch's resolution, non-overlapping patches, plus a learned
-positional term at this grid (the supernet interpolates its max-grid table; the exported
-stem stores the interpolated one). Sequence stem: byte / token embedding plus learned
+Image stems: resize to the arch's resolution, then either non-overlapping patches plus a
+learned positional term at this grid (the supernet interpolates its max-grid table; the
+exported stem stores the interpolated one), or an overlapping 3x3 convolution with a stride
+choice and GELU (ResNet / ConvNeXt-style; no positional table). Sequence stem: byte / token embedding plus learned
 positions (the first ``T`` of them).
 """
 
@@ -34,6 +35,16 @@ def image_stem_forward(x: Tensor, patch_weight: Tensor, patch_bias: Tensor, pos_
     patches = patches.reshape(B, (H // p) * (W // p), C * p * p)  # (B, T, C*p*p)
     h = F.linear(patches, patch_weight.reshape(patch_weight.shape[0], -1), patch_bias)
     return h + pos_embed  # (B, T, D)
+
+
+def conv_stem_forward(x: Tensor, conv_weight: Tensor, conv_bias: Tensor, *, resolution: int,
+                      stride: int) -> Tensor:
+    """x: (B, C, H, W) -> (B, G*G, D) with G = ceil(resolution / stride); conv_weight (D, C, 3, 3).
+
+    Overlapping 3x3 windows keep the fine strokes that a 4x4 patch stem averages away."""
+    x = resize_images(x, resolution)
+    h = F.gelu(F.conv2d(x, conv_weight, conv_bias, stride=stride, padding=1))  # (B, D, G, G)
+    return h.flatten(2).transpose(1, 2)  # (B, T, D)
 
 
 def sequence_stem_forward(ids: Tensor, embed_weight: Tensor, pos_embed: Tensor) -> Tensor:
@@ -81,6 +92,20 @@ class ImageStem(nn.Module):
                                   resolution=self.spec.resolution)
 
 
+class ConvStem(nn.Module):
+    """Static overlapping convolutional stem of one ``StemSpec(stem="conv")``."""
+
+    def __init__(self, spec: StemSpec, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.spec = spec
+        self.conv = nn.Conv2d(spec.in_channels, spec.dim, 3, stride=spec.stride, padding=1,
+                              device=device, dtype=dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return conv_stem_forward(x, self.conv.weight, self.conv.bias,
+                                 resolution=self.spec.resolution, stride=self.spec.stride)
+
+
 class SequenceStem(nn.Module):
     def __init__(self, spec: StemSpec, *, device=None, dtype=None) -> None:
         super().__init__()
@@ -125,12 +150,16 @@ class Head(nn.Module):
 
 
 def stem_params(spec: StemSpec) -> int:
+    if spec.modality == "image" and spec.stem == "conv":
+        return spec.dim * spec.in_channels * 9 + spec.dim
     if spec.modality == "image":
         return spec.dim * spec.in_channels * spec.patch_size**2 + spec.dim + spec.tokens * spec.dim
     return spec.vocab_size * spec.dim + spec.tokens * spec.dim
 
 
 def stem_flops(spec: StemSpec) -> int:
+    if spec.modality == "image" and spec.stem == "conv":
+        return 2 * spec.tokens * spec.dim * spec.in_channels * 9
     if spec.modality == "image":
         return 2 * spec.tokens * spec.dim * spec.in_channels * spec.patch_size**2
     return 0  # an embedding lookup is a gather, not a matmul

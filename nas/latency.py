@@ -2,8 +2,8 @@
 
 `space.layers(arch)` builds and validates a dozen frozen spec objects per arch and hashes
 their JSON signatures: correct, but slow. Every layer of an arch is fixed by a small *slot*
-key instead (stem: resolution and first width; downsample: resolution, stage, both widths;
-mixer: resolution, stage, width and the `LayerArch`; head: resolution and last width), so
+key instead (stem: input (resolution, stem) and first width; downsample: input, stage, both
+widths; mixer: input, stage, width and the `LayerArch`; head: input and last width), so
 `ArchLatencyScorer` looks each slot's table entry up once, up front, and scores an arch with
 a dozen dict lookups. It sums the entries in layer order, exactly as
 `LatencyTable.predict(space.layers(arch))` does, so both paths give the same float.
@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from kernels import DownsampleSpec, HeadSpec, LayerSpec, StemSpec, signature
+from kernels import DownsampleSpec, HeadSpec, LayerSpec, signature
 from kernels.fingerprint import DeviceFingerprint
 from kernels.latency_table import LatencyTable, LatencyTableError, MissingLayerError
 from search_spaces import Arch, SearchSpace
@@ -31,33 +31,28 @@ SlotKey = tuple
 
 def layer_slots(space: SearchSpace) -> Iterator[tuple[SlotKey, LayerSpec]]:
     """Every (slot key, layer spec) any arch of ``space`` can contain, by walking its choices
-    (never by sampling). Keys: ``("stem", r, w0)``, ``("downsample", r, i, w_prev, w)``,
-    ``("mixer", r, i, w, layer_arch)``, ``("head", r, w_last)``; specs built as
-    `SearchSpace.layers` builds them."""
+    (never by sampling). ``inp`` is an arch's ``input_key`` ``(resolution, stem)``. Keys:
+    ``("stem", inp, w0)``, ``("downsample", inp, i, w_prev, w)``, ``("mixer", inp, i, w,
+    layer_arch)``, ``("head", inp, w_last)``; specs built as `SearchSpace.layers` builds them."""
     stages = space.stages
-    for r in space.resolution:
-        tokens, grid = space._tokens_at(r, 0)
+    for inp in space.inputs():
+        r, stem = inp
         for w in stages[0].width:
-            if space.modality == "image":
-                stem = StemSpec("image", w, tokens, grid, in_channels=space.in_channels,
-                                patch_size=space.patch_size, resolution=r)
-            else:
-                stem = StemSpec("sequence", w, tokens, vocab_size=space.vocab_size)
-            yield ("stem", r, w), stem
+            yield ("stem", inp, w), space._stem_spec(r, stem, w)
         for i, stage in enumerate(stages):
             if i > 0:
-                prev_tokens, prev_grid = space._tokens_at(r, i - 1)
+                prev_tokens, prev_grid = space._tokens_at(r, i - 1, stem)
                 for w_prev in stages[i - 1].width:
                     for w in stage.width:
-                        yield (("downsample", r, i, w_prev, w),
+                        yield (("downsample", inp, i, w_prev, w),
                                DownsampleSpec(w_prev, w, prev_tokens, prev_grid))
-            tokens, grid = space._tokens_at(r, i)
+            tokens, grid = space._tokens_at(r, i, stem)
             for w in stage.width:
                 for layer in stage.layer_options():
-                    yield ("mixer", r, i, w, layer), space._mixer_spec(layer, w, tokens, grid)
-        tokens, grid = space._tokens_at(r, len(stages) - 1)
+                    yield ("mixer", inp, i, w, layer), space._mixer_spec(layer, w, tokens, grid)
+        tokens, grid = space._tokens_at(r, len(stages) - 1, stem)
         for w in stages[-1].width:
-            yield ("head", r, w), HeadSpec(space.modality, w, tokens, space.num_outputs, grid)
+            yield ("head", inp, w), HeadSpec(space.modality, w, tokens, space.num_outputs, grid)
 
 
 def reference_latency(space: SearchSpace, table: LatencyTable, arch: Arch, *,
@@ -105,7 +100,7 @@ class ArchLatencyScorer:
         if len(stages) != len(self._depths):
             raise ValueError(f"stages: arch has {len(stages)} stages, space "
                              f"{self.space.name!r} has {len(self._depths)}")
-        r = arch.resolution
+        r = arch.input_key
         try:
             prev = stages[0].width
             total = 0.0 + self._stem[(r, prev)]

@@ -4,7 +4,7 @@ the hot path, and a flat vector for the sklearn baselines.
 Graph of an `Arch` (`arch_to_graph`): one node per layer spec of ``space.layers(arch)``
 (stem, mixers, downsamples, head), in data-flow order, ids ``0..n-1``. Node attributes::
 
-    op           "stem" | "downsample" | "head" | a mixer ("attention", "glu_mlp", "ssm", "conv")
+    op           "stem" | "stem_conv" | "downsample" | "head" | a mixer ("attention", "glu_mlp", "ssm", "conv")
     width        residual width the layer writes (downsample: its output width)
     hidden_ratio GLU hidden ratio (0 for other ops)
     kernel_size  conv kernel size (0 for other ops)
@@ -69,7 +69,8 @@ def _node_attributes(spec: LayerSpec, stage: int, layer_index: int) -> dict[str,
         if spec.mixer == "glu_mlp":
             attrs["hidden_ratio"] = spec.hidden / spec.dim
     elif isinstance(spec, StemSpec):
-        attrs.update(op="stem", width=spec.dim)
+        # conv stems are their own op (their stride shows in ``tokens``)
+        attrs.update(op="stem_conv" if spec.stem == "conv" else "stem", width=spec.dim)
     elif isinstance(spec, DownsampleSpec):
         attrs.update(op="downsample", width=spec.out_dim)
     elif isinstance(spec, HeadSpec):
@@ -233,7 +234,7 @@ class ArchBatchEncoder:
         return table if raw else squash(table)
 
     def _keys(self, arch: Arch) -> list[tuple]:
-        r = arch.resolution
+        r = arch.input_key
         stages = arch.stages
         if len(stages) != len(self._depths):
             self.space.validate(arch)  # raises, naming the problem
@@ -336,6 +337,8 @@ def vector_names(space: SearchSpace) -> list[str]:
         for j in range(stage.depth.max):
             names += [f"s{i}.l{j}.{m}" for m in stage.mixers]
             names += [f"s{i}.l{j}.hidden_ratio", f"s{i}.l{j}.kernel_size"]
+    if space.stem is not None:
+        names += [f"stem.{stem}" for stem in space.stem]
     return names + ["resolution", "log_flops", "log_params"]
 
 
@@ -358,6 +361,9 @@ def archs_to_matrix(space: SearchSpace, archs: Sequence[Arch], *,
                 out[a, base + slot - 2] = layer.hidden_ratio or 0.0
                 out[a, base + slot - 1] = layer.kernel_size or 0.0
             col += stage_space.depth.max * slot
+        if space.stem is not None:
+            out[a, col + space.stem.values.index(arch.stem)] = 1.0
+            col += len(space.stem)
         out[a, col] = arch.resolution
     out[:, -2] = np.log(flops)
     out[:, -1] = np.log(params)
@@ -369,7 +375,7 @@ def arch_to_vector(space: SearchSpace, arch: Arch) -> np.ndarray:
 
     Per stage: depth, width, then per layer slot up to the stage's max depth a one-hot of the
     stage's mixers, the hidden ratio and the kernel size (all zero for absent layers); then
-    resolution, log FLOPs and log params.
+    a one-hot of the stem (spaces with a stem choice), resolution, log FLOPs and log params.
     """
     return archs_to_matrix(space, [arch])[0]
 

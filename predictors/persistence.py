@@ -27,7 +27,7 @@ FORMAT = "nas-predictor"
 VERSION = 1
 CONFIG_FILE = "config.json"
 _SPACE_ARGS = ("name", "modality", "resolution", "stages", "in_channels", "patch_size",
-               "num_outputs", "vocab_size", "head_dim", "ssm_head_dim", "ssm_state_size")
+               "num_outputs", "vocab_size", "head_dim", "ssm_head_dim", "ssm_state_size", "stem")
 
 
 def items_kind(items: Sequence[Any]) -> str:
@@ -89,7 +89,7 @@ def items_from_json(data: Sequence[Any]) -> list[Any]:
 def space_description(space: SearchSpace) -> dict[str, Any]:
     """The constructor arguments of ``space`` (its `describe()` minus derived numbers)."""
     description = space.describe()
-    return {k: description[k] for k in _SPACE_ARGS}
+    return {k: description[k] for k in _SPACE_ARGS if k in description}  # "stem": optional
 
 
 def space_from_description(description: dict[str, Any] | None,

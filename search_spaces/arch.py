@@ -2,11 +2,13 @@
 
 JSON schema (fixed; the database and every other package rely on it)::
 
-    {"resolution": int,
+    {"resolution": int, ["stem": str,]
      "stages": [{"depth": int, "width": int,
                  "layers": [{"mixer": str, ...knob: value}]}]}
 
-with exactly ``depth`` layers per stage. Knobs: ``hidden_ratio`` (glu_mlp only) and
+with exactly ``depth`` layers per stage. ``stem`` is present only in spaces with a stem
+choice (``"patch"``, ``"conv_s1"``, ``"conv_s2"``...); an arch of a space without one has no
+``stem`` field, so its JSON and ``key()`` are what they were before stems were searchable. Knobs: ``hidden_ratio`` (glu_mlp only) and
 ``kernel_size`` (conv only); attention and ssm have none.
 """
 
@@ -119,13 +121,25 @@ class Arch:
 
     resolution: int
     stages: tuple[StageArch, ...]
+    stem: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.stages, tuple):
             object.__setattr__(self, "stages", tuple(self.stages))
+        if self.stem is not None and not isinstance(self.stem, str):
+            raise ValueError(f"stem: expected a string, got {self.stem!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"resolution": self.resolution, "stages": [s.to_dict() for s in self.stages]}
+        d: dict[str, Any] = {"resolution": self.resolution}
+        if self.stem is not None:
+            d["stem"] = self.stem
+        d["stages"] = [s.to_dict() for s in self.stages]
+        return d
+
+    @property
+    def input_key(self) -> tuple[int, str | None]:
+        """``(resolution, stem)``: what fixes the token grid of every stage."""
+        return self.resolution, self.stem
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, no spaces): the stored form and the input of key()."""
@@ -136,9 +150,12 @@ class Arch:
         """Parse the JSON schema; raises ValueError naming the first bad field."""
         if not isinstance(data, dict):
             raise ValueError(f"arch: expected an object, got {type(data).__name__}")
-        extra = set(data) - {"resolution", "stages"}
+        extra = set(data) - {"resolution", "stages", "stem"}
         if extra:
             raise ValueError(f"arch: unexpected field(s) {sorted(extra)}")
+        stem = data.get("stem")
+        if stem is not None and not isinstance(stem, str):
+            raise ValueError(f"stem: expected a string, got {stem!r}")
         for name in ("resolution", "stages"):
             if name not in data:
                 raise ValueError(f"{name}: missing")
@@ -166,7 +183,7 @@ class Arch:
             layers = tuple(LayerArch.from_dict(layer, f"{where}.layers[{j}]")
                            for j, layer in enumerate(s["layers"]))
             stages.append(StageArch(depth=depth, width=width, layers=layers))
-        return cls(resolution=resolution, stages=tuple(stages))
+        return cls(resolution=resolution, stages=tuple(stages), stem=stem)
 
     @classmethod
     def from_json(cls, text: str) -> Arch:
@@ -181,8 +198,9 @@ class Arch:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
     def label(self) -> str:
-        """Short readable form, e.g. ``r32 | 64: C5 G3 | 128: A S``."""
-        parts = [f"r{self.resolution}"]
+        """Short readable form, e.g. ``r32 | 64: C5 G3 | 128: A S`` (``r28 conv_s1 | ...``
+        with a stem choice)."""
+        parts = [f"r{self.resolution}" + ("" if self.stem is None else f" {self.stem}")]
         parts += [f"{s.width}: " + " ".join(layer.label() for layer in s.layers)
                   for s in self.stages]
         return " | ".join(parts)

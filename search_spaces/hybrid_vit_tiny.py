@@ -1,7 +1,11 @@
-"""`hybrid_vit_tiny`: a small hybrid image classifier (patch stem, 3 stages, pooled head).
+"""`hybrid_vit_tiny`: a small hybrid image classifier (stem choice, 3 stages, pooled head).
 
-The defaults fit CIFAR-sized inputs (3 x 32 x 32); MNIST uses ``in_channels=1`` and
-resolutions up to 28. The largest subnet has ~2.3 M parameters, so CPU training works.
+The stem is searched: non-overlapping patches (ViT) or an overlapping 3x3 convolution with
+stride 1 or 2 (ResNet / ConvNeXt-style), so the space holds small conv nets that keep a
+digit's strokes at full resolution as well as patch transformers. The defaults fit
+CIFAR-sized inputs (3 x 32 x 32, up to the native 32); MNIST uses ``in_channels=1`` and
+resolutions up to the native 28. ``stems=None`` gives the patch-only space of earlier
+versions (same arch keys and fingerprints); so does ``stems=()`` through `get_space`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ def hybrid_vit_tiny(
     hidden_ratios: Sequence[float] = (2, 3, 4),
     kernel_sizes: Sequence[int] = (3, 5, 7),
     head_dim: int = 16,
+    stems: Sequence[str] | None = ("patch", "conv_s1", "conv_s2"),
 ) -> SearchSpace:
     if len(widths) != len(depths):
         raise ValueError(f"widths ({len(widths)} stages) and depths ({len(depths)}) differ")
@@ -31,4 +36,5 @@ def hybrid_vit_tiny(
                     kernel_size=Choice(*kernel_sizes)) for w, d in zip(widths, depths)]
     return SearchSpace(name="hybrid_vit_tiny", modality="image", resolution=Choice(*resolutions),
                        stages=stages, in_channels=in_channels, patch_size=patch_size,
-                       num_outputs=num_classes, head_dim=head_dim, ssm_head_dim=head_dim)
+                       num_outputs=num_classes, head_dim=head_dim, ssm_head_dim=head_dim,
+                       stem=tuple(stems) if stems else None)

@@ -30,8 +30,10 @@ from kernels import (
     LayerSpec,
     MixerSpec,
     StemSpec,
+    conv_out_side,
     layer_flops,
     layer_params,
+    parse_stem,
 )
 from search_spaces.arch import KNOBS, Arch, LayerArch, StageArch
 
@@ -155,6 +157,9 @@ class SearchSpace:
     """A declared space of hybrid networks; see the module docstring for an example.
 
     ``resolution`` is the image side (image spaces) or the context length (sequence spaces).
+    ``stem`` (image spaces) is an optional choice of input stems: ``"patch"`` (non-overlapping
+    ``patch_size`` patches) and ``"conv_s<k>"`` (overlapping 3x3 convolution, stride ``k``);
+    without it every arch uses the patch stem and carries no ``stem`` field.
     ``num_outputs`` is the number of classes (images); sequence spaces predict
     ``vocab_size`` next-token logits.
     """
@@ -173,6 +178,7 @@ class SearchSpace:
         head_dim: int = 16,
         ssm_head_dim: int = 16,
         ssm_state_size: int = 16,
+        stem: Choice | Any | None = None,
     ) -> None:
         if modality not in ("image", "sequence"):
             raise ValueError(f"modality: expected 'image' or 'sequence', got {modality!r}")
@@ -181,6 +187,14 @@ class SearchSpace:
         self.name = name
         self.modality = modality
         self.resolution = _as_choice(resolution, "resolution")
+        if stem is not None:
+            if modality != "image":
+                raise ValueError("stem: only image spaces have a stem choice")
+            stem = stem if isinstance(stem, Choice) else Choice(
+                *(stem if isinstance(stem, (list, tuple)) else (stem,)))
+            for value in stem:
+                parse_stem(value)  # names a bad value
+        self.stem: Choice | None = stem
         self.stages = tuple(stages)
         self.in_channels = in_channels
         self.patch_size = patch_size
@@ -192,11 +206,22 @@ class SearchSpace:
         self._check()
 
     def _check(self) -> None:
-        if self.modality == "image":
+        for name in ("in_channels", "patch_size", "num_outputs", "vocab_size", "head_dim",
+                     "ssm_head_dim", "ssm_state_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}: must be an int >= 1, got {value!r}")
+        if any(not isinstance(r, int) or isinstance(r, bool) or r < 1 for r in self.resolution):
+            raise ValueError(f"resolution: values must be ints >= 1, got {self.resolution}")
+        if self.modality == "image" and (self.stem is None or "patch" in self.stem):
             bad = [r for r in self.resolution if r % self.patch_size or r < self.patch_size]
             if bad:
                 raise ValueError(f"resolution: {bad} not multiples of patch_size "
                                  f"{self.patch_size}")
+        for i, stage in enumerate(self.stages):
+            if any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in stage.width):
+                raise ValueError(f"stages[{i}].width: values must be ints >= 1, got "
+                                 f"{stage.width}")
         for i, stage in enumerate(self.stages):
             for mixer, hd in (("attention", self.head_dim), ("ssm", self.ssm_head_dim)):
                 if mixer in stage.mixers and any(w % hd for w in stage.width):
@@ -209,30 +234,53 @@ class SearchSpace:
 
     # ---- archs -------------------------------------------------------------------------
 
+    def stems(self) -> tuple[str | None, ...]:
+        """The stem values an arch may carry (``(None,)`` without a stem choice)."""
+        return (None,) if self.stem is None else tuple(self.stem)
+
+    def inputs(self) -> list[tuple[int, str | None]]:
+        """Every ``(resolution, stem)`` pair (`Arch.input_key`), resolution-major."""
+        return [(r, stem) for r in self.resolution for stem in self.stems()]
+
     def sample(self, rng: np.random.Generator) -> Arch:
-        """A uniformly random value of every dimension (depth, width, then each layer)."""
+        """A uniformly random value of every dimension (resolution, stem, then per stage
+        depth, width and each layer)."""
         resolution = self.resolution.sample(rng)
+        stem = None if self.stem is None else self.stem.sample(rng)
         stages = []
         for stage in self.stages:
             depth = stage.depth.sample(rng)
             width = stage.width.sample(rng)
             layers = tuple(stage.sample_layer(rng) for _ in range(depth))
             stages.append(StageArch(depth=depth, width=width, layers=layers))
-        return Arch(resolution=resolution, stages=tuple(stages))
+        return Arch(resolution=resolution, stages=tuple(stages), stem=stem)
 
     def _extreme(self, largest: bool) -> Arch:
-        """Every dimension at its max (min) and, per layer, the costliest (cheapest) layer."""
+        """Every dimension at its max (min) and, per layer, the costliest (cheapest) layer;
+        of the stems, the one that makes that arch costliest (cheapest)."""
         pick = max if largest else min
         resolution = pick(self.resolution)
-        stages = []
-        for i, stage in enumerate(self.stages):
-            width = pick(stage.width)
-            depth = pick(stage.depth)
-            tokens, grid = self._tokens_at(resolution, i)
-            best = pick(stage.layer_options(),
-                        key=lambda o: layer_flops(self._mixer_spec(o, width, tokens, grid)))
-            stages.append(StageArch(depth=depth, width=width, layers=(best,) * depth))
-        return Arch(resolution=resolution, stages=tuple(stages))
+        candidates = []
+        for stem in self.stems():
+            stages = []
+            for i, stage in enumerate(self.stages):
+                width = pick(stage.width)
+                depth = pick(stage.depth)
+                tokens, grid = self._tokens_at(resolution, i, stem)
+                best = pick(stage.layer_options(),
+                            key=lambda o: layer_flops(self._mixer_spec(o, width, tokens, grid)))
+                stages.append(StageArch(depth=depth, width=width, layers=(best,) * depth))
+            candidates.append(Arch(resolution=resolution, stages=tuple(stages), stem=stem))
+        return pick(candidates, key=self.flops)
+
+    def _teacher_stem(self, resolution: int) -> str | None:
+        """The stem of `largest()`: the most tokens (finest grid), then the most FLOPs."""
+        if self.stem is None:
+            return None
+        width = self.stages[0].width.max
+        return max(self.stem, key=lambda stem: (
+            self._tokens_at(resolution, 0, stem)[0],
+            layer_flops(self._stem_spec(resolution, stem, width))))
 
     def largest(self) -> Arch:
         """The biggest subnet, the sandwich teacher: resolution, depth, width and every knob
@@ -243,10 +291,11 @@ class SearchSpace:
         tokens at all and would be a poor teacher. `flops_range()` still uses it.
         """
         resolution = self.resolution.max
+        stem = self._teacher_stem(resolution)
         stages = []
         for i, stage in enumerate(self.stages):
             width = stage.width.max
-            tokens, grid = self._tokens_at(resolution, i)
+            tokens, grid = self._tokens_at(resolution, i, stem)
             options = stage.layer_options()
             mixing = [o for o in options if o.mixer != "glu_mlp"]
             channel = [o for o in options if o.mixer == "glu_mlp"]
@@ -255,7 +304,7 @@ class SearchSpace:
                        for group in (mixing, channel) if group]
             layers = tuple(pattern[j % len(pattern)] for j in range(stage.depth.max))
             stages.append(StageArch(depth=stage.depth.max, width=width, layers=layers))
-        return Arch(resolution=resolution, stages=tuple(stages))
+        return Arch(resolution=resolution, stages=tuple(stages), stem=stem)
 
     def smallest(self) -> Arch:
         """The arch with the fewest FLOPs: every dimension at its min, the cheapest layer."""
@@ -270,6 +319,9 @@ class SearchSpace:
         self.validate(arch)
         for _ in range(100):
             resolution = self.resolution.sample(rng) if rng.random() < prob else arch.resolution
+            stem = arch.stem
+            if self.stem is not None and rng.random() < prob:
+                stem = self.stem.sample(rng)
             stages = []
             for stage, s in zip(self.stages, arch.stages):
                 width = stage.width.sample(rng) if rng.random() < prob else s.width
@@ -278,18 +330,21 @@ class SearchSpace:
                           for layer in s.layers[:depth]]
                 layers += [stage.sample_layer(rng) for _ in range(depth - len(layers))]
                 stages.append(StageArch(depth=depth, width=width, layers=tuple(layers)))
-            child = Arch(resolution=resolution, stages=tuple(stages))
+            child = Arch(resolution=resolution, stages=tuple(stages), stem=stem)
             if child != arch:
                 return child
         return self.sample(rng)
 
     def crossover(self, a: Arch, b: Arch, rng: np.random.Generator) -> Arch:
-        """Uniform crossover: resolution and each whole stage from either parent."""
+        """Uniform crossover: resolution, stem and each whole stage from either parent."""
         self.validate(a)
         self.validate(b)
         resolution = a.resolution if rng.random() < 0.5 else b.resolution
+        stem = a.stem
+        if self.stem is not None and rng.random() < 0.5:
+            stem = b.stem
         stages = tuple(sa if rng.random() < 0.5 else sb for sa, sb in zip(a.stages, b.stages))
-        return Arch(resolution=resolution, stages=stages)
+        return Arch(resolution=resolution, stages=stages, stem=stem)
 
     def validate(self, arch: Arch) -> Arch:
         """Raise ValueError naming the first field of ``arch`` outside this space."""
@@ -297,6 +352,11 @@ class SearchSpace:
             raise ValueError(f"arch: expected an Arch, got {type(arch).__name__}")
         if arch.resolution not in self.resolution:
             raise ValueError(f"resolution: {arch.resolution} not in {self.resolution}")
+        if self.stem is None and arch.stem is not None:
+            raise ValueError(f"stem: {arch.stem!r} given, but space {self.name!r} has no stem "
+                             f"choice")
+        if self.stem is not None and arch.stem not in self.stem:
+            raise ValueError(f"stem: {arch.stem!r} not in {self.stem}")
         if len(arch.stages) != len(self.stages):
             raise ValueError(f"stages: arch has {len(arch.stages)} stages, space "
                              f"{self.name!r} has {len(self.stages)}")
@@ -323,7 +383,7 @@ class SearchSpace:
 
     def size(self) -> int:
         """Number of distinct archs."""
-        total = len(self.resolution)
+        total = len(self.resolution) * len(self.stems())
         for stage in self.stages:
             options = len(stage.layer_options())
             total *= len(stage.width) * sum(options**d for d in stage.depth)
@@ -331,11 +391,14 @@ class SearchSpace:
 
     # ---- layers, counts and inputs ----------------------------------------------------
 
-    def _tokens_at(self, resolution: int, stage_index: int) -> tuple[int, tuple[int, int] | None]:
-        """Tokens and grid inside stage ``stage_index`` at this resolution."""
+    def _tokens_at(self, resolution: int, stage_index: int, stem: str | None = None,
+                   ) -> tuple[int, tuple[int, int] | None]:
+        """Tokens and grid inside stage ``stage_index`` at this resolution and stem."""
         if self.modality == "sequence":
             return resolution, None
-        side = resolution // self.patch_size
+        kind, stride = parse_stem(stem or "patch")
+        side = (resolution // self.patch_size if kind == "patch"
+                else conv_out_side(resolution, stride))
         for _ in range(stage_index):
             side = (side + 1) // 2
         return side * side, (side, side)
@@ -352,23 +415,28 @@ class SearchSpace:
                              state_size=self.ssm_state_size)
         return MixerSpec("conv", width, tokens, grid, kernel_size=layer.kernel_size)
 
+    def _stem_spec(self, resolution: int, stem: str | None, width: int) -> StemSpec:
+        """The stem layer of an arch with this resolution, stem choice and first width."""
+        tokens, grid = self._tokens_at(resolution, 0, stem)
+        if self.modality == "sequence":
+            return StemSpec("sequence", width, tokens, vocab_size=self.vocab_size)
+        kind, stride = parse_stem(stem or "patch")
+        return StemSpec("image", width, tokens, grid, in_channels=self.in_channels,
+                        patch_size=self.patch_size, resolution=resolution, stem=kind,
+                        stride=stride)
+
     def layers(self, arch: Arch) -> list[LayerSpec]:
         """The arch as layer specs, in order: stem, [downsample,] mixers per stage, head."""
         self.validate(arch)
-        r = arch.resolution
-        tokens, grid = self._tokens_at(r, 0)
+        r, st = arch.resolution, arch.stem
+        tokens, grid = self._tokens_at(r, 0, st)
         first = arch.stages[0].width
-        if self.modality == "image":
-            stem = StemSpec("image", first, tokens, grid, in_channels=self.in_channels,
-                            patch_size=self.patch_size, resolution=r)
-        else:
-            stem = StemSpec("sequence", first, tokens, vocab_size=self.vocab_size)
-        specs: list[LayerSpec] = [stem]
+        specs: list[LayerSpec] = [self._stem_spec(r, st, first)]
         prev = first
         for i, s in enumerate(arch.stages):
             if i > 0:
                 specs.append(DownsampleSpec(prev, s.width, tokens, grid))
-                tokens, grid = self._tokens_at(r, i)
+                tokens, grid = self._tokens_at(r, i, st)
             specs += [self._mixer_spec(layer, s.width, tokens, grid) for layer in s.layers]
             prev = s.width
         specs.append(HeadSpec(self.modality, prev, tokens, self.num_outputs, grid))
@@ -398,7 +466,7 @@ class SearchSpace:
     def describe(self) -> dict[str, Any]:
         """JSON-ready description (stored with a study; printed by `nas spaces`)."""
         lo, hi = self.flops_range()
-        return {
+        described: dict[str, Any] = {
             "name": self.name, "modality": self.modality,
             "resolution": list(self.resolution),
             "stages": [{"depth": list(s.depth), "width": list(s.width), "mixers": list(s.mixers),
@@ -410,6 +478,9 @@ class SearchSpace:
             "ssm_state_size": self.ssm_state_size, "size": self.size(),
             "flops_range": [lo, hi],
         }
+        if self.stem is not None:  # absent without a stem choice: old fingerprints hold
+            described["stem"] = list(self.stem)
+        return described
 
 
 __all__ = ["KNOBS", "Choice", "SearchSpace", "Stage", "glu_hidden"]

@@ -39,6 +39,8 @@ class ArchParams:
     def suggest(self, trial: Any) -> Arch:
         """Ask ``trial`` for every parameter and decode the arch."""
         resolution = trial.suggest_categorical("resolution", list(self.space.resolution))
+        stem = (None if self.space.stem is None
+                else trial.suggest_categorical("stem", list(self.space.stem)))
         stages = []
         for i, (stage, options) in enumerate(zip(self.space.stages, self.options)):
             width = trial.suggest_categorical(f"stage{i}.width", list(stage.width))
@@ -47,7 +49,7 @@ class ArchParams:
                       for j in range(stage.depth.max)]
             stages.append(StageArch(depth=depth, width=width,
                                     layers=tuple(options[label] for label in labels[:depth])))
-        return Arch(resolution=resolution, stages=tuple(stages))
+        return Arch(resolution=resolution, stages=tuple(stages), stem=stem)
 
 
 def _random(session: SearchSession, space: SearchSpace, config: SearchConfig) -> dict[str, Any]:

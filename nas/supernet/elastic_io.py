@@ -17,12 +17,13 @@ from kernels import (
     DownsampleSpec,
     HeadSpec,
     StemSpec,
+    conv_stem_forward,
     downsample_forward,
     head_forward,
     image_stem_forward,
     sequence_stem_forward,
 )
-from nas.supernet.elastic import ElasticLayer, init_linear_, prefix
+from nas.supernet.elastic import ElasticLayer, as_kwargs, init_linear_, prefix
 
 
 def resize_positions(pos: Tensor, grid: tuple[int, int], out_grid: tuple[int, int]) -> Tensor:
@@ -36,27 +37,52 @@ def resize_positions(pos: Tensor, grid: tuple[int, int], out_grid: tuple[int, in
 
 
 class ElasticImageStem(ElasticLayer):
+    """Patch stem and / or overlapping conv stem of an image space.
+
+    The patch stem holds max-width patch weights and one positional table at the largest
+    patch grid; the conv stem holds one max-width 3x3 kernel shared by every stride (a
+    stride-2 stem runs the stride-1 stem's filters on every other position), as
+    Once-for-All shares kernels across elastic choices."""
+
     kernel = staticmethod(image_stem_forward)
 
-    def __init__(self, in_channels: int, patch_size: int, max_dim: int, max_side: int) -> None:
+    def __init__(self, in_channels: int, patch_size: int, max_dim: int, max_side: int, *,
+                 patch: bool = True, conv: bool = False) -> None:
         super().__init__()
+        if not (patch or conv):
+            raise ValueError("ElasticImageStem needs the patch stem, the conv stem or both")
         self.max_grid = (max_side, max_side)
-        self.patch_weight = nn.Parameter(torch.empty(max_dim, in_channels, patch_size,
-                                                     patch_size))
-        self.patch_bias = nn.Parameter(torch.zeros(max_dim))
-        self.pos_embed = nn.Parameter(torch.empty(1, max_side * max_side, max_dim))
-        init_linear_(self.patch_weight)
-        init_linear_(self.pos_embed)
+        if patch:
+            self.patch_weight = nn.Parameter(torch.empty(max_dim, in_channels, patch_size,
+                                                         patch_size))
+            self.patch_bias = nn.Parameter(torch.zeros(max_dim))
+            self.pos_embed = nn.Parameter(torch.empty(1, max_side * max_side, max_dim))
+            init_linear_(self.patch_weight)
+            init_linear_(self.pos_embed)
+        if conv:
+            self.conv_weight = nn.Parameter(torch.empty(max_dim, in_channels, 3, 3))
+            self.conv_bias = nn.Parameter(torch.zeros(max_dim))
+            # fan-in init (as nn.Conv2d's default scale): a 1-channel 3x3 stem has fan-in 9
+            nn.init.trunc_normal_(self.conv_weight, std=(in_channels * 9) ** -0.5)
 
     def active_weight(self, spec: StemSpec) -> dict[str, Tensor]:
         d = spec.dim
+        if spec.stem == "conv":
+            return {"conv.weight": prefix(self.conv_weight, d),
+                    "conv.bias": prefix(self.conv_bias, d)}
         return {"patch.weight": prefix(self.patch_weight, d),
                 "patch.bias": prefix(self.patch_bias, d),
                 "pos_embed": resize_positions(prefix(self.pos_embed, 1, self.pos_embed.shape[1], d),
                                               self.max_grid, spec.grid)}
 
     def kernel_options(self, spec: StemSpec) -> dict[str, Any]:
+        if spec.stem == "conv":
+            return {"resolution": spec.resolution, "stride": spec.stride}
         return {"resolution": spec.resolution}
+
+    def forward(self, x: Tensor, spec: StemSpec) -> Tensor:
+        kernel = conv_stem_forward if spec.stem == "conv" else image_stem_forward
+        return kernel(x, **as_kwargs(self.active_weight(spec)), **self.kernel_options(spec))
 
 
 class ElasticSequenceStem(ElasticLayer):

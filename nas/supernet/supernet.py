@@ -13,7 +13,7 @@ import json
 
 from torch import Tensor, nn
 
-from kernels import LayerSpec
+from kernels import LayerSpec, parse_stem
 from nas.supernet.elastic import ElasticLayer
 from nas.supernet.elastic_io import (
     ElasticDownsample,
@@ -45,9 +45,11 @@ class Supernet(nn.Module):
         self.space = space
         widths = [s.width.max for s in space.stages]
         if space.modality == "image":
+            stems = [parse_stem(s or "patch")[0] for s in space.stems()]
             max_side = space.resolution.max // space.patch_size
-            self.stem: ElasticLayer = ElasticImageStem(space.in_channels, space.patch_size,
-                                                       widths[0], max_side)
+            self.stem: ElasticLayer = ElasticImageStem(
+                space.in_channels, space.patch_size, widths[0], max(max_side, 1),
+                patch="patch" in stems, conv="conv" in stems)
         else:
             self.stem = ElasticSequenceStem(space.vocab_size, widths[0], space.resolution.max)
         two_d = space.modality == "image"

@@ -52,7 +52,7 @@ class _CodedSpace:
 
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
-        self.resolutions = space.resolution.values
+        self.inputs = space.inputs()  # (resolution, stem) pairs, drawn uniformly
         self.stages = space.stages
         self.options = [tuple(s.layer_options()) for s in space.stages]
         self.mixers = tuple(m for m in MIXERS if any(m in s.mixers for s in space.stages))
@@ -75,7 +75,7 @@ class _CodedSpace:
         stages = [StageArch(s.depth.min, s.width.values[min(w, len(s.width) - 1)],
                             (opts[min(o, len(opts) - 1)],) * s.depth.min)
                   for s, opts, w, o in zip(self.stages, self.options, widths, options)]
-        arch = Arch(self.resolutions[r], tuple(stages))
+        arch = Arch(self.inputs[r][0], tuple(stages), stem=self.inputs[r][1])
         specs = self.space.layers(arch)
         segments, mixers, pos = [], [], 0
         for s in stages:
@@ -89,7 +89,7 @@ class _CodedSpace:
         return segments, mixers
 
     def _build_tables(self) -> None:
-        n_res, n_stages = len(self.resolutions), len(self.stages)
+        n_res, n_stages = len(self.inputs), len(self.stages)
         n_width = [len(s.width) for s in self.stages]
         self.stem = np.zeros((n_res, n_width[0]), dtype=np.int64)
         self.head = np.zeros((n_res, n_width[-1]), dtype=np.int64)
@@ -116,7 +116,7 @@ class _CodedSpace:
 
     def draw(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, list]:
         """``n`` uniform archs as codes."""
-        res = rng.integers(len(self.resolutions), size=n)
+        res = rng.integers(len(self.inputs), size=n)
         stages = []
         for stage, probs in zip(self.stages, self.option_probs):
             depth = rng.integers(len(stage.depth), size=n)
@@ -139,7 +139,7 @@ class _CodedSpace:
 
     def arch_flops(self, arch: Arch) -> int:
         """FLOPs of one arch from the tables (used to check them)."""
-        r = np.array([self.resolutions.index(arch.resolution)])
+        r = np.array([self.inputs.index(arch.input_key)])
         stages = []
         for stage, options, s in zip(self.stages, self.options, arch.stages):
             option = np.zeros((1, stage.depth.max), dtype=np.int64)
@@ -156,7 +156,8 @@ class _CodedSpace:
             d = stage.depth.values[depth[i]]
             built.append(StageArch(d, stage.width.values[width[i]],
                                    tuple(options[o] for o in option[i, :d])))
-        return Arch(self.resolutions[res[i]], tuple(built))
+        resolution, stem = self.inputs[res[i]]
+        return Arch(resolution, tuple(built), stem=stem)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ SPECS = [
     MixerSpec("conv", 16, 25, (5, 5), kernel_size=5),
     MixerSpec("conv", 16, 12, None, kernel_size=7),
     StemSpec("image", 16, 16, (4, 4), in_channels=3, patch_size=4, resolution=16),
+    StemSpec("image", 16, 256, (16, 16), in_channels=3, resolution=16, stem="conv", stride=1),
+    StemSpec("image", 16, 64, (8, 8), in_channels=3, resolution=16, stem="conv", stride=2),
     StemSpec("sequence", 16, 12, vocab_size=50),
     DownsampleSpec(16, 32, 25, (5, 5)),
     DownsampleSpec(16, 32, 12, None),
@@ -69,3 +71,31 @@ def test_bad_specs_raise():
         MixerSpec("conv", 16, 4, kernel_size=4)
     with pytest.raises(ValueError, match="kind"):
         spec_from_dict({"kind": "pool"})
+
+
+def test_conv_stem_specs_are_checked_and_patch_signatures_unchanged():
+    with pytest.raises(ValueError, match="stride"):
+        StemSpec("image", 16, 64, (8, 8), in_channels=3, resolution=16, stem="conv", stride=0)
+    with pytest.raises(ValueError, match=r"gives \(8, 8\)"):
+        StemSpec("image", 16, 16, (4, 4), in_channels=3, resolution=16, stem="conv", stride=2)
+    with pytest.raises(ValueError, match="stem must be one of"):
+        StemSpec("image", 16, 16, (4, 4), in_channels=3, patch_size=4, resolution=16,
+                 stem="pool")
+    patch = StemSpec("image", 16, 16, (4, 4), in_channels=3, patch_size=4, resolution=16)
+    assert '"stem":' not in signature(patch) and "stride" not in signature(patch)
+
+
+@pytest.mark.parametrize("name, expected", [("patch", ("patch", 0)), ("conv_s1", ("conv", 1)),
+                                            ("conv_s2", ("conv", 2))])
+def test_parse_stem(name, expected):
+    from kernels import parse_stem
+
+    assert parse_stem(name) == expected
+
+
+@pytest.mark.parametrize("name", ["conv", "conv_s0", "conv_sx", "patch4", ""])
+def test_parse_stem_refuses(name):
+    from kernels import parse_stem
+
+    with pytest.raises(ValueError, match="stem"):
+        parse_stem(name)

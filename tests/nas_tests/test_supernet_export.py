@@ -53,6 +53,59 @@ def test_export_equals_supernet_and_counts(name, tag, arch):
     assert abs(space.flops(arch) - measured) <= 0.01 * measured
 
 
+def _with_stem(arch, stem):
+    return arch.__class__(arch.resolution, arch.stages, stem=stem)
+
+
+STEM_CASES = [(stem, tag) for stem in get_space("hybrid_vit_tiny").stems()
+              for tag in ("smallest", "largest", "random")]
+
+
+@pytest.mark.parametrize("stem, tag", STEM_CASES, ids=[f"{s}-{t}" for s, t in STEM_CASES])
+@torch.no_grad()
+def test_every_stem_exports_exactly_and_counts(stem, tag):
+    """Each stem choice (patch, conv stride 1, conv stride 2) at the smallest, largest and a
+    random arch: export equals the supernet (1e-5), params and FLOPs equal the exported
+    model's (FlopCounterMode), and the token grid follows the stem's stride."""
+    net = _net("hybrid_vit_tiny")
+    space = net.space
+    base = {"smallest": space.smallest(), "largest": space.largest(),
+            "random": space.sample(np.random.default_rng(11))}[tag]
+    arch = space.validate(_with_stem(base, stem))
+    x = space.example_input(arch, 3, generator=torch.Generator().manual_seed(2))
+    model = export_subnet(net, arch)
+    assert (net(x, arch) - model(x)).abs().max().item() <= 1e-5
+    assert space.params(arch) == sum(p.numel() for p in model.parameters())
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model(x[:1])
+    measured = counter.get_total_flops()
+    assert abs(space.flops(arch) - measured) <= 0.01 * measured
+    stem_spec = space.layers(arch)[0]
+    side = {"patch": arch.resolution // space.patch_size,
+            "conv_s1": arch.resolution, "conv_s2": -(-arch.resolution // 2)}[stem]
+    assert stem_spec.grid == (side, side)
+    with torch.no_grad():
+        tokens = model.layers[0](x) if hasattr(model, "layers") else None
+    if tokens is not None:
+        assert tokens.shape == (3, side * side, arch.stages[0].width)
+
+
+def test_stem_choice_is_validated_and_largest_uses_the_finest_stem():
+    space = get_space("hybrid_vit_tiny")
+    arch = space.largest()
+    assert arch.stem == "conv_s1"  # most tokens: the strongest teacher
+    with pytest.raises(ValueError, match="stem: 'conv_s3' not in"):
+        space.validate(_with_stem(arch, "conv_s3"))
+    with pytest.raises(ValueError, match="stem: None not in"):
+        space.validate(_with_stem(arch, None))
+    legacy = get_space("hybrid_vit_tiny", stems=())
+    with pytest.raises(ValueError, match="has no stem choice"):
+        legacy.validate(_with_stem(legacy.largest(), "patch"))
+    # sampling covers every stem
+    rng = np.random.default_rng(0)
+    assert {space.sample(rng).stem for _ in range(60)} == set(space.stems())
+
+
 @pytest.mark.parametrize("name", list_spaces())
 def test_supernet_input_resizing(name):
     """Image inputs of another size are resized; longer sequences are cut to the context."""
@@ -73,7 +126,7 @@ def test_params_grow_with_width(name):
     arch = space.smallest()
     stage = arch.stages[-1]
     wider = arch.__class__(arch.resolution, arch.stages[:-1] + (
-        stage.__class__(stage.depth, space.stages[-1].width.max, stage.layers),))
+        stage.__class__(stage.depth, space.stages[-1].width.max, stage.layers),), stem=arch.stem)
     assert space.params(wider) > space.params(arch)
     assert space.flops(wider) > space.flops(arch)
 
@@ -83,7 +136,7 @@ def test_invalid_arch_is_refused_before_anything_runs():
     space = net.space
     arch = space.smallest()
     bad = arch.__class__(arch.resolution, (arch.stages[0].__class__(
-        arch.stages[0].depth, 40, arch.stages[0].layers),) + arch.stages[1:])
+        arch.stages[0].depth, 40, arch.stages[0].layers),) + arch.stages[1:], stem=arch.stem)
     x = space.example_input(arch, 1)
     with pytest.raises(ValueError, match=r"stages\[0\]\.width: 40"):
         net(x, bad)

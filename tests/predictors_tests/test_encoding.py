@@ -39,13 +39,14 @@ def test_graph_nodes_follow_layer_specs(space, rng):
         specs = space.layers(arch)
         assert graph.number_of_nodes() == len(specs)
         assert nx.is_directed_acyclic_graph(graph)
-        assert graph.nodes[0]["op"] == "stem"
+        assert graph.nodes[0]["op"] == ("stem_conv" if (arch.stem or "").startswith("conv")
+                                        else "stem")
         assert graph.nodes[len(specs) - 1]["op"] == "head"
         assert sum(graph.nodes[i]["op"] == "downsample" for i in graph) == len(arch.stages) - 1
         assert [graph.nodes[i]["flops"] for i in graph] == [layer_flops(s) for s in specs]
         assert sum(graph.nodes[i]["flops"] for i in graph) == space.flops(arch)
         mixers = [graph.nodes[i] for i in graph if graph.nodes[i]["op"] not in
-                  ("stem", "downsample", "head")]
+                  ("stem", "stem_conv", "downsample", "head")]
         layers = [layer for s in arch.stages for layer in s.layers]
         assert [m["op"] for m in mixers] == [layer.mixer for layer in layers]
         for node, layer in zip(mixers, layers):
@@ -57,7 +58,7 @@ def test_graph_nodes_follow_layer_specs(space, rng):
 
 
 def test_residual_edges_of_a_known_arch():
-    space = get_space("hybrid_vit_tiny")
+    space = get_space("hybrid_vit_tiny", stems=())  # the patch-only space
     arch = Arch.from_dict({"resolution": 32, "stages": [
         {"depth": 2, "width": 32, "layers": [{"mixer": "attention"}, {"mixer": "ssm"}]},
         {"depth": 1, "width": 64, "layers": [{"mixer": "conv", "kernel_size": 3}]},
@@ -71,7 +72,7 @@ def test_residual_edges_of_a_known_arch():
 
 
 def test_graph_to_data_counts_and_determinism(space, rng):
-    vocab = {"<unk>": 0, "stem": 1, "attention": 2}
+    vocab = {"<unk>": 0, "stem": 1, "attention": 2, "stem_conv": 1}
     for arch in _archs(space, rng, n=5):
         graph = arch_to_graph(space, arch)
         a = graph_to_data(graph, vocab, ARCH_FEATURES)
@@ -167,7 +168,7 @@ def test_graph_to_data_rejects_missing_op_and_nan():
 def test_invalid_arch_is_rejected(rng):
     space = get_space("hybrid_vit_tiny")
     arch = space.sample(rng)
-    bad = Arch(resolution=20, stages=arch.stages)
+    bad = Arch(resolution=20, stages=arch.stages, stem=arch.stem)
     with pytest.raises(ValueError, match="resolution"):
         ArchBatchEncoder(space).encode([arch, bad])
     with pytest.raises(ValueError, match="empty"):
