@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import sys
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +21,64 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable or from another space."""
 
 
+def checkpoint_bytes(state: dict[str, Any]) -> bytes:
+    """The bytes `save_checkpoint` writes for ``state``: serialized in memory, so they depend
+    only on the content (``torch.save`` to a file names its archive after the file, and the
+    temporary file's random name made every checkpoint's sha256 unique)."""
+    buffer = io.BytesIO()
+    torch.save(_canonical({"format_version": FORMAT_VERSION, **state}), buffer)
+    return buffer.getvalue()
+
+
+def _canonical(value: Any) -> Any:
+    """A copy of ``value`` whose pickle depends only on its content: pickle memoizes objects
+    by identity, so two equal strings are written once or twice depending on whether they
+    happen to be one object (a resumed optimizer's keys are not the straight run's). Every
+    string is interned (equal strings: one object) and every container rebuilt (no
+    accidental sharing); tensors are left as they are (torch writes each storage once)."""
+    if isinstance(value, str):
+        return sys.intern(str(value))
+    if isinstance(value, OrderedDict):  # a module's state dict: keep its _metadata
+        copy = OrderedDict((_canonical(k), _canonical(v)) for k, v in value.items())
+        if hasattr(value, "_metadata"):
+            copy._metadata = _canonical(value._metadata)  # type: ignore[attr-defined]
+        return copy
+    if isinstance(value, dict):
+        return {_canonical(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if isinstance(value, tuple) and type(value) is tuple:
+        return tuple(_canonical(v) for v in value)
+    return value
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``path`` atomically (temporary file + rename): a crash mid-write
-    leaves the previous checkpoint intact."""
+    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename): a crash
+    mid-write leaves the previous checkpoint intact. The same state always gives the same
+    bytes, so the file's sha256 reproduces."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    data = checkpoint_bytes(state)
     fd, tmp = tempfile.mkstemp(prefix="ckpt-", suffix=".tmp.pt", dir=path.parent)
-    os.close(fd)
     try:
-        torch.save({"format_version": FORMAT_VERSION, **state}, tmp)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def content_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a checkpoint file's bytes (reproducible: see `checkpoint_bytes`)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def load_checkpoint(path: str | os.PathLike, *, space_fingerprint: str | None = None,
@@ -47,6 +95,13 @@ def load_checkpoint(path: str | os.PathLike, *, space_fingerprint: str | None = 
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path} is not a nas supernet checkpoint (format "
                               f"{FORMAT_VERSION})")
+    step = state.get("step", 0)
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"checkpoint {path}: step must be an int >= 0, got {step!r}")
+    if "model" in state and not (isinstance(state["model"], dict) and all(
+            isinstance(k, str) and isinstance(v, torch.Tensor)
+            for k, v in state["model"].items())):
+        raise CheckpointError(f"checkpoint {path}: 'model' is not a state dict of tensors")
     if space_fingerprint is not None and state.get("space_fingerprint") != space_fingerprint:
         raise CheckpointError(
             f"checkpoint {path} was trained on space {state.get('space', {}).get('name')!r} "
