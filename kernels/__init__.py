@@ -28,9 +28,9 @@ from kernels.stem import (
     Head,
     ImageStem,
     SequenceStem,
+    conv_stem_forward,
     downsample_forward,
     head_forward,
-    conv_stem_forward,
     image_stem_forward,
     sequence_stem_forward,
 )

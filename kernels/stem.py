@@ -3,8 +3,8 @@
 Image stems: resize to the arch's resolution, then either non-overlapping patches plus a
 learned positional term at this grid (the supernet interpolates its max-grid table; the
 exported stem stores the interpolated one), or an overlapping 3x3 convolution with a stride
-choice and GELU (ResNet / ConvNeXt-style; no positional table). Sequence stem: byte / token embedding plus learned
-positions (the first ``T`` of them).
+choice and GELU (ResNet / ConvNeXt-style; no positional table). Sequence stem: byte /
+token embedding plus learned positions (the first ``T`` of them).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ the hot path, and a flat vector for the sklearn baselines.
 Graph of an `Arch` (`arch_to_graph`): one node per layer spec of ``space.layers(arch)``
 (stem, mixers, downsamples, head), in data-flow order, ids ``0..n-1``. Node attributes::
 
-    op           "stem" | "stem_conv" | "downsample" | "head" | a mixer ("attention", "glu_mlp", "ssm", "conv")
+    op           "stem" | "stem_conv" | "downsample" | "head" | a mixer ("attention",
+                 "glu_mlp", "ssm", "conv")
     width        residual width the layer writes (downsample: its output width)
     hidden_ratio GLU hidden ratio (0 for other ops)
     kernel_size  conv kernel size (0 for other ops)

@@ -8,8 +8,9 @@ JSON schema (fixed; the database and every other package rely on it)::
 
 with exactly ``depth`` layers per stage. ``stem`` is present only in spaces with a stem
 choice (``"patch"``, ``"conv_s1"``, ``"conv_s2"``...); an arch of a space without one has no
-``stem`` field, so its JSON and ``key()`` are what they were before stems were searchable. Knobs: ``hidden_ratio`` (glu_mlp only) and
-``kernel_size`` (conv only); attention and ssm have none.
+``stem`` field, so its JSON and ``key()`` are what they were before stems were searchable.
+Knobs: ``hidden_ratio`` (glu_mlp only) and ``kernel_size`` (conv only); attention and ssm
+have none.
 """
 
 from __future__ import annotations
