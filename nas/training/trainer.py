@@ -208,8 +208,10 @@ def train_supernet(
         sched.load_state_dict(state["scheduler"])
         sampler.load_state_dict(json.loads(state["sampler"]))
         step = int(state["step"])
-        if lead:
-            _truncate_log(log_path, step)
+    if lead:  # cut the log back to the checkpoint: to empty when starting from step 0
+        from nas.training.metrics_log import truncate_log
+
+        truncate_log(log_path, step=step)
     if replica is not None:
         replica.broadcast_parameters(net)
 
