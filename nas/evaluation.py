@@ -60,14 +60,17 @@ class EvalResult:
         return asdict(self)
 
 
-def task_loss(logits: Tensor, y: Tensor, *, reduction: str = "mean") -> Tensor:
+def task_loss(logits: Tensor, y: Tensor, *, reduction: str = "mean",
+              label_smoothing: float = 0.0) -> Tensor:
     """Cross-entropy of (B, C) logits vs (B,) labels, or of (B, T, V) logits vs the first T
-    targets of (B, T') next tokens."""
+    targets of (B, T') next tokens (``label_smoothing`` for training losses only)."""
     if logits.dim() == 3:
         t = logits.shape[1]
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
-                               y[:, :t].reshape(-1), reduction=reduction)
-    return F.cross_entropy(logits.float(), y, reduction=reduction)
+                               y[:, :t].reshape(-1), reduction=reduction,
+                               label_smoothing=label_smoothing)
+    return F.cross_entropy(logits.float(), y, reduction=reduction,
+                           label_smoothing=label_smoothing)
 
 
 def _correct(logits: Tensor, y: Tensor) -> tuple[int, int]:

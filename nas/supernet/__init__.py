@@ -8,10 +8,11 @@ from nas.supernet.elastic_io import (
     ElasticSequenceStem,
 )
 from nas.supernet.elastic_mixers import ElasticAttention, ElasticConv, ElasticGLUMLP, ElasticSSM
+from nas.supernet.regularize import Regularizer, step_generator
 from nas.supernet.supernet import Supernet, space_fingerprint
 
 __all__ = [
     "ElasticAttention", "ElasticConv", "ElasticDownsample", "ElasticGLUMLP", "ElasticHead",
-    "ElasticImageStem", "ElasticLayer", "ElasticSSM", "ElasticSequenceStem", "Supernet",
-    "space_fingerprint",
+    "ElasticImageStem", "ElasticLayer", "ElasticSSM", "ElasticSequenceStem", "Regularizer",
+    "Supernet", "space_fingerprint", "step_generator",
 ]

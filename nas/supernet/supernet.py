@@ -13,7 +13,7 @@ import json
 
 from torch import Tensor, nn
 
-from kernels import LayerSpec, parse_stem
+from kernels import LayerSpec, MixerSpec, StemSpec, parse_stem
 from nas.supernet.elastic import ElasticLayer
 from nas.supernet.elastic_io import (
     ElasticDownsample,
@@ -22,6 +22,7 @@ from nas.supernet.elastic_io import (
     ElasticSequenceStem,
 )
 from nas.supernet.elastic_mixers import ElasticAttention, ElasticConv, ElasticGLUMLP, ElasticSSM
+from nas.supernet.regularize import Regularizer
 from search_spaces import Arch, SearchSpace, glu_hidden
 
 
@@ -86,11 +87,29 @@ class Supernet(nn.Module):
         modules.append(self.head)
         return list(zip(modules, specs))
 
-    def forward(self, x: Tensor, arch: Arch) -> Tensor:
+    def forward(self, x: Tensor, arch: Arch, *, regularizer: Regularizer | None = None,
+                ) -> Tensor:
         """x: images (B, C, H, W) (resized to the arch's resolution) or token ids (B, T)
-        (the first ``arch.resolution`` used) -> logits (B, classes) or (B, T', vocab)."""
-        for module, spec in self.plan(arch):
-            x = module(x, spec)
+        (the first ``arch.resolution`` used) -> logits (B, classes) or (B, T', vocab).
+
+        ``regularizer`` (training only) applies dropout to the stem output and stochastic
+        depth / dropout to every residual mixer branch; None is the plain forward that the
+        exported model reproduces."""
+        plan = self.plan(arch)
+        if regularizer is None or not regularizer.active:
+            for module, spec in plan:
+                x = module(x, spec)
+            return x
+        layers = sum(isinstance(spec, MixerSpec) for _, spec in plan)
+        index = 0
+        for module, spec in plan:
+            y = module(x, spec)
+            if isinstance(spec, MixerSpec):
+                y = regularizer.branch(x, y, index=index, layers=layers)
+                index += 1
+            elif isinstance(spec, StemSpec):
+                y = regularizer.embed(y)
+            x = y
         return x
 
     def fingerprint(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from nas.training.augment import AUGMENTATIONS
 from nas.training.distillation import DISTILL_LOSSES
 from nas.training.samplers import SAMPLERS
 
@@ -42,6 +43,12 @@ class TrainConfig:
     device: str = "cpu"
     seed: int = 0
     threads: int | None = None
+    augment: str = "none"
+    augment_pad: int = 2
+    label_smoothing: float = 0.0
+    drop_path: float = 0.0
+    dropout: float = 0.0
+    keep_best: bool = True
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "num_random", "eval_every", "eval_batch_size",
@@ -70,6 +77,18 @@ class TrainConfig:
                              f"{DISTILL_LOSSES}")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"training.device: expected 'cpu' or 'cuda', got {self.device!r}")
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"training.augment: {self.augment!r} is not one of "
+                             f"{AUGMENTATIONS}")
+        if (not isinstance(self.augment_pad, int) or isinstance(self.augment_pad, bool)
+                or not 0 <= self.augment_pad <= 16):
+            raise ValueError(f"training.augment_pad: must be an int in 0..16, got "
+                             f"{self.augment_pad!r}")
+        for name in ("label_smoothing", "drop_path", "dropout"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not (
+                    0 <= value < 1):
+                raise ValueError(f"training.{name}: must be a number in [0, 1), got {value!r}")
         if self.eval_batches is not None and self.eval_batches < 1:
             raise ValueError("training.eval_batches: must be >= 1 or None (whole split)")
 

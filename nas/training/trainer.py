@@ -27,7 +27,9 @@ import numpy as np
 import torch
 
 from nas.evaluation import device_kernels, evaluate_many, task_loss
-from nas.supernet import Supernet
+from nas.supernet import Regularizer, Supernet, step_generator
+from nas.supernet.regularize import STREAM_DROP, STREAM_SAMPLE_DROP
+from nas.training.augment import augment_images, augment_params
 from nas.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from nas.training.config import TrainConfig
 from nas.training.distillation import distillation_loss
@@ -38,6 +40,7 @@ if TYPE_CHECKING:  # the data-parallel module imports this one
     from nas.training.data_parallel import Replica
 
 METRICS_NAME = "metrics.jsonl"
+BEST_NAME = "best.pt"
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,17 @@ class PanelArch:
 
 @dataclass
 class TrainResult:
+    """``checkpoint`` is the last step's (resumable) checkpoint; ``best`` the weights at the
+    lowest validation-panel loss (``best_step``), None when ``keep_best`` is off."""
+
     step: int
     checkpoint: Path
     metrics_log: Path
     panel: list[dict[str, Any]]
     supernet: Supernet
+    best: Path | None = None
+    best_step: int | None = None
+    best_loss: float | None = None
 
 
 def validation_panel(space: SearchSpace, size: int, seed: int) -> list[PanelArch]:
@@ -110,30 +119,39 @@ def _truncate_log(path: Path, step: int) -> None:
 
 def subnet_loss(logits: torch.Tensor, y: torch.Tensor, teacher: torch.Tensor | None, *,
                 config: TrainConfig) -> torch.Tensor:
-    """Loss of one subnet's (B, C) or (B, T, V) logits: cross-entropy on the labels without a
-    teacher (the largest, or any subnet of a uniform step), else ``w * KD + (1 - w) * CE``
-    against the teacher's detached logits. A mean over the batch, so the mean of equal
-    shards' losses is the loss of the whole batch."""
+    """Loss of one subnet's (B, C) or (B, T, V) logits: cross-entropy on the labels (with
+    ``config.label_smoothing``) without a teacher (the largest, or any subnet of a uniform
+    step), else ``w * KD + (1 - w) * CE`` against the teacher's detached logits. A mean
+    over the batch, so the mean of equal shards' losses is the loss of the whole batch."""
+    smoothing = config.label_smoothing
     if teacher is None:
-        return task_loss(logits, y)
+        return task_loss(logits, y, label_smoothing=smoothing)
     kd = distillation_loss(logits, teacher, kind=config.distill, temperature=config.temperature)
-    return config.distill_weight * kd + (1 - config.distill_weight) * task_loss(logits, y)
+    if config.distill_weight == 1:
+        return kd
+    return (config.distill_weight * kd
+            + (1 - config.distill_weight) * task_loss(logits, y, label_smoothing=smoothing))
 
 
-def sandwich_backward(model: Callable[[torch.Tensor, Arch], torch.Tensor],
+def sandwich_backward(model: Callable[..., torch.Tensor],
                       subnets: list[SampledArch], xb: torch.Tensor, yb: torch.Tensor, *,
                       config: TrainConfig, autocast: Any,
-                      no_sync: Callable[[], Any] | None = None) -> list[torch.Tensor]:
+                      no_sync: Callable[[], Any] | None = None,
+                      regularizer: Regularizer | None = None) -> list[torch.Tensor]:
     """Forward + backward of every subnet of one step on the batch ``xb`` (B, ...), ``yb``;
     gradients accumulate in the parameters' ``.grad``. Returns the detached 0-dim loss of
     each subnet. ``no_sync`` (e.g. DDP's) wraps every subnet but the last, so a wrapper that
-    reduces gradients in backward reduces them once per step."""
+    reduces gradients in backward reduces them once per step. ``regularizer`` (stochastic
+    depth / dropout) applies to the subnets trained on labels (no teacher yet)."""
     teacher, losses = None, []
     for i, sub in enumerate(subnets):
         guard = no_sync() if no_sync is not None and i < len(subnets) - 1 else nullcontext()
         with guard:
             with autocast:
-                logits = model(xb, sub.arch)
+                if regularizer is not None and teacher is None:
+                    logits = model(xb, sub.arch, regularizer=regularizer)
+                else:
+                    logits = model(xb, sub.arch)
                 loss = subnet_loss(logits, yb, teacher, config=config)
             loss.backward()
         if sub.role == "largest":
@@ -200,6 +218,8 @@ def train_supernet(
     sampler = make_sampler(space, SamplerConfig(name=config.sampler, num_random=config.num_random,
                                                 bins=config.bins, seed=config.seed))
     step = 0
+    best: dict[str, Any] = {"step": None, "loss": None}
+    best_path = out / BEST_NAME
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path, space_fingerprint=net.fingerprint(),
                                 map_location=device)
@@ -208,6 +228,8 @@ def train_supernet(
         sched.load_state_dict(state["scheduler"])
         sampler.load_state_dict(json.loads(state["sampler"]))
         step = int(state["step"])
+        if "best" in state and best_path.exists():
+            best = dict(json.loads(state["best"]))
     if lead:  # cut the log back to the checkpoint: to empty when starting from step 0
         from nas.training.metrics_log import truncate_log
 
@@ -228,7 +250,32 @@ def train_supernet(
             "model": net.state_dict(), "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(), "sampler": json.dumps(sampler.state_dict()),
             "step": step, "config": config.to_dict(), "space": space.describe(),
-            "space_fingerprint": net.fingerprint()})
+            "space_fingerprint": net.fingerprint(), "best": json.dumps(best)})
+
+    def keep_if_best(panel_rows: list[dict[str, Any]]) -> None:
+        """Save the weights as ``best.pt`` when the panel's mean loss is the lowest yet."""
+        if not config.keep_best or not panel_rows:
+            return
+        loss = float(np.mean([row["loss"] for row in panel_rows]))
+        if best["loss"] is None or loss < best["loss"]:
+            best.update(step=step, loss=loss)
+            save_checkpoint(best_path, {
+                "model": net.state_dict(), "step": step, "config": config.to_dict(),
+                "space": space.describe(), "space_fingerprint": net.fingerprint(),
+                "panel_loss": loss, "best": json.dumps(best)})
+
+    image = space.modality == "image"
+
+    def regularizer_at(step_index: int, rows: int) -> Regularizer | None:
+        if config.drop_path == 0 and config.dropout == 0:
+            return None
+        offset = 0 if replica is None else replica.rank * rows
+        return Regularizer(
+            drop_path=config.drop_path, dropout=config.dropout,
+            generator=step_generator(config.seed + 7919 * offset, step_index, STREAM_DROP,
+                                     device),
+            sample_generator=step_generator(config.seed, step_index, STREAM_SAMPLE_DROP),
+            offset=offset, global_batch=config.batch_size)
 
     def evaluate_panel() -> list[dict[str, Any]]:
         with autocast:
@@ -254,10 +301,17 @@ def train_supernet(
                 idx = replica.shard(idx)
             idx = idx.to(device)
             xb, yb = x_train[idx], y_train[idx]
+            if image and config.augment != "none":  # the global batch's draws, this shard's rows
+                params = augment_params(config.batch_size, kind=config.augment,
+                                        pad=config.augment_pad, seed=config.seed, step=step)
+                rank = 0 if replica is None else replica.rank
+                xb = augment_images(xb, params[rank * len(idx):(rank + 1) * len(idx)],
+                                    pad=config.augment_pad)
             opt.zero_grad(set_to_none=True)
             subnets = sampler.next_step()
             loss_tensors = sandwich_backward(net, subnets, xb, yb, config=config,
-                                             autocast=autocast)
+                                             autocast=autocast,
+                                             regularizer=regularizer_at(step, len(idx)))
             if replica is None:
                 losses = [float(v) for v in loss_tensors]
                 out_of_time = False
@@ -280,6 +334,7 @@ def train_supernet(
                 log.write(json.dumps(record) + "\n")
                 if step % config.eval_every == 0 or step == stop:
                     last_panel, val_step = evaluate_panel(), step
+                    keep_if_best(last_panel)
                     net.train()
                     log.write(json.dumps({"kind": "val", "step": step, "panel": last_panel})
                               + "\n")
@@ -297,13 +352,15 @@ def train_supernet(
                 break
         if lead and val_step != step:  # stopped by the time limit, or nothing left to train
             last_panel = evaluate_panel()
+            keep_if_best(last_panel)
             log.write(json.dumps({"kind": "val", "step": step, "panel": last_panel}) + "\n")
     if lead and (ckpt_step != step or not ckpt_path.exists()):
         checkpoint()
     if replica is not None:
         replica.barrier()  # the last checkpoint is on disk before any rank returns
     return TrainResult(step=step, checkpoint=ckpt_path, metrics_log=log_path, panel=last_panel,
-                       supernet=net.eval())
+                       supernet=net.eval(), best=best_path if best["step"] is not None else None,
+                       best_step=best["step"], best_loss=best["loss"])
 
 
 class _NullLog:

@@ -155,3 +155,92 @@ def test_distillation_losses():
     assert distillation_loss(s, t, kind="alpha") > 0
     seq_s, seq_t = torch.randn(2, 5, 7, generator=g), torch.randn(2, 9, 7, generator=g)
     assert distillation_loss(seq_s, seq_t) > 0  # teacher saw a longer context
+
+
+REGULARIZED = CONFIG.with_overrides(augment="translate", augment_pad=1, label_smoothing=0.1,
+                                    drop_path=0.2, dropout=0.1)
+
+
+@pytest.mark.parametrize("sampler", ["complexity_aware", "uniform"])
+def test_regularized_resume_equals_uninterrupted(tmp_path, sampler):
+    """Augmentation, stochastic depth and dropout are drawn per (seed, step): a resumed run
+    ends with bit-identical weights, and the regularized run differs from a plain one."""
+    config = REGULARIZED.with_overrides(sampler=sampler)
+    straight = _train(tmp_path / "a", config=config, stop_at=10)
+    _train(tmp_path / "b", config=config, stop_at=7)
+    resumed = _train(tmp_path / "b", config=config, stop_at=10, resume=True)
+    plain = _train(tmp_path / "c", config=CONFIG.with_overrides(sampler=sampler), stop_at=10)
+    a, b = straight.supernet.state_dict(), resumed.supernet.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert any(not torch.equal(a[k], plain.supernet.state_dict()[k]) for k in a)
+
+
+def test_regularized_supernet_still_exports_exactly(tmp_path):
+    """Regularization is training-only: in eval mode the exported subnet equals the supernet."""
+    result = _train(tmp_path, config=REGULARIZED)
+    net = result.supernet.eval()
+    x, _ = synthetic(8, 5)
+    for arch in (net.space.largest(), net.space.smallest()):
+        with torch.no_grad():
+            assert (net(x, arch) - export_subnet(net, arch)(x)).abs().max() <= 1e-5
+
+
+def test_regularizer_masks_follow_the_rates():
+    from nas.supernet import Regularizer, step_generator
+
+    g = step_generator(0, 0, 2)
+    x = torch.zeros(4000, 1, 8)
+    y = torch.ones(4000, 1, 8)
+    reg = Regularizer(drop_path=0.5, dropout=0.0, generator=g)
+    out = reg.branch(x, y, index=1, layers=2)  # the last layer: rate 0.5
+    kept = (out[:, 0, 0] > 0).float().mean().item()
+    assert 0.45 < kept < 0.55
+    assert torch.allclose(out[out > 0], torch.full_like(out[out > 0], 2.0))  # rescaled
+    first = Regularizer(drop_path=0.5, dropout=0.0, generator=step_generator(0, 0, 2))
+    kept_first = (first.branch(x, y, index=0, layers=2)[:, 0, 0] > 0).float().mean().item()
+    assert 0.7 < kept_first < 0.8  # rate 0.25 at the first of two layers
+    drop = Regularizer(drop_path=0.0, dropout=0.25, generator=step_generator(0, 0, 2))
+    assert 0.72 < (drop.embed(y) > 0).float().mean().item() < 0.78
+    with pytest.raises(ValueError, match="dropout"):
+        Regularizer(drop_path=0.0, dropout=1.0, generator=g)
+
+
+def test_augmentation_shifts_and_flips_deterministically():
+    from nas.training.augment import augment_images, augment_params
+
+    x = torch.arange(2 * 1 * 5 * 5, dtype=torch.float32).reshape(2, 1, 5, 5)
+    params = torch.tensor([[1, -2, 0], [0, 0, 1]])
+    out = augment_images(x, params, pad=2)
+    # sample 0 shifted by (dy, dx) = (1, -2): out[i, j] = x[i + 1, j - 2] inside the image
+    assert torch.equal(out[0, 0, :4, 2:], x[0, 0, 1:, :3])
+    assert torch.equal(out[0, 0, 4], out[0, 0, 3])  # replicated border row
+    assert torch.equal(out[1], x[1].flip(-1))  # no shift, mirrored
+    a = augment_params(64, kind="crop_flip", pad=4, seed=1, step=5)
+    assert torch.equal(a, augment_params(64, kind="crop_flip", pad=4, seed=1, step=5))
+    assert not torch.equal(a, augment_params(64, kind="crop_flip", pad=4, seed=1, step=6))
+    assert a[:, :2].abs().max() <= 4 and set(a[:, 2].tolist()) == {0, 1}
+    t = augment_params(64, kind="translate", pad=2, seed=1, step=5)
+    assert (t[:, 2] == 0).all()
+    with pytest.raises(ValueError, match="training.augment"):
+        TrainConfig(augment="mixup")
+    with pytest.raises(ValueError, match="training.label_smoothing"):
+        TrainConfig(label_smoothing=1.5)
+
+
+def test_best_checkpoint_is_kept_and_survives_resume(tmp_path):
+    result = _train(tmp_path, stop_at=8)
+    assert result.best is not None and result.best.exists()
+    log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    panels = {r["step"]: sum(p["loss"] for p in r["panel"]) / len(r["panel"])
+              for r in log if r["kind"] == "val"}
+    best_step = min(panels, key=panels.get)
+    assert result.best_step == best_step
+    assert abs(result.best_loss - panels[best_step]) < 1e-9
+    state = load_checkpoint(result.best, space_fingerprint=result.supernet.fingerprint())
+    assert state["step"] == best_step
+    resumed = _train(tmp_path, resume=True)
+    log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    panels = {r["step"]: sum(p["loss"] for p in r["panel"]) / len(r["panel"])
+              for r in log if r["kind"] == "val"}
+    assert resumed.best_step == min(panels, key=panels.get)
