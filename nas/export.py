@@ -6,6 +6,14 @@ active weight slices into it, so its outputs equal the supernet's (fp32, eval mo
 specs, to rebuild with `kernels` alone), ``weights.pt`` (a state dict that loads with
 ``weights_only=True``), ``model.torchscript.pt`` and, with the ``onnx`` extra,
 ``model.onnx`` checked against onnxruntime. TorchScript and ONNX run without this project.
+
+Both deployment files take any batch size (the ONNX input and output declare a symbolic
+``batch`` axis). A sequence model also takes any length from 1 to its context (``length``
+axis): `DeploymentModel` pads the tokens to the context, runs the model and cuts the output
+back, which gives the outputs of a run at that length because every sequence layer is
+causal (position t sees tokens <= t only). The cost of a shorter input is that of the full
+context. Image models take the arch's resolution only (``[batch, C, R, R]``). Both files
+are checked at batch 1 and 7 (and a shorter length) before anything is written.
 """
 
 from __future__ import annotations
@@ -53,6 +61,46 @@ def example_input_for(model: StaticModel, batch_size: int = 2, *,
     return x.to(device)
 
 
+class DeploymentModel(torch.nn.Module):
+    """What the TorchScript and ONNX files hold: ``model`` taking any batch size and, for a
+    sequence model, any length 1..``context`` (module docstring)."""
+
+    def __init__(self, model: StaticModel) -> None:
+        super().__init__()
+        stem = model.specs[0]
+        if not isinstance(stem, StemSpec):
+            raise ValueError("the model's first layer is not a stem")
+        self.model = model
+        self.context = stem.tokens if stem.modality == "sequence" else 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.context:
+            return self.model(x)
+        # pad with token 0 to the context, without a data-dependent pad size (so the traced
+        # graph keeps the length symbolic), run, and cut back to the input's length
+        pad = x.new_zeros(1, self.context).expand(x.shape[0], self.context)
+        full = torch.cat([x, pad], dim=1)[:, :self.context]
+        return self.model(full)[:, :x.shape[1]]
+
+
+def check_inputs(model: StaticModel, *, batch_sizes: tuple[int, ...] = (1, 7),
+                 seed: int = 0) -> list[torch.Tensor]:
+    """Inputs a deployment file is checked on: each batch size at the model's full size, and
+    for a sequence model also a shorter length (half the context, at least 1)."""
+    gen = torch.Generator().manual_seed(seed)
+    inputs = [example_input_for(model, b, generator=gen) for b in batch_sizes]
+    stem = model.specs[0]
+    if stem.modality == "sequence" and stem.tokens > 1:
+        inputs.append(example_input_for(model, 3, generator=gen)[:, :max(1, stem.tokens // 2)])
+    return inputs
+
+
+def dynamic_axes(model: StaticModel) -> dict[str, dict[int, str]]:
+    """The ONNX dynamic axes: ``batch`` always, ``length`` for a sequence model."""
+    axes = {0: "batch", 1: "length"} if model.specs[0].modality == "sequence" else {0: "batch"}
+    return {"input": dict(axes), "output": dict(axes)}
+
+
 def load_subnet(directory: str | os.PathLike) -> StaticModel:
     """Rebuild a saved model from ``layers.json`` and ``weights.pt`` (kernels only)."""
     directory = Path(directory)
@@ -76,17 +124,33 @@ def _onnx_available() -> bool:
     return True
 
 
-def _write_onnx(model: StaticModel, x: torch.Tensor, path: Path, expected: torch.Tensor) -> None:
+def _max_error(got, want: torch.Tensor) -> float:
     import numpy as np
+
+    got = np.asarray(got.detach().cpu().numpy() if isinstance(got, torch.Tensor) else got)
+    if got.shape != tuple(want.shape):
+        return float("inf")
+    return float(np.abs(got - want.cpu().numpy()).max())
+
+
+def _check_file(kind: str, run, model: StaticModel, inputs: list[torch.Tensor]) -> None:
+    """``run(x)`` must equal ``model(x)`` (1e-4) for every input; RuntimeError otherwise."""
+    for x in inputs:
+        err = _max_error(run(x), model(x))
+        if err > 1e-4:
+            raise RuntimeError(f"{kind} output at input shape {list(x.shape)} differs from "
+                               f"torch by {err:.2e} (> 1e-4)")
+
+
+def _write_onnx(wrapped: DeploymentModel, x: torch.Tensor, path: Path,
+                inputs: list[torch.Tensor]) -> None:
     import onnxruntime
 
-    torch.onnx.export(model, (x,), str(path), input_names=["input"], output_names=["output"],
-                      dynamo=False, opset_version=17)
+    torch.onnx.export(wrapped, (x,), str(path), input_names=["input"], output_names=["output"],
+                      dynamic_axes=dynamic_axes(wrapped.model), dynamo=False, opset_version=17)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = session.run(None, {"input": x.cpu().numpy()})[0]
-    err = float(np.abs(got - expected.cpu().numpy()).max())
-    if err > 1e-4:
-        raise RuntimeError(f"ONNX output differs from torch by {err:.2e} (> 1e-4)")
+    _check_file("ONNX", lambda t: session.run(None, {"input": t.cpu().numpy()})[0],
+                wrapped.model, inputs)
 
 
 @torch.no_grad()
@@ -95,7 +159,9 @@ def save_subnet(model: StaticModel, arch: Arch, directory: str | os.PathLike, *,
     """Write the model files into ``directory``; returns {name: path}.
 
     ``onnx=None`` writes ONNX when onnx and onnxruntime are importable, ``True`` requires
-    them. Files are written to a temporary folder first, so a failure leaves nothing behind.
+    them. TorchScript and ONNX take any batch size (and a sequence model any length up to
+    its context); both are run at batch 1 and 7 against the model first. Files are written
+    to a temporary folder first, so a failure leaves nothing behind.
     """
     if getattr(model, "arch", arch) != arch:
         raise ValueError("arch does not match the model being saved")
@@ -109,7 +175,8 @@ def save_subnet(model: StaticModel, arch: Arch, directory: str | os.PathLike, *,
     cpu_model.eval()
     gen = torch.Generator().manual_seed(0)
     x = example_input_for(cpu_model, 2, generator=gen)
-    expected = cpu_model(x)
+    wrapped = DeploymentModel(cpu_model).eval()
+    inputs = check_inputs(cpu_model)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=directory.parent))
     try:
@@ -119,10 +186,12 @@ def save_subnet(model: StaticModel, arch: Arch, directory: str | os.PathLike, *,
         torch.save(cpu_model.state_dict(), tmp / "weights.pt")
         with warnings.catch_warnings():  # tracer notes on shape checks that are constant here
             warnings.simplefilter("ignore")
-            traced = torch.jit.trace(cpu_model, (x,), check_trace=False)
+            traced = torch.jit.trace(wrapped, (x,), check_trace=False)
             torch.jit.save(traced, str(tmp / "model.torchscript.pt"))
+            _check_file("TorchScript", torch.jit.load(str(tmp / "model.torchscript.pt")),
+                        cpu_model, inputs)
             if want_onnx:
-                _write_onnx(cpu_model, x, tmp / "model.onnx", expected)
+                _write_onnx(wrapped, x, tmp / "model.onnx", inputs)
         directory.mkdir(parents=True, exist_ok=True)
         written = {}
         for f in sorted(tmp.iterdir()):

@@ -20,6 +20,7 @@ import torch
 from nas.evaluation import evaluate_model, task_loss
 from nas.export import export_subnet, save_subnet
 from nas.pipeline import StudyContext, latency_scorer
+from nas.profile import LatencyTrust, latency_trust
 from nas.training.distillation import distillation_loss
 from search_spaces import Arch
 
@@ -65,16 +66,13 @@ def choose_arch(ctx: StudyContext, *, run: str = "search", arch_key: str | None 
 
 
 def _knee_index(ctx: StudyContext, run: str, rows: list) -> int:
-    """Index of the knee of stored front rows, in the run's own objectives."""
-    import numpy as np
-
-    from nas.search import knee_point, parse_objectives
+    """Index of the knee of stored front rows, in the run's own objectives
+    (`nas.search.session.knee_of_front`, the search's own knee)."""
+    from nas.search.session import knee_of_front
 
     config = next(r.config for r in ctx.store.list_search_runs(study=ctx.name) if r.name == run)
-    objectives = parse_objectives(config.get("objectives", ("accuracy", "latency")))
-    values = np.array([[(-1.0 if o.maximise else 1.0) * float(r.objectives[o.name])
-                        for o in objectives] for r in rows])
-    return int(knee_point(values)) if len(rows) > 2 else len(rows) // 2
+    return knee_of_front([r.objectives for r in rows],
+                         objectives=config.get("objectives", ("accuracy", "latency")))
 
 
 def _metrics_with_sources(ctx: StudyContext, arch: Arch) -> list[dict[str, Any]]:
@@ -84,6 +82,16 @@ def _metrics_with_sources(ctx: StudyContext, arch: Arch) -> list[dict[str, Any]]
                      "split": e.split, "fidelity": e.fidelity,
                      "checkpoint": e.checkpoint[:12]})
     return rows
+
+
+def audited_checkpoint(report: dict[str, Any]) -> str | None:
+    """The sha256 of the supernet checkpoint an audit report was made with: where
+    `nas.audit.run_audit` records it (``selection_params.checkpoint``), else a top-level
+    ``checkpoint``; None when the report records none."""
+    params = report.get("selection_params")
+    found = params.get("checkpoint") if isinstance(params, dict) else None
+    found = found or report.get("checkpoint")
+    return found if isinstance(found, str) and found else None
 
 
 def audit_card(ctx: StudyContext, arch: Arch) -> dict[str, Any]:
@@ -102,10 +110,12 @@ def audit_card(ctx: StudyContext, arch: Arch) -> dict[str, Any]:
     comparisons = report["comparisons"]
     row = next((r for r in report["rows"] if r["arch_key"] == arch.key()), None)
     ceiling = report["noise_ceiling"]
+    checkpoint = audited_checkpoint(report)
     return {
         "audited": True, "finished_at": report.get("finished_at"),
         "n_archs": report["n_archs"], "seeds": report["seeds"], "recipe": report["recipe"],
-        "same_checkpoint": report.get("checkpoint") == ctx.checkpoint_sha(),
+        "checkpoint_sha256": checkpoint,
+        "same_checkpoint": None if checkpoint is None else checkpoint == ctx.checkpoint_sha(),
         "summary": headline(report),
         "kendall_tau": {k: v.get("kendall_tau") for k, v in comparisons.items()},
         "kendall_tau_ci": {k: v.get("kendall_tau_ci") for k, v in comparisons.items()},
@@ -166,7 +176,9 @@ def export_study(ctx: StudyContext, *, arch_key: str | None = None,
         card["latency"] = {"predicted_ms": float(scorer.predict(arch)), "table": fp.id,
                            "device": fp.device_name, "mode": fp.mode,
                            "batch_size": fp.batch_size, "dtype": fp.dtype,
-                           "validation": (table.validation or {}).get("calibrated")}
+                           "validation": (table.validation or {}).get("calibrated"),
+                           "repeat_ceiling": (table.validation or {}).get("repeat"),
+                           "trust": latency_trust(table.validation).to_dict()}
     card["audit"] = audit_card(ctx, arch)
     study = ctx.store.get_study(name=ctx.name)
     card["reproducibility"] = {"study_file": study.study_path, "study_hash": study.study_hash,
@@ -202,6 +214,8 @@ def model_card_markdown(card: dict[str, Any]) -> str:
         lines.append(f"- predicted latency: {lat['predicted_ms']:.4g} ms on {lat['device']} "
                      f"({lat['mode']}, batch {lat['batch_size']}, {lat['dtype']}; table "
                      f"{lat['table']})")
+        if "trust" in lat:
+            lines.append(f"- {LatencyTrust.from_dict(lat['trust']).summary()}")
     if "finetune" in card:
         ft = card["finetune"]
         before, after = ft["before"]["accuracy"], ft["after"]["accuracy"]
@@ -210,8 +224,11 @@ def model_card_markdown(card: dict[str, Any]) -> str:
     audit = card["audit"]
     if audit["audited"]:
         text = f"- rank-fidelity audit: {audit['summary']}"
-        if not audit["same_checkpoint"]:
-            text += " (audited with an earlier supernet checkpoint)"
+        if audit["same_checkpoint"] is None:
+            text += " (the audit did not record its supernet checkpoint)"
+        elif not audit["same_checkpoint"]:
+            text += (f" (audited with another supernet checkpoint, sha256 "
+                     f"{audit['checkpoint_sha256'][:12]})")
         if audit["this_arch"] is not None:
             text += (f"; this arch trained stand-alone: "
                      f"{100 * audit['this_arch']['standalone_test_accuracy']:.2f} % test accuracy")
@@ -237,4 +254,5 @@ def front_table_rows(ctx: StudyContext, run: str = "search") -> list[dict[str, A
     return [{"rank": r.rank, "arch": r.arch_key, **r.objectives} for r in rows]
 
 
-__all__ = ["audit_card", "choose_arch", "export_study", "finetune", "model_card_markdown"]
+__all__ = ["audit_card", "audited_checkpoint", "choose_arch", "export_study", "finetune",
+           "model_card_markdown"]

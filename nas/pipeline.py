@@ -245,12 +245,18 @@ def stage_profile(ctx: StudyContext) -> dict[str, Any]:
     """Measure this machine's latency table for the space (resumable file in the run dir),
     calibrate and validate it on whole models, and store it."""
     from nas.latency_store import store_table
-    from nas.profile import build_table, calibrate_and_validate, validation_line
+    from nas.profile import (
+        build_table,
+        calibrate_and_validate,
+        latency_trust,
+        needs_validation,
+        validation_line,
+    )
 
     config, cfg = _profile_config(ctx), ctx.study.profiling
     out = ctx.run_dir / f"latency_{config.fingerprint().id}.json"
     table = build_table(ctx.space(), config=config, out=out)
-    if table.calibration is None or not table.validation:
+    if needs_validation(table):
         calibrate_and_validate(table, ctx.space(), config=config,
                                n_calibration=cfg.n_calibration, n_validation=cfg.n_validation,
                                seed=ctx.study.seed)
@@ -258,22 +264,32 @@ def stage_profile(ctx: StudyContext) -> dict[str, Any]:
     store_table(ctx.store, table, space=ctx.space_key())
     ctx.console.print(f"latency table {table.fingerprint.id} ({len(table)} layers): "
                       f"{validation_line(table.validation)}")
+    trust = latency_trust(table.validation)
+    for line in trust.lines():
+        ctx.console.print(line, style=None if trust.trusted else "bold yellow", markup=False)
     cal = table.validation.get("calibrated", {})
     return {"fingerprint": table.fingerprint.id, "entries": len(table), "file": str(out),
-            **{k: cal[k] for k in ("mape", "within10", "kendall") if k in cal}}
+            **{k: cal[k] for k in ("mape", "within10", "kendall") if k in cal},
+            "repeat_within10": trust.repeat_within10, "latency_trust": trust.status}
 
 
 def import_profile(ctx: StudyContext, path: str | Path) -> dict[str, Any]:
     """`nas profile STUDY --import table.json`: store a table measured on another machine."""
     from kernels import signature
     from nas.latency_store import import_table_file
-    from nas.profile import enumerate_layer_specs
+    from nas.profile import enumerate_layer_specs, latency_trust, validation_line
 
     expected = {signature(s) for s in enumerate_layer_specs(ctx.space())}
     table = import_table_file(ctx.store, path, space_name=ctx.space_key(),
                               expected_signatures=expected)
+    trust = latency_trust(table.validation)
+    if table.validation:
+        ctx.console.print(f"latency table {table.fingerprint.id}: "
+                          f"{validation_line(table.validation)}", markup=False)
+    for line in trust.lines():
+        ctx.console.print(line, style=None if trust.trusted else "bold yellow", markup=False)
     detail = {"fingerprint": table.fingerprint.id, "entries": len(table), "file": str(path),
-              "imported": True}
+              "imported": True, "latency_trust": trust.status}
     ctx.store.set_stage_status(study=ctx.name, stage="profile", status="done", detail=detail)
     return detail
 

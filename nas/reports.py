@@ -51,6 +51,30 @@ def _stage_detail(stage: str, detail: dict | None) -> object:
     return {k: v for k, v in detail.items() if k not in ("selection", "selection_params")}
 
 
+def front_knee(front, config: dict | None) -> str | None:
+    """Arch key of the knee of stored front rows (`nas.search.session.knee_of_front`, in the
+    run's objectives from its stored ``config``); None for an empty front or rows that lack
+    the run's objectives (a front stored by an older version)."""
+    from nas.search.session import knee_of_front
+
+    if not front:
+        return None
+    objectives = (config or {}).get("objectives", ("accuracy", "latency"))
+    try:
+        return front[knee_of_front([r.objectives for r in front],
+                                   objectives=objectives)].arch_key
+    except ValueError:
+        return None
+
+
+def _exported_key(stages) -> str | None:
+    """The arch the export stage last wrote (its stage detail), if it is done."""
+    stage = next((s for s in stages if s.stage == "export"), None)
+    if stage is None or stage.status != "done" or not stage.detail:
+        return None
+    return stage.detail.get("arch")
+
+
 def print_study(store: Store, name: str, *, console: Console | None = None) -> None:
     console = _console() if console is None or console.width < 100 else console
     record = store.get_study(name=name)
@@ -63,21 +87,27 @@ def print_study(store: Store, name: str, *, console: Console | None = None) -> N
     runs = store.list_search_runs(study=name)
     if runs:
         run = runs[-1]
-        front = store.get_front(study=name, run=run.name)
+        front = sorted(store.get_front(study=name, run=run.name), key=lambda r: r.rank)
+        knee = front_knee(front, run.config)
+        exported = _exported_key(stages)
         table = Table(title=f"Pareto front of search run {run.name} ({run.method}, "
                             f"{len(front)} archs)")
         present = {k for row in front for k in row.objectives}
         keys = [k for k in ("accuracy", "loss", "latency_ms", "flops", "params") if k in present]
-        for col in ("rank", "arch", *keys):
+        for col in ("rank", "arch", *keys, "pick"):
             table.add_column(col, justify="right")
-        for row in sorted(front, key=lambda r: r.rank):
+        for row in front:
             cells = []
             for k in keys:
                 v = row.objectives.get(k, float("nan"))
                 cells.append(f"{100 * v:.2f} %" if k == "accuracy" else
                              f"{v:,.0f}" if k in ("flops", "params") else f"{v:.4g}")
-            table.add_row(str(row.rank), row.arch_key, *cells)
+            marks = [m for m, on in (("knee", row.arch_key == knee),
+                                     ("exported", row.arch_key == exported)) if on]
+            table.add_row(str(row.rank), row.arch_key, *cells, ", ".join(marks))
         console.print(table)
+        if knee is not None:
+            console.print(f"knee (the default export): {knee}")
         return
     evals = store.get_evaluations(study=name, metric="val_accuracy", source="supernet")
     if not evals:

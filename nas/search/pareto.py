@@ -218,18 +218,24 @@ def reference_point(ideal: np.ndarray, nadir: np.ndarray, *, margin: float = 0.1
 
 
 def knee_point(points: np.ndarray | Sequence[Sequence[float]]) -> int:
-    """Index of the knee of the Pareto front of ``points``: after normalising the front by
-    its ideal and nadir, the front point with the smallest sum of objectives (in 2-D the one
-    farthest below the line through the two extremes: the best trade-off); ties go to the
-    one closest to the ideal point, then to the lowest index."""
+    """Index of the knee of the Pareto front of ``points`` (every objective minimised).
+
+    After normalising the front by its ideal and nadir, the knee is the front point with the
+    smallest sum of objectives (in 2-D the one farthest below the line through the two
+    extremes: the best trade-off). Ties go to the one closest to the ideal point, then to
+    the best value of the first objective, then of the next ones, then the lowest index, so
+    the answer does not depend on the order of the rows. A front of one point is that
+    point; of two, the one better in the first objective (both extremes tie on the sum).
+    """
     p = as_points(points)
     if len(p) == 0:
         raise ValueError("knee_point: no points")
     idx = np.flatnonzero(non_dominated_mask(p))
     front = p[idx]
     z = normalise(front, front.min(0), front.max(0))
-    order = np.lexsort((idx, np.linalg.norm(z, axis=1), z.sum(axis=1)))
-    return int(idx[order[0]])
+    keys = (idx, *(front[:, j] for j in reversed(range(front.shape[1]))),
+            np.round(np.linalg.norm(z, axis=1), 12), np.round(z.sum(axis=1), 12))
+    return int(idx[np.lexsort(keys)[0]])
 
 
 __all__ = [

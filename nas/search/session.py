@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from nas.search.budget import BudgetedEvaluator, Evaluate
-from nas.search.objectives import ObjectiveSet, SearchSetupError
+from nas.search.objectives import ObjectiveSet, SearchSetupError, parse_objectives
 from nas.search.pareto import (
     hypervolume,
     knee_point,
@@ -69,10 +69,12 @@ class SearchResult:
         return [self.archs[i] for i in self.front]
 
     def knee(self) -> Arch:
-        """The front's best trade-off (`nas.search.pareto.knee_point`)."""
+        """The front's best trade-off: `knee_of_front` of the front as it is stored, so the
+        search, `nas export`, `nas show` and the app name the same arch."""
         if not self.front:
             raise ValueError("the search labelled no arch: it has no front")
-        return self.archs[self.front[knee_point(self.minimised()[self.front])]]
+        rows = [self.front_objectives(i) for i in self.front]
+        return self.archs[self.front[knee_of_front(rows, objectives=self.objectives)]]
 
     def front_objectives(self, i: int) -> dict[str, float]:
         """Objectives, costs and metrics of arch ``i`` as stored in the front."""
@@ -89,6 +91,30 @@ class SearchResult:
             return 0.0
         z = normalise(self.minimised(), ideal, nadir)
         return hypervolume(z, np.full(len(self.objectives), 1.0 + margin))
+
+
+def knee_of_front(rows: Sequence[Mapping[str, float]], *, objectives: Sequence[str]) -> int:
+    """Index into ``rows`` of the knee of a front: the one knee of the project (the search's
+    pick, `nas export`'s default, the mark in `nas show` and in the app).
+
+    ``rows`` are the objective values of each front member as stored (`FrontRow.objectives`
+    or `SearchResult.front_objectives`); ``objectives`` are the search run's objective
+    names (its config's ``objectives``). The values are turned to minimised ones and passed
+    to `nas.search.pareto.knee_point`: a front of one member is that member, of two the
+    more accurate one (the better in the run's first objective). Raises ValueError for an
+    empty front or a row without one of the objectives.
+    """
+    parsed = parse_objectives(tuple(objectives))
+    if not rows:
+        raise ValueError("knee_of_front: the front is empty")
+    values = []
+    for i, row in enumerate(rows):
+        missing = [o.name for o in parsed if o.name not in row]
+        if missing:
+            raise ValueError(f"knee_of_front: front row {i} lacks objective(s) {missing} "
+                             f"(it has {sorted(row)})")
+        values.append([(-1.0 if o.maximise else 1.0) * float(row[o.name]) for o in parsed])
+    return knee_point(np.array(values))
 
 
 def front_order(objectives: ObjectiveSet, minimised: np.ndarray) -> list[int]:
@@ -286,4 +312,5 @@ class _Progress:
             self._bar = None
 
 
-__all__ = ["SearchResult", "SearchSession", "front_order", "normalised_reference"]
+__all__ = ["SearchResult", "SearchSession", "front_order", "knee_of_front",
+           "normalised_reference"]
