@@ -244,3 +244,17 @@ def test_best_checkpoint_is_kept_and_survives_resume(tmp_path):
     panels = {r["step"]: sum(p["loss"] for p in r["panel"]) / len(r["panel"])
               for r in log if r["kind"] == "val"}
     assert resumed.best_step == min(panels, key=panels.get)
+
+
+def test_steps_for_budget_sizes_the_schedule_from_measured_speed():
+    from nas.training import steps_for_budget
+
+    kw = dict(space=tiny_space(), train=synthetic(96, 0), val=synthetic(64, 1), config=CONFIG,
+              probe_steps=6, warmup_steps=2)
+    short = steps_for_budget(seconds=2.0, min_steps=1, **kw)
+    long = steps_for_budget(seconds=16.0, min_steps=1, **kw)
+    assert 1 <= short < long
+    assert 3 < long / max(short, 1) < 20  # proportional to the budget, up to timing noise
+    assert steps_for_budget(seconds=0.001, **kw) == 10  # never below min_steps
+    with pytest.raises(ValueError, match="seconds"):
+        steps_for_budget(seconds=0, **kw)

@@ -1,0 +1,56 @@
+"""Schedule horizon from a wall-clock budget: measure the step speed, then size the run.
+
+A cosine schedule stopped half-way leaves the weights at a high learning rate (the first
+sampler ablation did exactly that). Any run that has a time budget instead of a step count
+calls `steps_for_budget`: it trains a throw-away supernet for a few steps with the real
+recipe on the real data and device, and returns how many steps fit in the budget, so the
+real run completes its whole warm-up + cosine schedule inside it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from typing import Any
+
+from nas.training.config import TrainConfig
+from nas.training.trainer import train_supernet
+from search_spaces import SearchSpace
+
+
+def steps_for_budget(*, space: SearchSpace, train: Any, val: Any, config: TrainConfig,
+                     seconds: float, probe_steps: int = 24, warmup_steps: int = 4,
+                     margin: float = 0.92, min_steps: int = 10) -> int:
+    """Steps of ``config``'s recipe that fit in ``seconds`` on ``config.device``.
+
+    Times ``probe_steps`` training steps after ``warmup_steps`` untimed ones (kernel
+    selection, allocator warm-up), takes the median step time, adds the panel evaluations
+    the real run will do every ``eval_every`` steps (timed once), and keeps ``margin`` of
+    the budget for checkpoints and noise. Returns at least ``min_steps``.
+    """
+    if seconds <= 0:
+        raise ValueError(f"seconds: must be > 0, got {seconds!r}")
+    if probe_steps < 2 or warmup_steps < 0:
+        raise ValueError("probe_steps must be >= 2 and warmup_steps >= 0")
+    total = warmup_steps + probe_steps
+    probe = config.with_overrides(steps=total, eval_every=total, checkpoint_every=total,
+                                  keep_best=False)
+    stamps: list[float] = []
+
+    def on_step(step: int, record: dict[str, Any]) -> None:
+        stamps.append(time.perf_counter())
+
+    with tempfile.TemporaryDirectory(prefix="nas-horizon-") as tmp:
+        train_supernet(space=space, train=train, val=val, config=probe, out_dir=tmp,
+                       progress=False, on_step=on_step)
+    gaps = [b - a for a, b in zip(stamps[warmup_steps:-2], stamps[warmup_steps + 1:-1])]
+    step_s = statistics.median(gaps)
+    # the last step's stamp includes the panel evaluation and the checkpoint
+    eval_s = max(0.0, stamps[-1] - stamps[-2] - step_s)
+    evals_per_step = 1.0 / config.eval_every
+    per_step = step_s + eval_s * evals_per_step
+    return max(min_steps, int(seconds * margin / per_step))
+
+
+__all__ = ["steps_for_budget"]
