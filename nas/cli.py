@@ -5,11 +5,17 @@ Errors print one line (``error: ...``) and exit 1; ``--debug`` shows the traceba
 
 from __future__ import annotations
 
+import math
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from nas.pipeline import StudyContext
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Hardware-aware NAS: spaces, supernet training, latency, search, export.")
@@ -23,6 +29,8 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on 
 
 STORAGE = typer.Option(None, "--storage", envvar="NAS_STORAGE",
                        help="SQLAlchemy URL of the store (default: sqlite file ./.nas/nas.db).")
+WAIT = typer.Option(False, "--wait", help="If another run holds the study, wait for it "
+                    "instead of refusing.")
 ERRORS = (ValueError, OSError, RuntimeError, KeyError)
 
 
@@ -30,6 +38,39 @@ def _store(url: Optional[str]):
     from nas.storage import open_store
 
     return open_store(url)
+
+
+def _check_args(**limits: tuple[object, float, bool]) -> None:
+    """Refuse a bad command-line number before anything runs: each keyword is
+    ``option_name=(value, bound, integer)``: an integer must be >= ``bound``, a float finite
+    and > ``bound``; None values (option not given) are skipped."""
+    for name, (value, bound, integer) in limits.items():
+        if value is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if integer:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{flag}: must be an integer, got {value!r}")
+            if value < bound:
+                raise ValueError(f"{flag}: must be >= {bound:g}, got {value}")
+        elif (isinstance(value, bool) or not isinstance(value, (int, float))
+              or not math.isfinite(value) or value <= bound):
+            raise ValueError(f"{flag}: must be a finite number > {bound:g}, got {value!r}")
+
+
+@contextmanager
+def _study(study_file: Path, storage: Optional[str], *, command: str, force: bool = False,
+           device: Optional[str] = None, wait: bool = False) -> Iterator[StudyContext]:
+    """Check the study (space, data, recipe) before any store is opened, then open the
+    store, take the study's lease (refusing, or waiting with ``wait``, while another run
+    holds it) and open the study; the lease is given back on the way out."""
+    from nas.pipeline import StudyLease, open_study, prepare_study
+
+    checked = prepare_study(study_file, device=device)
+    with _store(storage) as store, StudyLease(store=store, study=checked.study.name,
+                                              command=command, wait=wait) as lease:
+        yield open_study(study_file, store=store, force=force, device=device, checked=checked,
+                         lease=lease)
 
 
 def _fail(exc: BaseException) -> None:
@@ -68,6 +109,7 @@ def demo(
 ) -> None:
     """Sample archs, run them through an (untrained) supernet, time them, export one."""
     try:
+        _check_args(n=(n, 1, True))
         from nas.demo import run_demo
 
         run_demo(space_name=space, n=n, seed=seed, out=out)
@@ -95,6 +137,7 @@ def train(
 ) -> None:
     """Train the study's supernet; writes checkpoint.pt and metrics.jsonl to --out."""
     try:
+        _check_args(steps=(steps, 1, True), epochs=(epochs, 0, False), nproc=(nproc, 1, True))
         from nas.training_run import run_training
 
         overrides = None
@@ -123,18 +166,24 @@ def run(
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: the study's)."),
     nproc: int = typer.Option(1, help="Train the supernet data-parallel on this many ranks "
                               "(GPUs, or gloo processes on cpu)."),
+    wait: bool = WAIT,
     storage: Optional[str] = STORAGE,
 ) -> None:
     """Run every stage of the study that is not done yet (resumes after a crash)."""
     try:
-        from nas.pipeline import open_study, run_pipeline
+        _check_args(nproc=(nproc, 1, True))
+        from nas.pipeline import available_stages, run_pipeline
 
-        with _store(storage) as store:
-            ctx = open_study(study_file, store=store, force=force, device=device)
+        unknown = [s for s in redo if s not in available_stages()]
+        if unknown:
+            raise ValueError(f"--redo: unknown stage(s) {unknown}; stages: "
+                             f"{available_stages()}")
+        with _study(study_file, storage, command="nas run", force=force, device=device,
+                    wait=wait) as ctx:
             run_pipeline(ctx, redo=list(redo), nproc=nproc)
             from nas.reports import print_study
 
-            print_study(store, ctx.name, console=ctx.console)
+            print_study(ctx.store, ctx.name, console=ctx.console)
     except ERRORS as exc:
         _fail(exc)
 
@@ -145,14 +194,16 @@ def profile(
     import_file: Optional[Path] = typer.Option(None, "--import", help="Store this table file "
                                                "(from `python -m nas.profile`) instead."),
     force: bool = typer.Option(False, "--force", help="Accept a changed study file."),
+    wait: bool = WAIT,
     storage: Optional[str] = STORAGE,
 ) -> None:
     """Measure (or import) the latency table of the study's space and store it."""
     try:
-        from nas.pipeline import import_profile, open_study, run_stage
+        from nas.pipeline import import_profile, run_stage
 
-        with _store(storage) as store:
-            ctx = open_study(study_file, store=store, force=force)
+        if import_file is not None and not import_file.is_file():
+            raise ValueError(f"--import: no such file {import_file}")
+        with _study(study_file, storage, command="nas profile", force=force, wait=wait) as ctx:
             detail = (import_profile(ctx, import_file) if import_file is not None
                       else run_stage(ctx, "profile"))
             ctx.console.print(f"profile: done {detail}")
@@ -167,14 +218,15 @@ def predict(
     address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS",
                                           help="Ray cluster to join."),
     force: bool = typer.Option(False, "--force", help="Accept a changed study file."),
+    wait: bool = WAIT,
     storage: Optional[str] = STORAGE,
 ) -> None:
     """Label a sample of subnets with inherited weights, fit the predictor, store both."""
     try:
-        from nas.pipeline import open_study, run_stage
+        _check_args(workers=(workers, 1, True))
+        from nas.pipeline import run_stage
 
-        with _store(storage) as store:
-            ctx = open_study(study_file, store=store, force=force)
+        with _study(study_file, storage, command="nas predict", force=force, wait=wait) as ctx:
             detail = run_stage(ctx, "evaluate", workers=workers, address=address)
             ctx.console.print(f"evaluate: done {detail}")
             ctx.console.print(f"predict: done {run_stage(ctx, 'predict')}")
@@ -195,15 +247,19 @@ def search(
                                           help="Ray cluster to join."),
     run_name: str = typer.Option("search", "--run", help="Search run name in the store."),
     force: bool = typer.Option(False, "--force", help="Accept a changed study file."),
+    wait: bool = WAIT,
     storage: Optional[str] = STORAGE,
 ) -> None:
     """Multi-objective Pareto search guided by the predictor and the latency table."""
     try:
-        from nas.pipeline import open_study, stage_search
+        _check_args(workers=(workers, 1, True), budget=(budget, 1, True),
+                    max_latency_ms=(max_latency_ms, 0, False), max_params=(max_params, 1, True),
+                    seed=(seed, 0, True))
+        from nas.pipeline import stage_search
         from nas.reports import print_study
 
-        with _store(storage) as store:
-            ctx = open_study(study_file, store=store, force=force)
+        with _study(study_file, storage, command="nas search", force=force, wait=wait) as ctx:
+            store = ctx.store
             config = ctx.study.search
             if max_latency_ms is not None or max_params is not None:
                 limits = {**config.constraints.to_dict(),
@@ -234,15 +290,16 @@ def export(
                                        "<key>)."),
     run_name: str = typer.Option("search", "--run", help="Search run to pick from."),
     force: bool = typer.Option(False, "--force", help="Accept a changed study file."),
+    wait: bool = WAIT,
     storage: Optional[str] = STORAGE,
 ) -> None:
     """Export a subnet from the stored front with a model card."""
     try:
+        _check_args(max_latency_ms=(max_latency_ms, 0, False),
+                    finetune_steps=(finetune_steps, 0, True))
         from nas.export_study import export_study
-        from nas.pipeline import open_study
 
-        with _store(storage) as store:
-            ctx = open_study(study_file, store=store, force=force)
+        with _study(study_file, storage, command="nas export", force=force, wait=wait) as ctx:
             card = export_study(ctx, arch_key=arch, max_latency_ms=max_latency_ms,
                                 objective=objective, out=out, finetune_steps=finetune_steps,
                                 run=run_name)
@@ -278,15 +335,19 @@ def audit(
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: the study's)."),
     run_name: str = typer.Option("search", "--run", help="Search run whose front is sampled."),
     force: bool = typer.Option(False, "--force", help="Accept a changed study file."),
+    wait: bool = WAIT,
     storage: Optional[str] = STORAGE,
 ) -> None:
     """Rank-fidelity audit: train archs from scratch, compare with the supernet's ranking."""
     try:
+        _check_args(n=(n, 2, True), seeds=(seeds, 1, True), budget=(budget, 0, False),
+                    steps=(steps, 1, True), workers=(workers, 1, True))
         from nas.audit import print_audit, run_audit
-        from nas.pipeline import open_study
+        from nas.pipeline import check_stored_predictor
 
-        with _store(storage) as store:
-            ctx = open_study(study_file, store=store, force=force, device=device)
+        with _study(study_file, storage, command="nas audit", force=force, device=device,
+                    wait=wait) as ctx:
+            check_stored_predictor(ctx)  # a crafted predictor file: one line, nothing written
             outcome = run_audit(ctx, n=n, seeds=seeds, workers=workers, address=address,
                                 budget=budget, steps=steps, front_run=run_name)
             print_audit(outcome.report, console=ctx.console)
@@ -313,12 +374,15 @@ def show(
     study: str = typer.Argument(..., help="Study name or study file."),
     storage: Optional[str] = STORAGE,
 ) -> None:
-    """Print what the store holds for a study: stages, evaluations, the Pareto front."""
+    """Print what the store holds for a study: stages, evaluations, the Pareto front.
+    A study file is not run: its study is found in the store by path (or by the name
+    written in the file)."""
     try:
-        from nas.reports import print_study, study_name
+        from nas.reports import print_study
+        from nas.study import study_name_in_store
 
         with _store(storage) as store:
-            print_study(store, study_name(study))
+            print_study(store, study_name_in_store(study, store=store))
     except ERRORS as exc:
         _fail(exc)
 
@@ -337,6 +401,10 @@ def tune(
 ) -> None:
     """AutoML of the training recipe: Ray Tune + Optuna (TPE) + ASHA; trials go to the store."""
     try:
+        _check_args(trials=(trials, 1, True), trial_steps=(trial_steps, 1, True),
+                    workers=(workers, 1, True))
+        if metric not in ("loss", "accuracy"):
+            raise ValueError(f"--metric: expected 'loss' or 'accuracy', got {metric!r}")
         from nas.distributed import run_tune
 
         with _store(storage) as store:
@@ -357,6 +425,8 @@ def ui(
 ) -> None:
     """Browse studies, fronts, architectures, training, latency and predictors."""
     try:
+        if not 1 <= port <= 65535:
+            raise ValueError(f"--port: must be 1..65535, got {port}")
         from ui.launch import launch
 
         launch(storage_url=storage, port=port)

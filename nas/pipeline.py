@@ -11,17 +11,24 @@ from __future__ import annotations
 import difflib
 import hashlib
 import importlib.metadata
+import math
+import os
 import platform
+import socket
 import subprocess
+import threading
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from nas.storage import ArchRecord, Evaluation, Store
-from nas.study import Study, file_hash, load_study
+from nas.storage import ArchRecord, Evaluation, LeaseHeldError, LeaseRecord, Store
+from nas.study import CheckedStudy, Study, check_study, file_hash, load_study
 
 STAGES: tuple[str, ...] = ("train", "profile", "evaluate", "predict", "search", "export")
 
@@ -40,6 +47,7 @@ class StudyContext:
     run_dir: Path
     console: Console = field(default_factory=Console)
     device: str | None = None
+    lease: StudyLease | None = None
     _cache: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -73,13 +81,18 @@ class StudyContext:
         """The trained supernet, loaded from the training checkpoint (space-checked)."""
         if "supernet" not in self._cache:
             from nas.supernet import Supernet
-            from nas.training import load_checkpoint
+            from nas.training import CheckpointError, load_checkpoint
             from nas.training.checkpoint import CHECKPOINT_NAME
 
             net = Supernet(self.space())
             state = load_checkpoint(self.supernet_dir / CHECKPOINT_NAME,
                                     space_fingerprint=net.fingerprint())
-            net.load_state_dict(state["model"])
+            try:
+                net.load_state_dict(state["model"])
+            except (KeyError, RuntimeError) as exc:  # a crafted file with the right header
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                raise CheckpointError(f"checkpoint {self.supernet_dir / CHECKPOINT_NAME}: its "
+                                      f"weights do not fit the space: {first}") from None
             device = self.device or self.study.training.device
             self._cache["supernet"] = net.to(device).eval()
             path = self.supernet_dir / CHECKPOINT_NAME
@@ -135,13 +148,32 @@ def _describe_change(old: str, new: str, path: Path) -> str:
             f"Pass --force to continue with the new file (its record is updated).")
 
 
+def prepare_study(path: str | Path, *, device: str | None = None) -> CheckedStudy:
+    """Load a study file and check everything it needs (`nas.study.check_study`: space,
+    data, recipe) without touching any store: call it before opening one, so an invalid
+    study writes nothing."""
+    return check_study(load_study(Path(path).resolve()), device=device)
+
+
+def _has_results(store: Store, name: str) -> bool:
+    """Whether the stored study produced anything a changed file could contradict: a
+    finished stage or a checkpoint (a study whose every stage failed has none)."""
+    return (any(s.status == "done" for s in store.stages(study=name))
+            or bool(store.list_checkpoints(study=name)))
+
+
 def open_study(path: str | Path, *, store: Store, force: bool = False,
                device: str | None = None, runs_root: str | Path = "runs",
-               console: Console | None = None) -> StudyContext:
-    """Load a study file, create or find it in the store, refuse a changed file unless
-    ``force``, and record what reproduces it (file hash, versions, git commit, seeds)."""
+               console: Console | None = None, checked: CheckedStudy | None = None,
+               lease: StudyLease | None = None) -> StudyContext:
+    """Load and check a study file (or take the ``checked`` one `prepare_study` returned),
+    create or find it in the store, refuse a changed file unless ``force`` (a study with no
+    finished stage and no checkpoint takes the new file without it), and record what
+    reproduces it (file hash, versions, git commit, seeds). ``lease``: the run's hold on the
+    study (`StudyLease`), checked before every stage."""
     path = Path(path).resolve()
-    study = load_study(path)
+    checked = checked or prepare_study(path, device=device)
+    study = checked.study
     text = path.read_text()
     digest = file_hash(path)
     seeds = {"study": study.seed, "training": study.training.seed,
@@ -151,16 +183,148 @@ def open_study(path: str | Path, *, store: Store, force: bool = False,
         study_path=str(path), study_text=text, study_hash=digest,
         package_versions=_package_versions(), git_commit=_git_commit(path.parent), seeds=seeds)
     if record.study_hash and record.study_hash != digest:
-        if not force:
+        if not force and _has_results(store, study.name):
             raise StudyChangedError(_describe_change(record.study_text or "", text, path))
     if record.study_hash != digest or force:
         store.record_study_reproducibility(
             name=study.name, study_path=str(path), study_text=text, study_hash=digest,
             package_versions=_package_versions(), git_commit=_git_commit(path.parent),
             seeds=seeds, space=study.space, space_overrides=dict(study.space_overrides))
-    return StudyContext(study=study, path=path, store=store,
-                        run_dir=Path(runs_root) / study.name, device=device,
-                        console=console or Console())
+    ctx = StudyContext(study=study, path=path, store=store,
+                       run_dir=Path(runs_root) / study.name, device=device,
+                       console=console or Console(), lease=lease)
+    ctx._cache.update(space=checked.space, data=checked.data)
+    return ctx
+
+
+# ---- one run per study: the lease ---------------------------------------------------------
+
+LEASE_TTL_ENV = "NAS_LEASE_TTL_S"
+DEFAULT_LEASE_TTL_S = 60.0
+
+
+class LeaseLostError(RuntimeError):
+    """Another run took the study over (this one stopped beating for too long)."""
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine runs (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+class StudyLease:
+    """A run's hold on a study in the store (like Optuna's heartbeat): taken before any
+    stage runs, beaten every ``ttl_s / 4`` seconds by a daemon thread, given back at the end.
+    A second run on the study is refused with one line naming the owner (host, pid, since),
+    or waits with ``wait``. An owner that stopped beating for ``ttl_s`` seconds (default
+    60, ``$NAS_LEASE_TTL_S``), or whose process is gone on this host, is taken over: its
+    stages left "running" are run again, resuming their partial work.
+
+    Use as a context manager: ``with StudyLease(store=s, study="q", command="run"): ...``.
+    """
+
+    def __init__(self, *, store: Store, study: str, command: str, wait: bool = False,
+                 ttl_s: float | None = None, poll_s: float = 1.0,
+                 console: Console | None = None) -> None:
+        ttl = ttl_s if ttl_s is not None else float(os.environ.get(LEASE_TTL_ENV,
+                                                                   DEFAULT_LEASE_TTL_S))
+        if not math.isfinite(ttl) or ttl <= 0:
+            raise ValueError(f"lease ttl: must be a number > 0 s, got {ttl!r}")
+        self.store, self.study, self.command, self.wait = store, study, command, wait
+        self.ttl_s, self.poll_s = ttl, poll_s
+        self.console = console or Console(stderr=True)
+        self.host, self.pid, self.token = socket.gethostname(), os.getpid(), uuid.uuid4().hex
+        self.taken_over: LeaseRecord | None = None
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def owner(self) -> str:
+        return f"{self.host} pid {self.pid}"
+
+    def is_stale(self, lease: LeaseRecord, now: datetime) -> bool:
+        """Whether ``lease``'s owner stopped: its process is gone (same host) or it has not
+        beaten for ``ttl_s`` seconds."""
+        if lease.host == self.host and not _pid_alive(lease.pid):
+            return True
+        return (now - lease.heartbeat_at).total_seconds() > self.ttl_s
+
+    def acquire(self) -> StudyLease:
+        """Take the lease (waiting for it with ``wait``) and start beating."""
+        announced = False
+        while True:
+            try:
+                _, self.taken_over = self.store.acquire_lease(
+                    study=self.study, token=self.token, host=self.host, pid=self.pid,
+                    command=self.command, is_stale=self.is_stale)
+                break
+            except LeaseHeldError as exc:
+                if not self.wait:
+                    raise
+                if not announced:
+                    self.console.print(f"waiting for study {self.study!r}: held by "
+                                       f"{exc.lease.owner()} ({exc.lease.command})",
+                                       markup=False)
+                    announced = True
+                time.sleep(self.poll_s)
+        if self.taken_over is not None:
+            running = [s.stage for s in self._stages() if s.status == "running"]
+            self.console.print(
+                f"took study {self.study!r} over from {self.taken_over.owner()}, which stopped "
+                f"beating" + (f"; resuming its stage(s) {', '.join(running)}" if running else ""),
+                markup=False)
+        self._thread = threading.Thread(target=self._beat, name=f"nas-lease-{self.study}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def _stages(self) -> list:
+        try:
+            return self.store.stages(study=self.study)
+        except ValueError:  # the study is not in the store yet
+            return []
+
+    def _beat(self) -> None:
+        interval = max(0.05, self.ttl_s / 4)
+        while not self._stop.wait(interval):
+            try:
+                held = self.store.heartbeat_lease(study=self.study, token=self.token)
+            except Exception:  # a transient database error: try again at the next beat
+                continue
+            if not held:
+                self.lost = True
+                return
+
+    def check(self) -> None:
+        """Raise `LeaseLostError` if another run took the study over."""
+        if self.lost:
+            lease = self.store.get_lease(study=self.study)
+            who = lease.owner() if lease is not None else "nobody"
+            raise LeaseLostError(f"study {self.study!r} was taken over by {who} while this "
+                                 f"run ({self.owner()}) was not beating; stopping")
+
+    def release(self) -> None:
+        """Stop beating and give the lease back (if still ours)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.store.release_lease(study=self.study, token=self.token)
+
+    def __enter__(self) -> StudyLease:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 # ---- stages ----------------------------------------------------------------------------
@@ -279,6 +443,7 @@ def import_profile(ctx: StudyContext, path: str | Path) -> dict[str, Any]:
     from nas.latency_store import import_table_file
     from nas.profile import enumerate_layer_specs, latency_trust, validation_line
 
+    check_latency_table_file(ctx, path)  # a crafted or corrupt table: one line, no write
     expected = {signature(s) for s in enumerate_layer_specs(ctx.space())}
     table = import_table_file(ctx.store, path, space_name=ctx.space_key(),
                               expected_signatures=expected)
@@ -292,6 +457,77 @@ def import_profile(ctx: StudyContext, path: str | Path) -> dict[str, Any]:
               "imported": True, "latency_trust": trust.status}
     ctx.store.set_stage_status(study=ctx.name, stage="profile", status="done", detail=detail)
     return detail
+
+
+def check_latency_table_file(ctx: StudyContext, path: str | Path):
+    """Read a latency table file and refuse it unless every latency is finite and
+    positive (spreads finite and >= 0, repeats >= 1, calibration finite with a positive
+    scale) and its fingerprint matches the study's profiling settings (mode, batch size,
+    device type). Returns the table; raises `ValueError` naming the file and the field."""
+    from kernels import LatencyTable
+
+    path = Path(path)
+    try:
+        table = LatencyTable.load(path)
+    except ValueError as exc:
+        raise ValueError(f"latency table {path}: {exc}") from None
+    if not table.entries:
+        raise ValueError(f"latency table {path}: it has no entries")
+    for sig, e in table.entries.items():
+        where = f"latency table {path}: entry {sig[:60]!r}"
+        for name, value, ok in (("median_ms", e.median_ms, lambda v: v > 0),
+                                ("spread_ms", e.spread_ms, lambda v: v >= 0)):
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not math.isfinite(value) or not ok(value)):
+                need = "> 0" if name == "median_ms" else ">= 0"
+                raise ValueError(f"{where}: {name} must be a finite number {need}, "
+                                 f"got {value!r}")
+        if isinstance(e.repeats, bool) or not isinstance(e.repeats, int) or e.repeats < 1:
+            raise ValueError(f"{where}: repeats must be an int >= 1, got {e.repeats!r}")
+    cal = table.calibration
+    if cal is not None:
+        for name in ("scale", "per_layer_ms", "intercept_ms"):
+            value = getattr(cal, name)
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not math.isfinite(value)):
+                raise ValueError(f"latency table {path}: calibration.{name} must be a finite "
+                                 f"number, got {value!r}")
+        if cal.scale <= 0:
+            raise ValueError(f"latency table {path}: calibration.scale must be > 0, got "
+                             f"{cal.scale!r}")
+    fp, cfg = table.fingerprint, ctx.study.profiling
+    for name, got, want in (("mode", fp.mode, cfg.mode), ("batch_size", fp.batch_size,
+                                                          cfg.batch_size),
+                            ("device type", fp.device_type, cfg.device)):
+        if got != want:
+            raise ValueError(f"latency table {path}: measured with {name} {got!r}, but study "
+                             f"{ctx.name!r} profiles with {want!r} (profiling="
+                             f"ProfilingConfig(...) in the study file)")
+    return table
+
+
+def check_stored_predictor(ctx: StudyContext) -> None:
+    """Refuse, before anything is written, a stored predictor whose files do not load or
+    predict (a crafted or corrupt file); a missing one is left to the caller."""
+    record = ctx.store.get_latest_predictor(study=ctx.name)
+    if record is None or record.path is None or not Path(record.path).is_dir():
+        return
+    from predictors import load_predictor
+
+    space = ctx.space()
+    try:
+        model = load_predictor(record.path, space=space)
+        mean, _ = model.predict([space.smallest(), space.largest()])
+        values = [float(v) for v in mean]
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"stored {record.kind} predictor {record.path} cannot be used "
+                         f"({type(exc).__name__}: {first}); refit it with `nas predict "
+                         f"{ctx.path}`") from None
+    if len(values) != 2 or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"stored {record.kind} predictor {record.path} predicts {values} for "
+                         f"the smallest and largest subnets; refit it with `nas predict "
+                         f"{ctx.path}`")
 
 
 def supernet_labels(ctx: StudyContext) -> tuple[list, dict[str, dict[str, float]]]:
@@ -436,7 +672,11 @@ def run_stage(ctx: StudyContext, stage: str, **options: Any) -> dict[str, Any]:
     stage function (``workers`` / ``address`` for evaluate)."""
     if stage not in STAGE_FUNCTIONS:
         raise ValueError(f"unknown stage {stage!r}; stages: {available_stages()}")
-    ctx.store.set_stage_status(study=ctx.name, stage=stage, status="running")
+    if ctx.lease is not None:
+        ctx.lease.check()
+    ctx.store.set_stage_status(
+        study=ctx.name, stage=stage, status="running",
+        detail=None if ctx.lease is None else {"owner": ctx.lease.owner()})
     try:
         detail = STAGE_FUNCTIONS[stage](ctx, **options)
     except BaseException as exc:

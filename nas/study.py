@@ -28,8 +28,10 @@ from nas.search.config import SearchConfig
 from nas.training.config import TrainConfig
 from search_spaces import SearchSpace, get_space
 
-__all__ = ["AuditConfig", "DataConfig", "EvaluationConfig", "PredictorConfig", "ProfilingConfig",
-           "SearchConfig", "Study", "StudyFileError", "TrainConfig", "load_study"]
+__all__ = ["AuditConfig", "CheckedStudy", "DataConfig", "EvaluationConfig", "PredictorConfig",
+           "ProfilingConfig", "SearchConfig", "Study", "StudyFileError", "StudyInvalidError",
+           "TrainConfig", "check_study", "load_study", "study_name_from_file",
+           "study_name_in_store"]
 
 
 class StudyFileError(ValueError):
@@ -158,3 +160,164 @@ def load_study(path: str | Path) -> Study:
         raise StudyFileError(f"{path}: expected exactly one Study at module level, found "
                              f"{len(studies)}")
     return studies[0]
+
+
+class StudyInvalidError(ValueError):
+    """A study whose space, data or recipe cannot work; raised before anything is written."""
+
+
+@dataclass(frozen=True)
+class CheckedStudy:
+    """A study that passed `check_study`: its built space and loaded data."""
+
+    study: Study
+    space: SearchSpace
+    data: DataSplits
+
+
+def _fail(study: Study, where: str, message: str) -> StudyInvalidError:
+    return StudyInvalidError(f"study {study.name!r}: {where}: {message}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_study(study: Study, *, device: str | None = None) -> CheckedStudy:
+    """Check everything the study needs before anything is written: the space builds, the
+    data loads and fits the space (modality, channels, classes, vocabulary, context length),
+    the recipe is sane (batch sizes against the splits, devices present, predictor kind),
+    and the smallest and largest subnets run on two validation examples. Every error is a
+    `StudyInvalidError` naming the study, the field and the value. ``device`` overrides the
+    training device (``--device``)."""
+    import torch
+
+    try:
+        space = study.build_space()
+    except Exception as exc:  # unknown space, bad override, empty Choice, bad depth/width
+        raise _fail(study, f"space {study.space!r} with space_overrides "
+                    f"{dict(study.space_overrides)}", _first_line(exc)) from None
+    try:
+        data = study.load_data()
+    except Exception as exc:  # missing files, empty data set, a failing data function
+        what = study.data if isinstance(study.data, DataConfig) else "the data function"
+        raise _fail(study, f"data ({what})", _first_line(exc)) from None
+    for part in ("train", "val"):
+        if len(getattr(data, part)) == 0:
+            raise _fail(study, "data", f"{data.name}: the {part} split is empty")
+    if data.modality != space.modality:
+        raise _fail(study, "data", f"{data.name} is {data.modality} data but space "
+                    f"{space.name!r} is a {space.modality} space")
+    if space.modality == "image":
+        channels = data.input_shape[0]
+        if channels != space.in_channels:
+            raise _fail(study, "space_overrides.in_channels",
+                        f"space {space.name!r} takes {space.in_channels}-channel images but "
+                        f"{data.name} has {channels} channel(s) (shape {data.input_shape}): "
+                        f"set space_overrides in_channels={channels}")
+        y_max = int(data.train.y.max()) if len(data.train) else -1
+        if data.num_outputs > space.num_outputs or y_max >= space.num_outputs:
+            raise _fail(study, "space_overrides.num_classes",
+                        f"space {space.name!r} has {space.num_outputs} outputs but "
+                        f"{data.name} has {max(data.num_outputs, y_max + 1)} classes")
+    else:
+        top = max(int(data.train.x.max()), int(data.train.y.max()))
+        if data.num_outputs > space.vocab_size or top >= space.vocab_size:
+            raise _fail(study, "space_overrides.vocab_size",
+                        f"space {space.name!r} has a vocabulary of {space.vocab_size} but "
+                        f"{data.name} has {max(data.num_outputs, top + 1)} tokens")
+        length = data.input_shape[0]
+        if length < space.resolution.max:
+            raise _fail(study, "data.seq_len",
+                        f"{data.name} has sequences of {length} tokens but space "
+                        f"{space.name!r} reads up to {space.resolution.max}: make seq_len >= "
+                        f"{space.resolution.max} or shorten the space's resolutions")
+    training = study.training.with_overrides(device=device) if device else study.training
+    if training.batch_size > len(data.train):
+        raise _fail(study, "training.batch_size",
+                    f"{training.batch_size} is larger than the training split of {data.name} "
+                    f"({len(data.train)} examples)")
+    for field_name, dev in (("training.device", training.device),
+                            ("profiling.device", study.profiling.device)):
+        if dev == "cuda" and not torch.cuda.is_available():
+            raise _fail(study, field_name, "'cuda' but no CUDA device is available here")
+    from predictors.registry import PREDICTORS
+
+    if study.predictor.kind not in PREDICTORS:
+        raise _fail(study, "predictor.kind", f"{study.predictor.kind!r} is not one of "
+                    f"{sorted(PREDICTORS)}")
+    _smoke_forward(study, space, data)
+    return CheckedStudy(study=study, space=space, data=data)
+
+
+def _smoke_forward(study: Study, space: SearchSpace, data: DataSplits) -> None:
+    """The smallest and largest subnets on two validation examples: any shape the checks
+    above miss surfaces here, named, instead of deep inside the train stage."""
+    import torch
+
+    from nas.supernet import Supernet
+
+    x = data.val.x[:2]
+    try:
+        net = Supernet(space).eval()
+    except Exception as exc:
+        raise _fail(study, f"space {study.space!r}", f"its supernet cannot be built: "
+                    f"{_first_line(exc)}") from None
+    for role, arch in (("smallest", space.smallest()), ("largest", space.largest())):
+        try:
+            with torch.no_grad():
+                out = net(x, arch)
+        except Exception as exc:
+            raise _fail(study, "data/space", f"the {role} subnet fails on {data.name} inputs of "
+                        f"shape {tuple(x.shape[1:])}: {_first_line(exc)}") from None
+        if not torch.isfinite(out).all():
+            raise _fail(study, "data", f"the {role} subnet gives non-finite outputs on "
+                        f"{data.name} (NaN or inf in the inputs?)")
+
+
+def study_name_from_file(path: str | Path) -> str:
+    """The ``name=`` a study file gives its `Study(...)`, read from the file's syntax tree
+    without running it; `StudyFileError` if it is not a plain string literal."""
+    import ast
+
+    path = Path(path)
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StudyFileError(f"study file {path}: cannot read it ({exc})") from None
+    except SyntaxError as exc:
+        raise StudyFileError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
+    names = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        called = func.id if isinstance(func, ast.Name) else (
+            func.attr if isinstance(func, ast.Attribute) else None)
+        if called != "Study":
+            continue
+        for kw in node.keywords:
+            if kw.arg == "name" and isinstance(kw.value, ast.Constant) and isinstance(
+                    kw.value.value, str):
+                names.add(kw.value.value)
+    if len(names) != 1:
+        raise StudyFileError(f"{path}: cannot read the study's name without running the file "
+                             f"(found {sorted(names) or 'no'} literal Study(name=...)); give the "
+                             f"study's name instead")
+    return names.pop()
+
+
+def study_name_in_store(study: str, *, store: Any) -> str:
+    """The stored study meant by ``study``: a name as given, or for a study file the study
+    recorded with that path, else the name the file declares (`study_name_from_file`).
+    The file is never run: read-only commands must not execute study code."""
+    if not (study.endswith(".py") or Path(study).is_file()):
+        return study
+    path = Path(study).resolve()
+    for summary in store.list_studies():
+        if summary.study.study_path and Path(summary.study.study_path) == path:
+            return summary.study.name
+    if not path.is_file():
+        raise StudyFileError(f"study file not found: {path}")
+    return study_name_from_file(path)

@@ -18,6 +18,8 @@ from nas.storage.records import (
     FrontRow,
     LatencyEntry,
     LatencyTableRecord,
+    LeaseHeldError,
+    LeaseRecord,
     MetricRecord,
     PredictorRecord,
     SearchRunRecord,
@@ -31,7 +33,8 @@ from nas.storage.store import Store, open_store
 
 __all__ = [
     "DEFAULT_PATH", "ENV_VAR", "SOURCES", "STATUSES", "ArchRecord", "CheckpointRecord",
-    "Evaluation", "FrontRow", "LatencyEntry", "LatencyTableRecord", "MetricRecord",
+    "Evaluation", "FrontRow", "LatencyEntry", "LatencyTableRecord", "LeaseHeldError",
+    "LeaseRecord", "MetricRecord",
     "PredictorRecord", "SearchRunRecord", "StageStatus", "Store", "StoreError", "StudyRecord",
     "StudySummary", "TrialRecord", "open_store", "resolve_url",
 ]

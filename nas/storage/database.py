@@ -75,7 +75,7 @@ def connect(url: str) -> tuple[Engine, str]:
     """Create the engine for ``url`` (no connection yet); returns it and the masked URL."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # e.g. a non-numeric port: int() fails inside
         raise StoreError(f"storage URL {mask_url(url)!r} is not a database URL (expected e.g. "
                          "sqlite:///path/nas.db or postgresql+psycopg://user@host/db)") from None
     shown = mask_url(parsed)

@@ -229,3 +229,18 @@ class TrialRow(Base):
     status: Mapped[str] = mapped_column(String(50))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class StudyLeaseRow(Base):
+    """Who is running a study now: one row per study name while a run holds it. The owner
+    (``host``, ``pid``, ``token`` unique to that run) beats ``heartbeat_at``; another run
+    takes the lease over only when the owner stopped beating (or its process is gone)."""
+
+    __tablename__ = "study_leases"
+    study: Mapped[str] = mapped_column(String(200), primary_key=True)
+    token: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    command: Mapped[str] = mapped_column(String(200))
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -183,3 +183,30 @@ class TrialRecord:
     status: str
     created_at: datetime
     updated_at: datetime
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """The run holding a study: ``host``, ``pid``, its unique ``token``, the ``command``
+    it runs, when it took the study (``since``) and its last heartbeat (UTC)."""
+
+    study: str
+    token: str
+    host: str
+    pid: int
+    command: str
+    since: datetime
+    heartbeat_at: datetime
+
+    def owner(self) -> str:
+        """``host pid N since 2026-12-05 10:00:00 UTC`` for messages."""
+        return (f"{self.host} pid {self.pid} since "
+                f"{self.since.strftime('%Y-%m-%d %H:%M:%S')} UTC")
+
+
+class LeaseHeldError(StoreError):
+    """Another live run holds the study; ``lease`` is its record."""
+
+    def __init__(self, message: str, *, lease: LeaseRecord) -> None:
+        super().__init__(message)
+        self.lease = lease

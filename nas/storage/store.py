@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +42,7 @@ from nas.storage.models import (
     SearchRunRow,
     StageRow,
     StudyArchRow,
+    StudyLeaseRow,
     StudyRow,
     TrialRow,
 )
@@ -52,6 +53,8 @@ from nas.storage.records import (
     FrontRow,
     LatencyEntry,
     LatencyTableRecord,
+    LeaseHeldError,
+    LeaseRecord,
     MetricRecord,
     PredictorRecord,
     SearchRunRecord,
@@ -605,5 +608,73 @@ class Store(Transactions):
             table = table_of(TrialRow)
             return [to_record(TrialRecord, r) for r in conn.execute(select(table).where(
                 table.c.study_id == self._study_id(conn, study)).order_by(table.c.number))]
+
+        return self._run(work, write=False)
+
+    # -- study leases: one run at a time per study ---------------------------------------
+
+    def acquire_lease(self, *, study: str, token: str, host: str, pid: int, command: str,
+                      is_stale: Callable[[LeaseRecord, datetime], bool],
+                      ) -> tuple[LeaseRecord, LeaseRecord | None]:
+        """Take the lease of ``study`` for the run ``token`` (``host``, ``pid``), in one
+        transaction: free, already ours, or held by an owner that ``is_stale(lease, now)``
+        says stopped beating (then it is taken over). Returns the lease and the one taken
+        over (None if none); raises `LeaseHeldError` naming the owner otherwise."""
+        now = utc_now()
+        row = dict(study=checked_name(study, "study name"), token=checked_name(token, "token", 64),
+                   host=checked_name(host, "host", 255), pid=checked_count(pid, "pid"),
+                   command=str(command)[:200], since=now, heartbeat_at=now)
+
+        def work(conn: Connection) -> tuple[LeaseRecord, LeaseRecord | None]:
+            table = table_of(StudyLeaseRow)
+            query = select(table).where(table.c.study == study).with_for_update()
+            held = conn.execute(query).first()
+            if held is None:
+                inserted = conn.execute(self._insert(StudyLeaseRow).values(**row)
+                                        .on_conflict_do_nothing(index_elements=["study"]))
+                if inserted.rowcount == 1:
+                    return LeaseRecord(**row), None
+                held = conn.execute(query).one()  # another run inserted it meanwhile
+            current = to_record(LeaseRecord, held)
+            if current.token == token:
+                conn.execute(update(table).where(table.c.study == study).values(
+                    heartbeat_at=now))
+                return replace(current, heartbeat_at=now), None
+            if not is_stale(current, now):
+                age = (now - current.heartbeat_at).total_seconds()
+                raise LeaseHeldError(
+                    f"study {study!r} is being run by {current.owner()} ({current.command}; "
+                    f"last heartbeat {max(age, 0):.0f} s ago): pass --wait to wait for it, "
+                    f"or stop that run", lease=current)
+            conn.execute(update(table).where(table.c.study == study,
+                                             table.c.token == current.token).values(row))
+            return LeaseRecord(**row), current
+
+        return self._run(work, write=True)
+
+    def heartbeat_lease(self, *, study: str, token: str) -> bool:
+        """Beat the lease of ``study`` held by ``token``; False if the run lost it."""
+        def work(conn: Connection) -> bool:
+            table = table_of(StudyLeaseRow)
+            done = conn.execute(update(table).where(
+                table.c.study == study, table.c.token == token).values(heartbeat_at=utc_now()))
+            return done.rowcount == 1
+
+        return self._run(work, write=True)
+
+    def release_lease(self, *, study: str, token: str) -> None:
+        """Give the lease of ``study`` back (only if ``token`` still holds it)."""
+        def work(conn: Connection) -> None:
+            table = table_of(StudyLeaseRow)
+            conn.execute(delete(table).where(table.c.study == study, table.c.token == token))
+
+        self._run(work, write=True)
+
+    def get_lease(self, *, study: str) -> LeaseRecord | None:
+        """The run holding ``study`` now (possibly a dead one), or None."""
+        def work(conn: Connection) -> LeaseRecord | None:
+            table = table_of(StudyLeaseRow)
+            row = conn.execute(select(table).where(table.c.study == study)).first()
+            return None if row is None else to_record(LeaseRecord, row)
 
         return self._run(work, write=False)
