@@ -70,8 +70,9 @@ class AuditConfig:
 @dataclass(frozen=True)
 class StandaloneRecipe:
     """How one subnet is trained from scratch: AdamW (no decay on norms and biases), linear
-    warm-up then cosine to ``min_lr_ratio`` over ``steps``, cross-entropy on labels,
-    gradients clipped to ``grad_clip``; bf16 autocast on CUDA, as the supernet."""
+    warm-up then cosine to ``min_lr_ratio`` over ``steps``, cross-entropy on labels (with
+    ``label_smoothing``), the supernet's ``augment``, gradients clipped to ``grad_clip``;
+    bf16 autocast on CUDA, as the supernet (`nas.training.standalone.fit_model`)."""
 
     steps: int
     batch_size: int
@@ -81,6 +82,9 @@ class StandaloneRecipe:
     min_lr_ratio: float
     grad_clip: float
     eval_batch_size: int = 512
+    augment: str = "none"
+    augment_pad: int = 2
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_batch_size"):
@@ -109,7 +113,8 @@ class StandaloneRecipe:
         return cls(steps=steps, batch_size=training.batch_size, lr=training.lr,
                    weight_decay=training.weight_decay, warmup_steps=warmup,
                    min_lr_ratio=training.min_lr_ratio, grad_clip=training.grad_clip,
-                   eval_batch_size=eval_batch_size)
+                   eval_batch_size=eval_batch_size, augment=training.augment,
+                   augment_pad=training.augment_pad, label_smoothing=training.label_smoothing)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

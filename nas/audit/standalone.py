@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -26,11 +25,10 @@ import torch
 from torch import Tensor
 
 from nas.audit.config import StandaloneRecipe
-from nas.evaluation import device_kernels, evaluate_model, task_loss
+from nas.evaluation import evaluate_model
 from nas.export import export_subnet
 from nas.supernet import Supernet
-from nas.training.config import TrainConfig
-from nas.training.trainer import lr_factor
+from nas.training.standalone import FitRecipe, fit_model
 from search_spaces import Arch, SearchSpace
 
 
@@ -86,48 +84,29 @@ def train_standalone(*, space: SearchSpace, arch: Arch, seed: int, recipe: Stand
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("stand-alone training on 'cuda' but no CUDA device is available")
     t0 = time.perf_counter()
-    model = initial_model(space, arch, seed=seed).to(device)
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=recipe.lr)
-    schedule = TrainConfig(steps=recipe.steps, warmup_steps=recipe.warmup_steps,
-                           min_lr_ratio=recipe.min_lr_ratio)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, schedule))
-    x, y = train[0].to(device), train[1].to(device)
-    n = x.shape[0]
-    if n < recipe.batch_size:
-        raise ValueError(f"training split has {n} examples, fewer than batch_size "
-                         f"{recipe.batch_size}")
-    per_epoch = n // recipe.batch_size
-    gen = torch.Generator().manual_seed(seed)
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else nullcontext())
+    model = initial_model(space, arch, seed=seed)
+    fit = FitRecipe(steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr,
+                    weight_decay=recipe.weight_decay, warmup_steps=recipe.warmup_steps,
+                    min_lr_ratio=recipe.min_lr_ratio, grad_clip=recipe.grad_clip,
+                    augment=recipe.augment, augment_pad=recipe.augment_pad,
+                    label_smoothing=recipe.label_smoothing)
     tail = max(1, recipe.steps // 10)
-    tail_losses = torch.zeros((), device=device)
-    order = torch.empty(0, dtype=torch.long)
-    with device_kernels(device):
-        for step in range(recipe.steps):
-            offset = step % per_epoch
-            if offset == 0:  # a new epoch: a fresh permutation (drop_last)
-                order = torch.randperm(n, generator=gen).to(device)
-            idx = order[offset * recipe.batch_size:(offset + 1) * recipe.batch_size]
-            with autocast:
-                loss = task_loss(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-            opt.step()
-            sched.step()
-            if step >= recipe.steps - tail:
-                tail_losses += loss.detach().float()
-            if on_step is not None:
-                on_step(step + 1, float(loss.detach()))
+    tail_losses: list[Tensor] = []
+
+    def step_done(step: int, loss: Tensor) -> None:
+        if step > recipe.steps - tail:
+            tail_losses.append(loss.float())
+        if on_step is not None:
+            on_step(step, float(loss))
+
+    model = fit_model(model, train=train, recipe=fit, seed=seed, device=device,
+                      on_step=step_done)
     # scored in fp32, as the supernet's inherited weights are
     result = evaluate_model(model.eval(), test[0], test[1], batch_size=recipe.eval_batch_size,
                             device=device)
+    final_train_loss = float(torch.stack(tail_losses).mean())
     return StandaloneResult(arch_key=arch.key(), seed=seed, test_accuracy=result.accuracy,
-                            test_loss=result.loss, final_train_loss=float(tail_losses) / tail,
+                            test_loss=result.loss, final_train_loss=final_train_loss,
                             steps=recipe.steps, seconds=time.perf_counter() - t0,
                             device=str(device))
 
