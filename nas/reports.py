@@ -51,22 +51,6 @@ def _stage_detail(stage: str, detail: dict | None) -> object:
     return {k: v for k, v in detail.items() if k not in ("selection", "selection_params")}
 
 
-def front_knee(front, config: dict | None) -> str | None:
-    """Arch key of the knee of stored front rows (`nas.search.session.knee_of_front`, in the
-    run's objectives from its stored ``config``); None for an empty front or rows that lack
-    the run's objectives (a front stored by an older version)."""
-    from nas.search.session import knee_of_front
-
-    if not front:
-        return None
-    objectives = (config or {}).get("objectives", ("accuracy", "latency"))
-    try:
-        return front[knee_of_front([r.objectives for r in front],
-                                   objectives=objectives)].arch_key
-    except ValueError:
-        return None
-
-
 def _exported_key(stages) -> str | None:
     """The arch the export stage last wrote (its stage detail), if it is done."""
     stage = next((s for s in stages if s.stage == "export"), None)
@@ -86,9 +70,11 @@ def print_study(store: Store, name: str, *, console: Console | None = None) -> N
         console.print(f"  {s.stage:9s} {s.status:8s} {_stage_detail(s.stage, s.detail)}")
     runs = store.list_search_runs(study=name)
     if runs:
+        from nas.search.session import front_knee_key
+
         run = runs[-1]
         front = sorted(store.get_front(study=name, run=run.name), key=lambda r: r.rank)
-        knee = front_knee(front, run.config)
+        knee = front_knee_key(front, run.config)
         exported = _exported_key(stages)
         table = Table(title=f"Pareto front of search run {run.name} ({run.method}, "
                             f"{len(front)} archs)")

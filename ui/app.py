@@ -14,7 +14,9 @@ import streamlit as st
 
 from nas.storage import StoreError, resolve_url
 from ui import queries
-from ui.page_context import STUDY_KEY, URL_KEY
+from ui.page_context import ARCH_KEY, LINKED_ARCH_KEY, STUDY_KEY, URL_KEY
+
+LINKS_READ_KEY = "links_read"
 
 PAGES = Path(__file__).resolve().parent / "app_pages"
 
@@ -36,6 +38,17 @@ def _sidebar(url: str) -> None:
         st.stop()
     st.sidebar.caption(f"store: `{shown}`")
     names = [s.study.name for s in summaries]
+    if not st.session_state.get(LINKS_READ_KEY):  # a deep link: ?study=NAME&arch=KEY
+        st.session_state[LINKS_READ_KEY] = True
+        linked = st.query_params.get("study")
+        if linked in names:
+            st.session_state[STUDY_KEY] = linked
+        elif linked:
+            st.sidebar.warning(f"The link names study {linked!r}, which is not in this store.")
+        arch = st.query_params.get("arch")
+        if arch:
+            st.session_state[LINKED_ARCH_KEY] = arch
+            st.session_state[ARCH_KEY] = arch
     if names:
         if st.session_state.get(STUDY_KEY) not in names:
             st.session_state[STUDY_KEY] = names[0]

@@ -3,8 +3,16 @@ a stored table, per-layer breakdowns and 2-D Pareto fronts.
 
 Plain functions of store records (no Streamlit), so they are tested directly and cached by
 `ui.queries`. Objective columns: ``accuracy`` and ``loss`` (measured, each with the source
-it came from: standalone, supernet or predictor), ``latency_ms`` (from a latency table),
-``flops`` and ``params`` (exact counts stored with the archs).
+it came from), ``latency_ms`` (from a latency table), ``flops`` and ``params`` (exact counts
+stored with the archs). Every value carries its source in ``<name>_source``; a value the
+picked source does not have is NaN with an empty source (shown as missing), never taken
+from another source. The sources of accuracy and loss (`MEASURED`):
+
+- ``supernet``: inherited weights on the validation split (``val_accuracy`` / ``val_loss``);
+- ``standalone``: the audit's stand-alone training on the test split (``test_accuracy`` /
+  ``test_loss``), the mean over the stored runs (seeds);
+- ``predictor``: the predictor's estimate of the validation loss (it predicts no accuracy);
+- ``best``: per arch and objective, standalone if stored, else supernet, else predictor.
 """
 
 from __future__ import annotations
@@ -30,6 +38,14 @@ OBJECTIVES: dict[str, str] = {"accuracy": "validation accuracy", "loss": "valida
 MAXIMISED = frozenset({"accuracy"})
 MEASURED_METRICS = {"accuracy": "val_accuracy", "loss": "val_loss"}
 SOURCES = ("standalone", "supernet", "predictor")  # "best available" prefers this order
+# source -> objective -> (stored metric, how the source is described)
+MEASURED: dict[str, dict[str, tuple[str, str]]] = {
+    "supernet": {"accuracy": ("val_accuracy", "supernet (inherited weights), validation split"),
+                 "loss": ("val_loss", "supernet (inherited weights), validation split")},
+    "standalone": {"accuracy": ("test_accuracy", "standalone training, test split"),
+                   "loss": ("test_loss", "standalone training, test split")},
+    "predictor": {"loss": ("val_loss", "predictor estimate of the validation loss")},
+}
 FRONT_ALIASES = {"val_accuracy": "accuracy", "acc": "accuracy", "val_loss": "loss",
                  "latency": "latency_ms"}
 
@@ -57,6 +73,27 @@ def table_label(record: LatencyTableRecord) -> str:
         where += f", {fp['threads']} threads"
     return (f"{fp.get('device_name', record.fingerprint_id)} ({where}) · {record.mode} · "
             f"batch {record.batch_size} · {record.dtype}")
+
+
+def table_trust(record: LatencyTableRecord):
+    """The table's `nas.profile.LatencyTrust` verdict, from its stored validation (the
+    same verdict `nas profile` prints)."""
+    from nas.profile import latency_trust
+
+    validation = {k: v for k, v in (record.validation or {}).items() if k != "meta"}
+    return latency_trust(validation)
+
+
+def latency_source(record: LatencyTableRecord) -> str:
+    """Where a latency plotted from this table comes from, with the verdict on the table:
+    ``latency table <device> (calibrated; UNRELIABLE: ...)``."""
+    how = "calibrated" if record.calibration is not None else "sum of layers"
+    trust = table_trust(record)
+    verdict = {"trusted": "trusted", "unvalidated": "NOT VALIDATED"}.get(
+        trust.status, "UNRELIABLE")
+    if trust.within10 is not None:
+        verdict += f": {100 * trust.within10:.0f} % of models within +-10 %"
+    return f"latency table {table_label(record)} ({how}; {verdict})"
 
 
 def space_key(name: str, space: SearchSpace) -> str:
@@ -93,18 +130,44 @@ def predict_latency(space: SearchSpace, table: LatencyTable, arch: Arch) -> floa
 
 
 def latest_values(evaluations: Iterable[Evaluation]) -> dict[tuple[str, str, str], float]:
-    """(arch key, metric, source) -> the most recently recorded value (evaluations come
-    oldest first, so a later checkpoint's value replaces an earlier one)."""
-    return {(e.arch_key, e.metric, e.source): e.value for e in evaluations}
+    """(arch key, metric, source) -> the value to show: the most recently recorded one
+    (evaluations come oldest first, so a later checkpoint's value replaces an earlier one),
+    except for ``standalone`` values, which are the mean over every stored run (seeds).
+    Keys ``(arch key, metric, "standalone:n")`` hold the number of runs averaged."""
+    values: dict[tuple[str, str, str], float] = {}
+    runs: dict[tuple[str, str], list[float]] = {}
+    for e in evaluations:
+        if e.source == "standalone":
+            runs.setdefault((e.arch_key, e.metric), []).append(e.value)
+        else:
+            values[(e.arch_key, e.metric, e.source)] = e.value
+    for (key, metric), found in runs.items():
+        values[(key, metric, "standalone")] = float(np.mean(found))
+        values[(key, metric, "standalone:n")] = len(found)
+    return values
 
 
-def _pick(values: Mapping[tuple[str, str, str], float], key: str, metric: str,
+def _pick(values: Mapping[tuple[str, str, str], float], key: str, name: str,
           source: str) -> tuple[float, str]:
+    """Objective ``name`` of arch ``key`` from ``source`` (``best``: the first of `SOURCES`
+    that has it) and the words for where it came from; (NaN, "") when missing."""
     for candidate in (SOURCES if source == "best" else (source,)):
-        value = values.get((key, metric, candidate))
+        metric, words = MEASURED.get(candidate, {}).get(name, (None, ""))
+        value = None if metric is None else values.get((key, metric, candidate))
         if value is not None:
-            return value, candidate
+            if candidate == "standalone":
+                n = int(values.get((key, metric, "standalone:n"), 1))
+                words += f", mean of {n} run{'s' if n != 1 else ''}"
+            return value, words
     return math.nan, ""
+
+
+def source_description(source: str, name: str) -> str:
+    """How the picked ``source`` measures objective ``name`` (for axis titles and notes);
+    ``""`` when that source does not provide it."""
+    if source == "best":
+        return "best stored source per arch (standalone, else supernet, else predictor)"
+    return MEASURED.get(source, {}).get(name, (None, ""))[1]
 
 
 def arch_points(archs: Sequence[ArchRecord], evaluations: Iterable[Evaluation], *,
@@ -115,10 +178,14 @@ def arch_points(archs: Sequence[ArchRecord], evaluations: Iterable[Evaluation], 
     (``accuracy, accuracy_source, ..., latency_ms, latency_ms_source, ...``), ``on_front``
     and ``front_rank``.
 
-    ``source`` picks the measured values (``best``: standalone, else supernet, else
-    predictor). A front member missing a value takes it from its stored objectives (source
-    ``front <name>``), so the stored front is always drawn in full.
+    ``source`` picks the measured values (module docstring). A value that source lacks is
+    NaN (missing), never filled from another source; the one exception keeps to the same
+    source: a front member without a stored supernet value takes the one stored with the
+    front (the search's own supernet evaluation) when the source is ``supernet`` or
+    ``best``. Latency comes from ``latencies`` (a table) only.
     """
+    if source not in ("best", *SOURCES):
+        raise ValueError(f"source: expected one of {('best', *SOURCES)}, got {source!r}")
     values = latest_values(evaluations)
     ranks = {row.arch_key: row.rank for row in front}
     objectives = {row.arch_key: {FRONT_ALIASES.get(k, k): v for k, v in row.objectives.items()}
@@ -127,8 +194,15 @@ def arch_points(archs: Sequence[ArchRecord], evaluations: Iterable[Evaluation], 
     for record in archs:
         arch = Arch.from_json(record.arch_json)
         row: dict[str, Any] = {"key": record.key, "label": arch.label()}
-        for name, metric in MEASURED_METRICS.items():
-            row[name], row[f"{name}_source"] = _pick(values, record.key, metric, source)
+        for name in MEASURED_METRICS:
+            row[name], row[f"{name}_source"] = _pick(values, record.key, name, source)
+            stored = objectives.get(record.key, {}).get(name)
+            if (not math.isfinite(row[name]) and source in ("best", "supernet")
+                    and _finite(stored)
+                    and not (source == "best" and _has_other(values, record.key, name))):
+                row[name] = float(stored)
+                row[f"{name}_source"] = (f"supernet (inherited weights), stored with front "
+                                         f"{front_name}").strip()
         latency = (latencies or {}).get(record.key, math.nan)
         row["latency_ms"] = latency
         row["latency_ms_source"] = latency_source if math.isfinite(latency) else ""
@@ -136,15 +210,18 @@ def arch_points(archs: Sequence[ArchRecord], evaluations: Iterable[Evaluation], 
         row["params"] = math.nan if record.params is None else float(record.params)
         for name in ("flops", "params"):
             row[f"{name}_source"] = "exact count" if math.isfinite(row[name]) else ""
-        for name, value in objectives.get(record.key, {}).items():
-            if name in OBJECTIVES and not math.isfinite(row[name]) and _finite(value):
-                row[name], row[f"{name}_source"] = float(value), f"front {front_name}".strip()
         row["on_front"] = record.key in ranks
         row["front_rank"] = ranks.get(record.key, -1)
         rows.append(row)
     columns = ["key", "label"] + [c for name in OBJECTIVES for c in (name, f"{name}_source")] \
         + ["on_front", "front_rank"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _has_other(values: Mapping[tuple[str, str, str], float], key: str, name: str) -> bool:
+    """Whether a source better than the supernet (standalone) has objective ``name``."""
+    metric = MEASURED["standalone"][name][0]
+    return (key, metric, "standalone") in values
 
 
 def _finite(value: Any) -> bool:

@@ -8,11 +8,34 @@ import math
 import pandas as pd
 import streamlit as st
 
-from nas.storage import StudyRecord
+from nas.storage import LatencyTableRecord, StudyRecord
 from search_spaces import Arch
 from ui import queries
-from ui.arch_metrics import TableRef, latency_model, layer_rows, predict_latency
+from ui.arch_metrics import (
+    TableRef,
+    latency_model,
+    layer_rows,
+    predict_latency,
+    table_label,
+    table_trust,
+)
 from ui.figures import arch_diagram
+
+
+def show_trust(record: LatencyTableRecord) -> None:
+    """The verdict on a latency table (`nas.profile.latency_trust`, what `nas profile`
+    prints) next to anything plotted from it: a warning with reasons and advice when it is
+    unreliable or unvalidated, a caption when it is trusted."""
+    trust = table_trust(record)
+    where = table_label(record)
+    if trust.trusted:
+        st.caption(f"Latency from {where}: {trust.summary()}.")
+        return
+    lines = [f"**Latencies from {where} are not to be trusted.** {trust.summary()}."]
+    lines += [f"- {r}" for r in trust.reasons]
+    if trust.advice:
+        lines.append("To measure a better table: " + "; ".join(trust.advice) + ".")
+    st.warning("\n".join(lines))
 
 
 def stored_numbers(url: str, study: str, key: str) -> pd.DataFrame:

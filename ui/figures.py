@@ -47,12 +47,21 @@ def _hover(df: pd.DataFrame) -> list[str]:
 def pareto_figure(df: pd.DataFrame, *, x: str, y: str, budget_ms: float | None = None,
                   stored_front: bool = False, selected: str | None = None,
                   baselines: Mapping[str, pd.DataFrame] | None = None,
+                  knee: str | None = None, exported: str | None = None,
+                  log_x: bool = False, overlays: Mapping[str, pd.DataFrame] | None = None,
+                  axis_titles: Mapping[str, str] | None = None,
                   title: str = "") -> go.Figure:
     """Scatter of objectives ``x`` against ``y``; the front drawn as a connected line.
 
     With ``stored_front`` the front is the ``on_front`` rows (a search run's front);
     otherwise the non-dominated points of what is shown. Points whose ``latency_ms``
     exceeds ``budget_ms`` are dimmed; ``selected`` (an arch key) gets a black ring.
+    ``knee`` and ``exported`` (arch keys) get their own marker traces (``knee``,
+    ``exported``) where they are plotted. ``overlays`` maps a latency table's label to the
+    same archs' points with latency from that table: each is drawn as its front (trace
+    ``front: <label>``) with its own knee (``knee: <label>``). ``log_x`` makes the x axis
+    logarithmic (always for FLOPs and params). ``axis_titles`` override the axis titles
+    (to name the source of a measured objective).
     """
     shown = df[np.isfinite(df[x].astype(float)) & np.isfinite(df[y].astype(float))].copy()
     if stored_front:
@@ -79,6 +88,31 @@ def pareto_figure(df: pd.DataFrame, *, x: str, y: str, budget_ms: float | None =
                         opacity=[DIM_OPACITY if d else 0.95 for d in part_dim],
                         line=dict(color="#111111", width=ring)),
             hovertext=_hover(part), hoverinfo="text", uid=name))
+    palette = ("#2a9d8f", "#8e5ac8", "#f4a261", "#6c757d")
+    for i, (label, points) in enumerate((overlays or {}).items()):
+        other = points[np.isfinite(points[x].astype(float))
+                       & np.isfinite(points[y].astype(float))]
+        if other.empty:
+            continue
+        mask = pareto_mask(other[x], other[y], maximise_x=x in MAXIMISED,
+                           maximise_y=y in MAXIMISED)
+        part = other[mask].sort_values(x, kind="stable")
+        colour = palette[i % len(palette)]
+        fig.add_trace(go.Scatter(
+            x=part[x].tolist(), y=part[y].tolist(), name=f"front: {label}",
+            mode="lines+markers", line=dict(color=colour, width=1.5, dash="dash"),
+            marker=dict(color=colour, size=8, symbol="diamond-open"),
+            customdata=part["key"].tolist(), hovertext=_hover(part), hoverinfo="text"))
+        knee_of_overlay = front_knee_2d(part, x=x, y=y)
+        if knee_of_overlay is not None:
+            _marker_trace(fig, part, knee_of_overlay, x=x, y=y, name=f"knee: {label}",
+                          symbol="star-open", colour=colour)
+    if knee is not None:
+        _marker_trace(fig, shown, knee, x=x, y=y, name="knee", symbol="star",
+                      colour="#f9c74f")
+    if exported is not None:
+        _marker_trace(fig, shown, exported, x=x, y=y, name="exported",
+                      symbol="square-open", colour="#111111")
     for method, points in (baselines or {}).items():
         if x in points and y in points:
             ordered = points.sort_values(x)
@@ -87,14 +121,44 @@ def pareto_figure(df: pd.DataFrame, *, x: str, y: str, budget_ms: float | None =
                                      marker=dict(size=6), opacity=0.7,
                                      hovertemplate=f"{method}<extra></extra>"))
     if budget_ms is not None and x == "latency_ms":
+        # the label sits at the bottom: the toolbar lives at the top right of the plot
         fig.add_vline(x=budget_ms, line=dict(color="#888888", dash="dash"),
-                      annotation_text=f"budget {budget_ms:.3g} ms")
-    fig.update_layout(title=title or None, xaxis_title=axis_title(x), yaxis_title=axis_title(y),
-                      height=480, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      annotation_text=f"budget {budget_ms:.3g} ms",
+                      annotation_position="bottom left")
+    titles = dict(axis_titles or {})
+    fig.update_layout(title=title or None, xaxis_title=titles.get(x, axis_title(x)),
+                      yaxis_title=titles.get(y, axis_title(y)), height=480,
+                      margin=dict(l=10, r=10, t=40 if title else 10, b=10),
                       legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
-    if x in ("flops", "params"):
+    if x in ("flops", "params") or log_x:
         fig.update_xaxes(type="log")
     return fig
+
+
+def front_knee_2d(front: pd.DataFrame, *, x: str, y: str) -> str | None:
+    """Arch key of the knee (`nas.search.pareto.knee_point`) of the 2-D front ``front``
+    in objectives ``x`` and ``y``; None when it is empty."""
+    from nas.search.pareto import knee_point
+
+    part = front[np.isfinite(front[x].astype(float)) & np.isfinite(front[y].astype(float))]
+    if part.empty:
+        return None
+    sign = np.array([-1.0 if c in MAXIMISED else 1.0 for c in (x, y)])
+    values = part[[x, y]].to_numpy(dtype=float) * sign
+    return str(part["key"].iloc[knee_point(values)])
+
+
+def _marker_trace(fig: go.Figure, points: pd.DataFrame, key: str, *, x: str, y: str,
+                  name: str, symbol: str, colour: str) -> None:
+    """A one-point trace over arch ``key`` (if it is among ``points``)."""
+    row = points[points["key"] == key]
+    if row.empty:
+        return
+    fig.add_trace(go.Scatter(
+        x=row[x].tolist(), y=row[y].tolist(), name=name, mode="markers",
+        customdata=row["key"].tolist(), hovertext=[f"{name}<br>" + h for h in _hover(row)],
+        hoverinfo="text", marker=dict(symbol=symbol, size=20, color=colour,
+                                      line=dict(color="#111111", width=1.5))))
 
 
 def arch_diagram(rows: Sequence[Mapping[str, Any]], *, title: str = "",
@@ -148,24 +212,36 @@ def arch_diagram(rows: Sequence[Mapping[str, Any]], *, title: str = "",
 
 
 def layer_latency_figure(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
-    """Per-layer latency bars (median with IQR), coloured by mixer."""
+    """Per-layer latency bars (median, with half the spread either side, never below 0 ms),
+    coloured by mixer."""
     labels = [f"{r['index']}. {r['mixer']}" for r in rows]
+    medians = [r["median_ms"] for r in rows]
+    half = [r["spread_ms"] / 2 for r in rows]
+    below = [min(h, m) if math.isfinite(h) and math.isfinite(m) else h
+             for h, m in zip(half, medians)]  # a latency is never negative
     fig = go.Figure(go.Bar(
-        x=labels, y=[r["median_ms"] for r in rows],
-        error_y=dict(type="data", array=[r["spread_ms"] / 2 for r in rows], visible=True),
+        x=labels, y=medians,
+        error_y=dict(type="data", array=half, arrayminus=below, visible=True),
         marker_color=[MIXER_COLOURS.get(r["mixer"], "#999999") for r in rows],
         hovertext=[f"{r['part']}: {r['detail']}" for r in rows]))
     fig.update_layout(yaxis_title="median latency (ms)", height=300,
                       margin=dict(l=10, r=10, t=10, b=10))
+    fig.update_yaxes(rangemode="nonnegative")
     return fig
 
 
+LOSS_KINDS = {"largest": "largest subnet: cross-entropy on the labels",
+              "other": "other subnets: distillation loss against the largest's logits"}
+
+
 def training_loss_figure(train: Sequence[Mapping[str, Any]]) -> go.Figure:
-    """Sandwich loss per step, and each sampled subnet's loss by role."""
-    fig = go.Figure()
-    steps = [p["step"] for p in train]
-    fig.add_trace(go.Scatter(x=steps, y=[p.get("loss") for p in train], name="step loss",
-                             mode="lines", line=dict(color="#111111", width=2)))
+    """Each sampled subnet's loss per step, in two labelled panels: the largest subnet's
+    cross-entropy on the labels (top) and the other subnets' distillation loss from the
+    largest's logits (bottom; another quantity, so another axis)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
+                        subplot_titles=(LOSS_KINDS["largest"], LOSS_KINDS["other"]))
     by_role: dict[str, tuple[list[int], list[float]]] = {}
     for p in train:
         for arch, loss in zip(p.get("archs") or [], p.get("losses") or []):
@@ -173,11 +249,16 @@ def training_loss_figure(train: Sequence[Mapping[str, Any]]) -> go.Figure:
             xs.append(p["step"])
             ys.append(loss)
     for role, (xs, ys) in by_role.items():
-        fig.add_trace(go.Scatter(x=xs, y=ys, name=f"{role} subnet", mode="lines",
-                                 line=dict(width=1, color=ROLE_COLOURS.get(role)),
-                                 opacity=0.8))
-    fig.update_layout(xaxis_title="step", yaxis_title="loss", height=360,
-                      margin=dict(l=10, r=10, t=10, b=10))
+        largest = role == "largest"
+        kind = "cross-entropy" if largest else "distillation"
+        fig.add_trace(go.Scatter(x=xs, y=ys, name=f"{role} subnet ({kind})", mode="lines",
+                                 line=dict(width=1.5 if largest else 1,
+                                           color=ROLE_COLOURS.get(role)), opacity=0.85),
+                      row=1 if largest else 2, col=1)
+    fig.update_yaxes(title_text="cross-entropy", row=1, col=1)
+    fig.update_yaxes(title_text="distillation loss", row=2, col=1)
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    fig.update_layout(height=460, margin=dict(l=10, r=10, t=30, b=10))
     return fig
 
 
@@ -273,4 +354,40 @@ def audit_figure(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
     fig.update_layout(xaxis_title="stand-alone test accuracy % (mean, min-max over seeds)",
                       yaxis_title="supernet (inherited weights) test accuracy %",
                       height=420, margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def hypervolume_figure(curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], *,
+                       title: str = "") -> go.Figure:
+    """Hypervolume (normalised) against the number of archs evaluated, one line per run or
+    baseline method (``name -> (evaluations, hypervolume)``)."""
+    fig = go.Figure()
+    for name, (xs, ys) in curves.items():
+        baseline = name.startswith("baseline")
+        fig.add_trace(go.Scatter(x=list(xs), y=list(ys), name=name, mode="lines",
+                                 line=dict(width=1.2 if baseline else 2.5,
+                                           dash="dot" if baseline else "solid"),
+                                 line_shape="hv"))
+    fig.update_layout(title=title or None, xaxis_title="archs evaluated",
+                      yaxis_title="hypervolume (normalised objectives)", height=360,
+                      margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    return fig
+
+
+def parallel_figure(frame: pd.DataFrame, *, choices: Sequence[str],
+                    objectives: Sequence[str], colour: str,
+                    labels: Mapping[str, str] | None = None) -> go.Figure:
+    """Parallel coordinates: one line per arch through its choices (``choices`` columns)
+    and its objectives, coloured by ``colour``."""
+    labels = dict(labels or {})
+    dims = []
+    for c in [*choices, *objectives]:
+        values = frame[c].astype(float)
+        dims.append(dict(label=labels.get(c, c), values=values.tolist()))
+    fig = go.Figure(go.Parcoords(
+        line=dict(color=frame[colour].astype(float).tolist(), colorscale="Viridis",
+                  showscale=True, colorbar=dict(title=labels.get(colour, colour))),
+        dimensions=dims))
+    fig.update_layout(height=420, margin=dict(l=60, r=40, t=50, b=20))
     return fig

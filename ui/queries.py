@@ -35,6 +35,7 @@ from ui.arch_metrics import (
     TableRef,
     arch_points,
     latency_model,
+    latency_source,
     predict_latency,
     space_key,
     table_applies,
@@ -193,11 +194,8 @@ def points(url: str, name: str, *, source: str = "best", table: TableRef | None 
            run: str | None = None) -> pd.DataFrame:
     """One row of objectives per arch of the study (see `ui.arch_metrics.arch_points`)."""
     lat = latencies(url, name, table) if table is not None else {}
-    lat_source = ""
-    if table is not None:
-        stored = latency_table(url, table)
-        calibrated = stored is not None and stored.calibration is not None
-        lat_source = f"latency table{' (calibrated)' if calibrated else ' (sum of layers)'}"
+    stored = latency_table(url, table) if table is not None else None
+    lat_source = latency_source(stored) if stored is not None else ""
     rows = front(url, name, run) if run else []
     return arch_points(archs(url, name), evaluations(url, name), source=source,
                        latencies=lat, latency_source=lat_source, front=rows,
@@ -218,3 +216,33 @@ def latest_predictor(url: str, name: str) -> PredictorRecord | None:
 def audit(url: str, name: str) -> StageStatus | None:
     """The study's ``audit`` stage; once done its detail is the `nas audit` report."""
     return next((s for s in stages(url, name) if s.stage == "audit"), None)
+
+
+# -- picks: the knee of a stored front and the exported arch -----------------------------
+
+
+def knee_key(url: str, name: str, run: str) -> str | None:
+    """The knee of search run ``run``'s stored front (`nas.search.session.knee_of_front`:
+    the search's, `nas export`'s and `nas show`'s knee)."""
+    from nas.search.session import front_knee_key
+
+    config = next((r.config for r in search_runs(url, name) if r.name == run), None)
+    return front_knee_key(front(url, name, run), config)
+
+
+def exported_key(url: str, name: str) -> str | None:
+    """The arch the study's export stage wrote (its stage detail), if that stage is done."""
+    stage = next((s for s in stages(url, name) if s.stage == "export"), None)
+    if stage is None or stage.status != "done" or not stage.detail:
+        return None
+    key = stage.detail.get("arch")
+    return key if isinstance(key, str) else None
+
+
+def search_history(url: str, name: str, run: str) -> list[dict[str, Any]]:
+    """The labelled archs of search run ``run`` in the order the search labelled them
+    (``[{"step": evaluations so far, "labelled": [keys]}]``), as the search session logs
+    them; empty for a run that logged none (made before runs logged their history)."""
+    from nas.search.session import history_run_name
+
+    return [r for r in metrics(url, name, history_run_name(run), "search")]

@@ -93,6 +93,12 @@ class SearchResult:
         return hypervolume(z, np.full(len(self.objectives), 1.0 + margin))
 
 
+def history_run_name(run: str) -> str:
+    """Name of the metrics log that holds search run ``run``'s labelling order (read back
+    with ``store.get_metrics(study=..., run=history_run_name(run), kind="search")``)."""
+    return f"search:{run}"
+
+
 def knee_of_front(rows: Sequence[Mapping[str, float]], *, objectives: Sequence[str]) -> int:
     """Index into ``rows`` of the knee of a front: the one knee of the project (the search's
     pick, `nas export`'s default, the mark in `nas show` and in the app).
@@ -115,6 +121,20 @@ def knee_of_front(rows: Sequence[Mapping[str, float]], *, objectives: Sequence[s
                              f"(it has {sorted(row)})")
         values.append([(-1.0 if o.maximise else 1.0) * float(row[o.name]) for o in parsed])
     return knee_point(np.array(values))
+
+
+def front_knee_key(front: Sequence[Any], config: Mapping[str, Any] | None) -> str | None:
+    """Arch key of the knee of stored front rows (`FrontRow`s; `knee_of_front` in the run's
+    objectives from its stored ``config``); None for an empty front or rows that lack the
+    run's objectives (a front stored by an older version)."""
+    if not front:
+        return None
+    objectives = (config or {}).get("objectives", ("accuracy", "latency"))
+    try:
+        return front[knee_of_front([r.objectives for r in front],
+                                   objectives=objectives)].arch_key
+    except ValueError:
+        return None
 
 
 def front_order(objectives: ObjectiveSet, minimised: np.ndarray) -> list[int]:
@@ -156,6 +176,7 @@ class SearchSession:
                                            known=known, on_results=self._record,
                                            chunk_size=chunk_size)
         self._values: list[np.ndarray] = []
+        self._logged = 0  # labelled archs already in the run's history log
         self._progress = _Progress(enabled=progress, total=budget,
                                    description=f"search {method}")
 
@@ -227,7 +248,26 @@ class SearchSession:
             self._progress.advance(self.evaluator.used - before)
             if self.store is not None:
                 self._store_front(self.result())
+        if self.store is not None and len(self.evaluator.labelled) > self._logged:
+            self._log_history()
         return values
+
+    def _log_history(self) -> None:
+        """Append the archs labelled since the last call to the run's history (a metrics
+        log named `history_run_name`, one record per batch keyed by the number of archs
+        labelled so far, so a resumed run rewrites the same records)."""
+        import tempfile
+        from pathlib import Path
+
+        labelled = self.evaluator.labelled
+        record = {"kind": "search", "step": len(labelled), "method": self.method,
+                  "labelled": [a.key() for a in labelled[self._logged:]]}
+        with tempfile.TemporaryDirectory(prefix="nas-search-history-") as tmp:
+            path = Path(tmp) / "history.jsonl"
+            path.write_text(json.dumps(record) + "\n")
+            self.store.import_metrics_log(study=self.study,
+                                          run=history_run_name(self.run_name), path=path)
+        self._logged = len(labelled)
 
     def labelled_values(self) -> np.ndarray:
         """(n, m) natural-unit values of every labelled arch, in label order."""
@@ -312,5 +352,5 @@ class _Progress:
             self._bar = None
 
 
-__all__ = ["SearchResult", "SearchSession", "front_order", "knee_of_front",
-           "normalised_reference"]
+__all__ = ["SearchResult", "SearchSession", "front_knee_key", "front_order",
+           "history_run_name", "knee_of_front", "normalised_reference"]

@@ -1,11 +1,13 @@
 """A store holding a small real study, for the app's tests and the README screenshots.
 
-A tiny study is trained, evaluated, given a predictor and searched by the real pipeline
-stages (`nas.pipeline.run_stage`), then audited (`nas.audit.run_audit`, 3 archs x 2
-seeds). Only the `profile` stage is replaced: its latency table
-is computed from each layer's exact FLOPs instead of timed (timing every layer takes
-minutes on a busy 2-core machine) and stored the way the stage stores it, so the search and
-the app read it like a measured one.
+A tiny study is trained, evaluated, given a predictor, searched and exported by the real
+pipeline stages (`nas.pipeline.run_stage`), then audited (`nas.audit.run_audit`, 3 archs x
+2 seeds). Only the `profile` stage is replaced: its latency table is computed from each
+layer's exact FLOPs instead of timed (timing every layer takes minutes on a busy 2-core
+machine) and stored the way the stage stores it, with a trusted validation and repeat
+ceiling, so the search and the app read it like a measured one. A second table, of
+another "device" (2 threads), is stored with a poor validation and a poor repeat ceiling:
+the app must flag it wherever it plots latency from it.
 
     python tests/ui_tests/fixture_store.py DIR    # builds DIR/ui.db, prints its URL
 """
@@ -51,24 +53,31 @@ class FixtureStore:
     latency_ms: dict[str, float]
 
 
-def computed_latency_table(space, *, seed: int = 0):
+def computed_latency_table(space, *, seed: int = 0, threads: int = 1, gflops: float = 5.0,
+                           noise: float = 0.04):
     """A calibrated, validated CPU table for every layer the space can contain: 1 us plus
-    the layer's FLOPs at 5 GFLOP/s; 'measured' models are the prediction with 4 % noise."""
+    the layer's FLOPs at ``gflops`` GFLOP/s (spread 250 %, so a layer's error bar would
+    reach below 0 if it were not clipped); 'measured' models are the prediction with
+    ``noise`` relative noise, measured twice for the repeat ceiling."""
     from kernels import LatencyTable, layer_flops, signature
     from kernels.fingerprint import device_fingerprint
-    from kernels.latency_table import LatencyEntry
+    from kernels.latency_table import LatencyEntry, latency_metrics
     from nas.latency import layer_slots
 
-    table = LatencyTable(device_fingerprint(device="cpu", batch_size=1, threads=1),
+    table = LatencyTable(device_fingerprint(device="cpu", batch_size=1, threads=threads),
                          meta={"note": "entries computed from FLOPs (test fixture)"})
     for _, spec in layer_slots(space):
-        ms = 0.001 + layer_flops(spec) / 5e6
-        table.entries[signature(spec)] = LatencyEntry(ms, 0.05 * ms, 21)
+        ms = 0.001 + layer_flops(spec) / (gflops * 1e6)
+        table.entries[signature(spec)] = LatencyEntry(ms, 2.5 * ms, 21)
     rng = np.random.default_rng(seed)
     models = [space.layers(space.sample(rng)) for _ in range(12)]
-    measured = [table.predict(m, naive=True) * 1.1 * rng.normal(1.0, 0.04) for m in models]
+    truth = [table.predict(m, naive=True) * 1.1 for m in models]
+    measured = [t * rng.normal(1.0, noise) for t in truth]
+    again = [t * rng.normal(1.0, noise) for t in truth[4:]]
     table.calibrate(models[:4], measured[:4])
-    table.validate(models[4:], measured[4:])
+    result = table.validate(models[4:], measured[4:])
+    result["repeat"] = latency_metrics(again, measured[4:])
+    table.validation = result
     return table
 
 
@@ -91,10 +100,12 @@ def build_fixture_store(root: Path) -> FixtureStore:
                          console=Console(quiet=True))
         done = {s.stage for s in store.stages(study=STUDY) if s.status == "done"}
         table = computed_latency_table(ctx.space())
-        for stage in ("train", "profile", "evaluate", "predict", "search"):
+        other = computed_latency_table(ctx.space(), seed=1, threads=2, gflops=3.0, noise=0.4)
+        for stage in ("train", "profile", "evaluate", "predict", "search", "export"):
             if stage in done:
                 continue  # a directory built before is reused as it is
             if stage == "profile":
+                store_table(store, other, space=ctx.space_key())  # older: not the default
                 store_table(store, table, space=ctx.space_key())
                 store.set_stage_status(study=STUDY, stage=stage, status="done", detail={
                     "fingerprint": table.fingerprint.id, "computed": True})

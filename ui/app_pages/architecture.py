@@ -9,25 +9,35 @@ import pandas as pd
 import streamlit as st
 
 from ui import queries
-from ui.arch_metrics import OBJECTIVES
-from ui.arch_view import layers_of, show_arch, stored_numbers
+from ui.arch_metrics import OBJECTIVES, latency_source
+from ui.arch_view import layers_of, show_arch, show_trust, stored_numbers
 from ui.export_zip import ExportError, export_arch_zip
 from ui.figures import layer_latency_figure
-from ui.page_context import ARCH_KEY, current_study, next_step, storage_url
+from ui.page_context import (
+    ARCH_KEY,
+    current_study,
+    link_arch,
+    linked_arch,
+    next_step,
+    storage_url,
+    study_command,
+)
 
 PICK_KEY = "architecture_pick"
 EXPORT_KEY = "architecture_export"
 NO_COMPARE = "(none)"
 
 
-def predicted_vs_measured(url: str, study: str, key: str, predicted_ms: float) -> pd.DataFrame:
-    """Latency predicted by the table beside any measured latency; accuracy and loss from
-    every source that stored one."""
+def predicted_vs_measured(url: str, study: str, key: str, predicted_ms: float,
+                          table_source: str = "latency table") -> pd.DataFrame:
+    """Latency predicted by the table (``table_source`` names it and its verdict) beside
+    any measured latency; accuracy and loss from every source that stored one."""
     numbers = stored_numbers(url, study, key)
-    rows = [{"quantity": "latency (ms)", "source": "latency table (predicted)",
+    rows = [{"quantity": "latency (ms)", "source": f"{table_source}, predicted",
              "value": predicted_ms}] if math.isfinite(predicted_ms) else []
     for r in numbers.itertuples():
-        if "latency" in r.metric or r.metric in ("val_accuracy", "val_loss"):
+        if "latency" in r.metric or r.metric in ("val_accuracy", "val_loss", "test_accuracy",
+                                                 "test_loss"):
             rows.append({"quantity": r.metric, "source": f"{r.source} ({r.fidelity or '-'})",
                          "value": r.value})
     return pd.DataFrame(rows, columns=["quantity", "source", "value"])
@@ -63,13 +73,12 @@ def main() -> None:
         return
     archs = queries.archs(url, record.name)
     if not archs:
-        next_step(f"Study {record.name} has no arch yet.",
-                  f"nas run {record.study_path or 'STUDY_FILE'}")
+        next_step(f"Study {record.name} has no arch yet.", study_command(record))
         return
     points = queries.points(url, record.name)
     labels = dict(zip(points["key"], points["label"]))
     keys = sorted(labels, key=lambda k: labels[k])
-    wanted = st.session_state.get(ARCH_KEY)
+    wanted = linked_arch(labels) or st.session_state.get(ARCH_KEY)
     if wanted in labels and st.session_state.get("_architecture_wanted") != wanted:
         st.session_state[PICK_KEY] = wanted  # a pick made on another page wins once
         st.session_state["_architecture_wanted"] = wanted
@@ -80,11 +89,15 @@ def main() -> None:
     key = c1.selectbox("Architecture", keys, key=PICK_KEY,
                        format_func=lambda k: f"{labels[k]}  [{k}]")
     st.session_state[ARCH_KEY] = key
+    link_arch(key)
     table_label = c2.selectbox("Latency table", list(tables) or ["(none)"])
     table = tables.get(table_label)
+    stored_table = queries.latency_table(url, table) if table is not None else None
     if not tables:
-        st.caption(f"No latency table for this space: run `nas profile "
-                   f"{record.study_path or record.name}` for the per-layer breakdown.")
+        st.caption(f"No latency table for this space: run "
+                   f"`{study_command(record, 'profile')}` for the per-layer breakdown.")
+    elif stored_table is not None:
+        show_trust(stored_table)
     arch = queries.arch_by_key(url, record.name, key)
     rows, predicted = layers_of(url, record, arch, table)
     max_dim = max(int(r["dim"] or 1) for r in rows)
@@ -100,7 +113,9 @@ def main() -> None:
     st.dataframe(frame, hide_index=True, width="stretch")
 
     st.subheader("Predicted and measured")
-    compared = predicted_vs_measured(url, record.name, key, predicted)
+    compared = predicted_vs_measured(
+        url, record.name, key, predicted,
+        latency_source(stored_table) if stored_table is not None else "latency table")
     if compared.empty:
         st.caption("Nothing stored for this arch yet.")
     else:

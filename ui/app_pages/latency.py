@@ -7,22 +7,30 @@ import pandas as pd
 import streamlit as st
 
 from ui import queries
-from ui.arch_metrics import TableRef, mixer_entries, table_label
+from ui.arch_metrics import TableRef, mixer_entries, table_label, table_trust
+from ui.arch_view import show_trust
 from ui.figures import latency_heatmap
-from ui.page_context import next_step, storage_url
+from ui.page_context import next_step, shown_url, storage_url
 
 MIXERS = ("attention", "glu_mlp", "ssm", "conv")
 
 
 def validation_frame(validation: dict) -> pd.DataFrame:
-    """Rows ``naive`` / ``calibrated`` with MAPE, share within 10 %, Kendall tau, n."""
+    """Rows ``naive`` / ``calibrated`` (the table against whole models measured) and the
+    machine's repeat ceiling (the same models measured twice; a row of missing values when
+    it was not measured) with MAPE, share within 10 %, Kendall tau, n."""
     rows = []
-    for name in ("naive", "calibrated"):
+    names = {"naive": "naive (sum of layers)", "calibrated": "calibrated",
+             "repeat": "repeat ceiling (same models measured twice)"}
+    for name, words in names.items():
         v = validation.get(name)
         if isinstance(v, dict):
-            rows.append({"prediction": name, "MAPE %": 100 * v.get("mape", float("nan")),
+            rows.append({"prediction": words, "MAPE %": 100 * v.get("mape", float("nan")),
                          "within ±10 %": 100 * v.get("within10", float("nan")),
                          "Kendall tau": v.get("kendall"), "models": v.get("n")})
+        elif name == "repeat" and rows:
+            rows.append({"prediction": words + ": not measured", "MAPE %": float("nan"),
+                         "within ±10 %": float("nan"), "Kendall tau": None, "models": None})
     return pd.DataFrame(rows)
 
 
@@ -31,12 +39,13 @@ def main() -> None:
     st.title("Latency tables")
     tables = queries.latency_tables(url)
     if not tables:
-        next_step("No latency table in the store yet.",
-                  "nas profile studies/quickstart.py --storage URL")
+        next_step(f"No latency table in `{shown_url(url)}` yet.",
+                  f"nas profile studies/quickstart.py --storage {shown_url(url)}")
         return
     st.dataframe(pd.DataFrame([{
         "device": table_label(t), "space": t.space or "(any)", "entries": t.n_entries,
-        "calibrated": t.calibration is not None, "updated": t.updated_at,
+        "calibrated": t.calibration is not None, "verdict": table_trust(t).status,
+        "updated": t.updated_at,
     } for t in tables]), hide_index=True, width="stretch")
     choices = {f"{table_label(t)} · {t.space or 'any space'}": TableRef.of(t) for t in tables}
     picked = st.selectbox("Table", list(choices))
@@ -45,6 +54,7 @@ def main() -> None:
         st.warning("This table disappeared from the store; press Refresh.")
         return
     st.subheader("Validation on whole models")
+    show_trust(record)
     validation = record.validation or {}
     frame = validation_frame(validation)
     if frame.empty:

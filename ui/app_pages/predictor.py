@@ -13,7 +13,7 @@ import streamlit as st
 from nas.audit.table import audit_summary
 from ui import queries
 from ui.figures import audit_figure, predicted_vs_true_figure
-from ui.page_context import current_study, next_step, storage_url
+from ui.page_context import current_study, next_step, shown_url, storage_url, study_command
 from ui.ranking import noise_ceiling, paired, tau
 
 
@@ -41,7 +41,7 @@ def main() -> None:
     metrics = sorted(set(frame.loc[frame["source"] == "predictor", "metric"]))
     if not metrics:
         next_step(f"No predictor prediction stored for {record.name} yet.",
-                  f"nas predict {record.study_path or record.name}")
+                  study_command(record, "predict"))
     else:
         st.subheader("Predicted against supernet labels")
         metric = st.selectbox("metric", metrics)
@@ -66,7 +66,8 @@ def show_audit(url: str, record) -> None:
     (with bootstrap intervals), the seed-to-seed noise ceiling and the audited archs."""
     st.subheader("Audit: rankings against stand-alone training")
     stage = queries.audit(url, record.name)
-    command = f"nas audit {record.study_path or record.name} --n 12 --seeds 2"
+    command = (f"nas audit {record.study_path or 'STUDY_FILE'} --n 12 --seeds 2 "
+               f"--storage {shown_url(url)}")
     if stage is None:
         next_step("No rank-fidelity audit of this study yet: it trains a stratified sample "
                   "of subnets from scratch and checks the supernet's ranking against them.",

@@ -69,7 +69,7 @@ def main() -> None:
     st.title("Studies")
     if not queries.studies(url):
         next_step(f"No study in `{queries.store(url).url}` yet.",
-                  "nas run studies/quickstart.py --storage URL")
+                  f"nas run studies/quickstart.py --storage {queries.store(url).url}")
         return
     st.dataframe(study_table(url), hide_index=True, width="stretch")
     name = st.session_state.get("study")
