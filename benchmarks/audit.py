@@ -49,6 +49,7 @@ DATASETS = {"mnist": ("studies/mnist_hybrid.py", "mnist_hybrid.jsonl"),
             "cifar10_subset": ("studies/cifar10_subset.py", "cifar10_subset.jsonl")}
 LABELS = ROOT / "benchmarks" / "results" / "labels"
 _LOADED: dict[str, Any] = {}
+LABEL_SEED = 4242
 
 
 def _study(study_file: str):
@@ -104,9 +105,22 @@ def standalone_job(study_file: str, device: str, arch_json: str, seed: int,
     return {"kind": "standalone", "study": study.name, **result.to_dict()}
 
 
-def load_labels(name: str) -> dict[str, dict[str, Any]]:
-    rows = [json.loads(line) for line in (LABELS / name).read_text().splitlines() if line]
-    return {Arch.from_json(r["arch"]).key(): r for r in rows}
+def load_labels(name: str, space) -> dict[str, dict[str, Any]]:
+    """The labels file's rows whose arch is in ``space`` (a study whose space changed since
+    the labels were made keeps none of them)."""
+    path = LABELS / name
+    if not path.exists():
+        return {}
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+    out = {}
+    for r in rows:
+        arch = Arch.from_json(r["arch"])
+        try:
+            space.validate(arch)
+        except ValueError:
+            continue
+        out[arch.key()] = r
+    return out
 
 
 def fit_predictor(space, labels: dict[str, dict[str, Any]], audited: list[Arch]) -> list[float]:
@@ -116,6 +130,8 @@ def fit_predictor(space, labels: dict[str, dict[str, Any]], audited: list[Arch])
     keys = {a.key() for a in audited}
     train = [(Arch.from_json(r["arch"]), r["val_loss"]) for k, r in labels.items()
              if k not in keys]
+    if len(train) < 32:  # no labels of this space: no predictor to rank with
+        return [float("nan")] * len(audited)
     model = make_predictor("gnn", space, seed=0).fit([a for a, _ in train],
                                                      [y for _, y in train])
     mean, _ = model.predict(audited)
@@ -146,7 +162,8 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-HEADLINES = ("supernet_tau", "predictor_tau", "flops_tau", "noise_ceiling_tau", "goal_met")
+HEADLINES = ("supernet_tau", "predictor_tau", "flops_tau", "noise_ceiling_tau", "goal_met",
+             "mean_gap_inherited_vs_standalone")
 
 
 def flat_headlines(metrics: dict) -> dict:
@@ -163,8 +180,12 @@ def main() -> None:
     for ds in args.datasets:
         study_file, labels_file = DATASETS[ds]
         study, space, _ = _study(study_file)
-        labels = load_labels(labels_file)
+        labels = load_labels(labels_file, space)
         archs = [Arch.from_json(r["arch"]) for r in labels.values()]
+        if len(archs) < 10 * args.n:  # the space changed: candidates drawn from it instead
+            rng = np.random.default_rng(LABEL_SEED)
+            archs = list({a.key(): a for a in (space.sample(rng) for _ in range(1000))}
+                         .values())
         selection = select_archs(space=space, n=args.n, candidates=archs, seed=args.seed,
                                  include_extremes=False)
         recipe = StandaloneRecipe.from_training(study.training, budget=args.budget,
@@ -252,9 +273,11 @@ def summarise(plan, results, predictions, args) -> tuple[dict[str, Any], dict[st
         pred_by = raw[ds]["predictor"]
         labels = p["labels"]
         proxies = {"supernet": [sup["test_accuracy"][k] for k in keys],
-                   "predictor": [pred_by[k] for k in keys],
-                   "flops": [float(s.flops) for s in selection],
-                   "labels_supernet": [labels[k]["val_acc"] for k in keys]}
+                   "flops": [float(s.flops) for s in selection]}
+        if all(np.isfinite(pred_by[k]) for k in keys):
+            proxies["predictor"] = [pred_by[k] for k in keys]
+        if all(k in labels for k in keys):
+            proxies["labels_supernet"] = [labels[k]["val_acc"] for k in keys]
         report = rank_fidelity(standalone=matrix, proxies=proxies,
                                top_k=max(1, round(0.25 * len(keys))), seed=0)
         comp, ceiling = report["comparisons"], report["noise_ceiling"]
@@ -263,7 +286,11 @@ def summarise(plan, results, predictions, args) -> tuple[dict[str, Any], dict[st
                 entry[f"{name}_{m}"] = comp[name][m]
                 entry[f"{name}_{m}_ci"] = comp[name][f"{m}_ci"]
         entry["supernet_tau"] = comp["supernet"]["kendall_tau"]
-        entry["predictor_tau"] = comp["predictor"]["kendall_tau"]
+        entry["predictor_tau"] = (comp["predictor"]["kendall_tau"] if "predictor" in comp
+                                  else None)
+        gaps = [100 * (sup["test_accuracy"][k] - t) for k, t in zip(keys, matrix.mean(1))]
+        entry["mean_gap_inherited_vs_standalone"] = float(np.mean(gaps))  # points, < 0: worse
+        entry["gap_points"] = dict(zip(keys, gaps))
         entry["flops_tau"] = comp["flops"]["kendall_tau"]
         entry["noise_ceiling_tau"] = ceiling.get("kendall_tau")
         entry["noise_ceiling_tau_ci"] = ceiling.get("kendall_tau_ci")
@@ -286,7 +313,8 @@ def summarise(plan, results, predictions, args) -> tuple[dict[str, Any], dict[st
                              "flops": s.flops, "standalone": float(t),
                              "standalone_seeds": [float(v) for v in row],
                              "supernet": sup["test_accuracy"][k],
-                             "labels_val_acc": labels[k]["val_acc"], "predictor": pred_by[k]}
+                             "labels_val_acc": labels.get(k, {}).get("val_acc"),
+                             "predictor": pred_by[k]}
                             for k, s, t, row in zip(keys, selection, truth, matrix)]
         raw[ds]["disagreements"] = {name: disagreements(keys, truth, scores, limit=12)
                                     for name, scores in proxies.items()}

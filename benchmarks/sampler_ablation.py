@@ -1,8 +1,11 @@
 """Benchmark `sampler_ablation` (and the supernets + labels the predictor benchmark needs).
 
-Trains the MNIST study's supernet with each sampler under the same budget (same steps,
-batch and number of subnets per step: uniform samples 4 random subnets, the sandwich
-samplers 2 + largest + smallest), 3 seeds for uniform and complexity_aware, then scores
+Trains the MNIST study's supernet (its recipe: augmentation, label smoothing, stochastic
+depth) with each sampler under the same budget (same steps, batch and number of subnets per
+step: uniform samples 4 random subnets, the sandwich samplers 2 + largest + smallest), 3
+seeds for uniform and complexity_aware, each over its whole cosine schedule (``--steps`` is
+the horizon; a run that a ``--time-limit`` stops early is flagged ``completed: false``), then
+scores
 the largest, the smallest and 50 fixed random subnets on the 10,000 test images. The runs
 are independent processes sharing one GPU. With ``--label N`` the complexity_aware seed-0
 MNIST supernet and a CIFAR-10-subset supernet also label N random subnets (inherited
@@ -61,6 +64,7 @@ def run_job(*, study_file: str, sampler: str, seed: int, device: str, steps: int
     scores = evaluate_many(net, archs, data.test.x, data.test.y, batch_size=1000, device=device)
     acc = [100 * r.accuracy for r in scores]
     summary = {"sampler": sampler, "seed": seed, "study": study.name, "steps": result.step,
+               "horizon": config.steps, "completed": result.step == config.steps,
                "train_seconds": train_s, "largest": acc[0], "smallest": acc[1],
                "random_mean": statistics.mean(acc[2:]), "random_min": min(acc[2:]),
                "random": dict(zip([a.key() for a in randoms], acc[2:])),
@@ -136,6 +140,7 @@ def main() -> None:
                 entry[f"{key}_std"] = statistics.stdev(values)
         entry["seeds"] = len(runs)
         entry["steps"] = [r["steps"] for r in runs]
+        entry["completed"] = all(r.get("completed", False) for r in runs)
         entry["train_seconds"] = statistics.mean(r["train_seconds"] for r in runs)
         metrics[sampler] = entry
     best = max(metrics, key=lambda s: metrics[s]["random_mean"])
