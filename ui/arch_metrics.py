@@ -195,14 +195,16 @@ def arch_points(archs: Sequence[ArchRecord], evaluations: Iterable[Evaluation], 
         arch = Arch.from_json(record.arch_json)
         row: dict[str, Any] = {"key": record.key, "label": arch.label()}
         for name in MEASURED_METRICS:
-            row[name], row[f"{name}_source"] = _pick(values, record.key, name, source)
+            row[name], row[f"{name}_source"] = math.nan, ""
             stored = objectives.get(record.key, {}).get(name)
-            if (not math.isfinite(row[name]) and source in ("best", "supernet")
-                    and _finite(stored)
-                    and not (source == "best" and _has_other(values, record.key, name))):
-                row[name] = float(stored)
-                row[f"{name}_source"] = (f"supernet (inherited weights), stored with front "
-                                         f"{front_name}").strip()
+            for candidate in (SOURCES if source == "best" else (source,)):
+                value, words = _pick(values, record.key, name, candidate)
+                if math.isnan(value) and candidate == "supernet" and _finite(stored):
+                    value = float(stored)
+                    words = f"supernet (inherited weights), stored with front {front_name}"
+                if not math.isnan(value):
+                    row[name], row[f"{name}_source"] = value, words.strip()
+                    break
         latency = (latencies or {}).get(record.key, math.nan)
         row["latency_ms"] = latency
         row["latency_ms_source"] = latency_source if math.isfinite(latency) else ""
@@ -216,12 +218,6 @@ def arch_points(archs: Sequence[ArchRecord], evaluations: Iterable[Evaluation], 
     columns = ["key", "label"] + [c for name in OBJECTIVES for c in (name, f"{name}_source")] \
         + ["on_front", "front_rank"]
     return pd.DataFrame(rows, columns=columns)
-
-
-def _has_other(values: Mapping[tuple[str, str, str], float], key: str, name: str) -> bool:
-    """Whether a source better than the supernet (standalone) has objective ``name``."""
-    metric = MEASURED["standalone"][name][0]
-    return (key, metric, "standalone") in values
 
 
 def _finite(value: Any) -> bool:
