@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from nas.pipeline import StudyContext
+    from nas.study import Study
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Hardware-aware NAS: spaces, supernet training, latency, search, export.")
@@ -60,13 +63,18 @@ def _check_args(**limits: tuple[object, float, bool]) -> None:
 
 @contextmanager
 def _study(study_file: Path, storage: Optional[str], *, command: str, force: bool = False,
-           device: Optional[str] = None, wait: bool = False) -> Iterator[StudyContext]:
-    """Check the study (space, data, recipe) before any store is opened, then open the
-    store, take the study's lease (refusing, or waiting with ``wait``, while another run
-    holds it) and open the study; the lease is given back on the way out."""
+           device: Optional[str] = None, wait: bool = False,
+           before_store: Optional[Callable[[Study], object]] = None
+           ) -> Iterator[StudyContext]:
+    """Check the study (space, data, recipe; then ``before_store(study)``, e.g. an input
+    file's check) before any store is opened, then open the store, take the study's lease
+    (refusing, or waiting with ``wait``, while another run holds it) and open the study; the
+    lease is given back on the way out."""
     from nas.pipeline import StudyLease, open_study, prepare_study
 
     checked = prepare_study(study_file, device=device)
+    if before_store is not None:
+        before_store(checked.study)
     with _store(storage) as store, StudyLease(store=store, study=checked.study.name,
                                               command=command, wait=wait) as lease:
         yield open_study(study_file, store=store, force=force, device=device, checked=checked,
@@ -199,11 +207,14 @@ def profile(
 ) -> None:
     """Measure (or import) the latency table of the study's space and store it."""
     try:
-        from nas.pipeline import import_profile, run_stage
+        from nas.pipeline import check_latency_table_file, import_profile, run_stage
 
         if import_file is not None and not import_file.is_file():
             raise ValueError(f"--import: no such file {import_file}")
-        with _study(study_file, storage, command="nas profile", force=force, wait=wait) as ctx:
+        check_file = None if import_file is None else (
+            lambda study: check_latency_table_file(import_file, study=study))
+        with _study(study_file, storage, command="nas profile", force=force, wait=wait,
+                    before_store=check_file) as ctx:
             detail = (import_profile(ctx, import_file) if import_file is not None
                       else run_stage(ctx, "profile"))
             ctx.console.print(f"profile: done {detail}")

@@ -29,7 +29,7 @@ import torch
 
 from kernels import StaticModel, StemSpec, spec_from_dict, spec_to_dict
 from nas.supernet import Supernet
-from search_spaces import Arch
+from search_spaces import Arch, SearchSpace
 
 
 @torch.no_grad()
@@ -101,17 +101,42 @@ def dynamic_axes(model: StaticModel) -> dict[str, dict[int, str]]:
     return {"input": dict(axes), "output": dict(axes)}
 
 
-def load_subnet(directory: str | os.PathLike) -> StaticModel:
-    """Rebuild a saved model from ``layers.json`` and ``weights.pt`` (kernels only)."""
+def load_subnet(directory: str | os.PathLike, *, space: SearchSpace | None = None
+                ) -> StaticModel:
+    """Rebuild a saved model from ``layers.json`` and ``weights.pt`` (kernels only). With
+    ``space``, refuse an ``arch.json`` outside it, or whose layers are not the arch's in that
+    space. A crafted or corrupt file gives one ValueError naming it."""
     directory = Path(directory)
     for name in ("arch.json", "layers.json", "weights.pt"):
         if not (directory / name).is_file():
             raise ValueError(f"{directory / name}: missing; not a saved subnet directory")
-    specs = [spec_from_dict(d) for d in json.loads((directory / "layers.json").read_text())]
+    try:
+        arch = Arch.from_json((directory / "arch.json").read_text())
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{directory / 'arch.json'}: not an arch ({exc})") from None
+    try:
+        specs = [spec_from_dict(d) for d in json.loads((directory / "layers.json").read_text())]
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{directory / 'layers.json'}: not a list of layer specs "
+                         f"({exc})") from None
+    if space is not None:
+        try:
+            expected = space.layers(arch)
+        except ValueError as exc:
+            raise ValueError(f"{directory / 'arch.json'}: arch not in space {space.name!r}: "
+                             f"{exc}") from None
+        if [spec_to_dict(s) for s in expected] != [spec_to_dict(s) for s in specs]:
+            raise ValueError(f"{directory / 'layers.json'}: its layers are not those of the "
+                             f"arch in arch.json in space {space.name!r}")
     model = StaticModel(specs)
-    state = torch.load(directory / "weights.pt", map_location="cpu", weights_only=True)
-    model.load_state_dict(state, strict=True)
-    model.arch = Arch.from_json((directory / "arch.json").read_text())
+    try:
+        state = torch.load(directory / "weights.pt", map_location="cpu", weights_only=True)
+        model.load_state_dict(state, strict=True)
+    except Exception as exc:  # truncated, foreign or mismatched weights: one clear line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{directory / 'weights.pt'}: does not load into the saved layers "
+                         f"({first})") from None
+    model.arch = arch
     return model.eval()
 
 

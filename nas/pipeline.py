@@ -443,7 +443,7 @@ def import_profile(ctx: StudyContext, path: str | Path) -> dict[str, Any]:
     from nas.latency_store import import_table_file
     from nas.profile import enumerate_layer_specs, latency_trust, validation_line
 
-    check_latency_table_file(ctx, path)  # a crafted or corrupt table: one line, no write
+    check_latency_table_file(path, study=ctx.study)  # crafted or corrupt: one line, no write
     expected = {signature(s) for s in enumerate_layer_specs(ctx.space())}
     table = import_table_file(ctx.store, path, space_name=ctx.space_key(),
                               expected_signatures=expected)
@@ -459,7 +459,7 @@ def import_profile(ctx: StudyContext, path: str | Path) -> dict[str, Any]:
     return detail
 
 
-def check_latency_table_file(ctx: StudyContext, path: str | Path):
+def check_latency_table_file(path: str | Path, *, study: Study):
     """Read a latency table file and refuse it unless every latency is finite and
     positive (spreads finite and >= 0, repeats >= 1, calibration finite with a positive
     scale) and its fingerprint matches the study's profiling settings (mode, batch size,
@@ -495,13 +495,13 @@ def check_latency_table_file(ctx: StudyContext, path: str | Path):
         if cal.scale <= 0:
             raise ValueError(f"latency table {path}: calibration.scale must be > 0, got "
                              f"{cal.scale!r}")
-    fp, cfg = table.fingerprint, ctx.study.profiling
+    fp, cfg = table.fingerprint, study.profiling
     for name, got, want in (("mode", fp.mode, cfg.mode), ("batch_size", fp.batch_size,
                                                           cfg.batch_size),
                             ("device type", fp.device_type, cfg.device)):
         if got != want:
             raise ValueError(f"latency table {path}: measured with {name} {got!r}, but study "
-                             f"{ctx.name!r} profiles with {want!r} (profiling="
+                             f"{study.name!r} profiles with {want!r} (profiling="
                              f"ProfilingConfig(...) in the study file)")
     return table
 

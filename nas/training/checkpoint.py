@@ -90,8 +90,13 @@ def load_checkpoint(path: str | os.PathLike, *, space_fingerprint: str | None = 
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # a truncated or foreign file: one clear error
-        raise CheckpointError(f"checkpoint {path} is unreadable: {exc}") from None
+    except Exception as exc:  # a truncated, foreign or crafted file: one clear line
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        if reason.startswith("Weights only load failed"):
+            reason = ("it holds objects that weights_only=True refuses to unpickle (a foreign "
+                      "or crafted file)")
+        raise CheckpointError(f"checkpoint {path} is unreadable: {reason}") from None
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path} is not a nas supernet checkpoint (format "
                               f"{FORMAT_VERSION})")
