@@ -1,0 +1,150 @@
+"""The study lease with real processes on SQLite and PostgreSQL: a second run is refused
+(naming the owner) or waits; a dead owner is taken over; older stores migrate to it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from nas.pipeline import StudyLease
+from nas.storage import LeaseHeldError, open_store
+from nas.storage.values import utc_now
+
+HOLDER = Path(__file__).with_name("lease_holder.py")
+
+
+@pytest.fixture(params=["sqlite_file", "postgresql"])
+def url(request, tmp_path):
+    if request.param == "sqlite_file":
+        yield f"sqlite:///{tmp_path / 'nas.db'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    name = server.database()
+    yield server.url(name)
+    server.drop(name)
+
+
+def _start(url: str, out: Path, hold_s: float, wait: bool = False) -> subprocess.Popen:
+    args = [sys.executable, str(HOLDER), url, "q", str(out), str(hold_s)]
+    return subprocess.Popen(args + (["wait"] if wait else []), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _report(out: Path, proc: subprocess.Popen, timeout: float = 60) -> dict:
+    path = out / f"{proc.pid}.json"
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None and not path.exists():
+            raise AssertionError(f"holder exited {proc.returncode}: {proc.stderr.read()}")
+        assert time.monotonic() < deadline, "no report from the lease holder"
+        time.sleep(0.05)
+    time.sleep(0.05)
+    return json.loads(path.read_text())
+
+
+def test_second_process_is_refused_naming_the_owner(url, tmp_path):
+    open_store(url).close()  # create the schema once, before the race
+    first = _start(url, tmp_path, hold_s=4)
+    assert _report(tmp_path, first)["held"]
+    second = _start(url, tmp_path, hold_s=0)
+    got = _report(tmp_path, second)
+    assert second.wait(60) == 1
+    assert not got["held"]
+    assert f"{socket.gethostname()} pid {first.pid} since" in got["error"]
+    assert "--wait" in got["error"] and "\n" not in got["error"]
+    assert first.wait(60) == 0
+    with open_store(url) as store:
+        assert store.get_lease(study="q") is None  # given back
+
+
+def test_waiting_process_gets_the_lease_after_the_owner(url, tmp_path):
+    open_store(url).close()
+    first = _start(url, tmp_path, hold_s=3)
+    held_first = _report(tmp_path, first)
+    second = _start(url, tmp_path, hold_s=0, wait=True)
+    got = _report(tmp_path, second)
+    assert got["held"] and got["taken_over"] is None
+    assert first.wait(60) == 0 and second.wait(60) == 0
+    assert got["at"] >= held_first["at"] + 3 - 0.5  # only after the first let go
+
+
+def test_killed_owner_is_taken_over(url, tmp_path):
+    open_store(url).close()
+    first = _start(url, tmp_path, hold_s=60)
+    assert _report(tmp_path, first)["held"]
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(30)
+    second = _start(url, tmp_path, hold_s=0)
+    got = _report(tmp_path, second)
+    assert second.wait(60) == 0
+    assert got["held"] and got["taken_over"] == {"host": socket.gethostname(),
+                                                 "pid": first.pid}
+
+
+def test_other_host_is_taken_over_only_when_it_stopped_beating(url):
+    with open_store(url) as store:
+        def stale(lease, now):  # as StudyLease judges another host: by heartbeat only
+            return (now - lease.heartbeat_at) > timedelta(seconds=30)
+
+        store.acquire_lease(study="q", token="a" * 32, host="otherbox", pid=1,
+                            command="nas run", is_stale=stale)
+        with pytest.raises(LeaseHeldError, match="otherbox pid 1 since"):
+            store.acquire_lease(study="q", token="b" * 32, host="here", pid=2,
+                                command="nas run", is_stale=stale)
+
+        def old(lease, now):  # the same check an hour later
+            return stale(lease, now + timedelta(hours=1))
+
+        lease, previous = store.acquire_lease(study="q", token="b" * 32, host="here", pid=2,
+                                              command="nas run", is_stale=old)
+        assert previous.host == "otherbox" and lease.host == "here"
+        assert not store.heartbeat_lease(study="q", token="a" * 32)  # the old owner lost it
+        assert store.heartbeat_lease(study="q", token="b" * 32)
+
+
+def test_lease_thread_beats_and_detects_a_takeover(tmp_path):
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    with open_store(url) as store:
+        lease = StudyLease(store=store, study="q", command="test", ttl_s=0.4).acquire()
+        try:
+            first = store.get_lease(study="q").heartbeat_at
+            time.sleep(0.5)
+            assert store.get_lease(study="q").heartbeat_at > first
+            # another run on another host takes it over (as if this one had stalled)
+            store.release_lease(study="q", token=lease.token)
+            store.acquire_lease(study="q", token="c" * 32, host="otherbox", pid=9,
+                                command="nas run", is_stale=lambda *_: True)
+            time.sleep(0.4)
+            with pytest.raises(RuntimeError, match="taken over by otherbox pid 9"):
+                lease.check()
+        finally:
+            lease.release()
+        assert store.get_lease(study="q").host == "otherbox"  # not ours to give back
+
+
+def test_store_at_the_first_revision_migrates_and_leases(tmp_path):
+    from alembic import command
+    from sqlalchemy import create_engine, inspect
+
+    from nas.storage.database import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0001")
+        assert "study_leases" not in inspect(conn).get_table_names()
+    engine.dispose()
+    with open_store(url) as store:
+        lease, _ = store.acquire_lease(study="old", token="d" * 32, host="h", pid=3,
+                                       command="nas run", is_stale=lambda *_: False)
+        assert store.get_lease(study="old") == lease
+        assert abs((lease.heartbeat_at - utc_now()).total_seconds()) < 60
