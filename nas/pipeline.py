@@ -485,6 +485,9 @@ def check_latency_table_file(path: str | Path, *, study: Study):
         if isinstance(e.repeats, bool) or not isinstance(e.repeats, int) or e.repeats < 1:
             raise ValueError(f"{where}: repeats must be an int >= 1, got {e.repeats!r}")
     cal = table.calibration
+    if cal is None:  # the search cannot use it (it composes layer sums with the calibration)
+        raise ValueError(f"latency table {path}: it has no calibration; build it with "
+                         f"`python -m nas.profile`, which calibrates it on whole models")
     if cal is not None:
         for name in ("scale", "per_layer_ms", "intercept_ms"):
             value = getattr(cal, name)

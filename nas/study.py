@@ -38,6 +38,17 @@ class StudyFileError(ValueError):
     """A study file that is missing, fails to import, or does not declare one Study."""
 
 
+def _int_at_least(where: str, value: Any, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"{where}: must be an int >= {least}, got {value!r}")
+
+
+def _number(where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise ValueError(f"{where}: must be a number, got {value!r}")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class EvaluationConfig:
     """The `evaluate` stage: ``n_archs`` random subnets scored with inherited weights on the
@@ -48,8 +59,9 @@ class EvaluationConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.n_archs < 8 or self.batch_size < 1:
-            raise ValueError("evaluation.n_archs must be >= 8 and batch_size >= 1")
+        _int_at_least("evaluation.n_archs", self.n_archs, 8)
+        _int_at_least("evaluation.batch_size", self.batch_size, 1)
+        _int_at_least("evaluation.seed", self.seed, 0)
 
 
 @dataclass(frozen=True)
@@ -68,9 +80,17 @@ class ProfilingConfig:
     min_block_s: float | None = None
 
     def __post_init__(self) -> None:
-        if not 1 <= self.n_calibration <= 10 or self.n_validation < 2:
-            raise ValueError("profiling.n_calibration must be 1..10 and n_validation >= 2")
-        if self.min_block_s is not None and self.min_block_s < 0:
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"profiling.device: expected 'cpu' or 'cuda', got {self.device!r}")
+        if not isinstance(self.mode, str) or not self.mode:
+            raise ValueError(f"profiling.mode: expected a mode name, got {self.mode!r}")
+        _int_at_least("profiling.batch_size", self.batch_size, 1)
+        _int_at_least("profiling.n_calibration", self.n_calibration, 1)
+        if self.n_calibration > 10:
+            raise ValueError(f"profiling.n_calibration: must be 1..10, got {self.n_calibration}")
+        _int_at_least("profiling.n_validation", self.n_validation, 2)
+        if self.min_block_s is not None and not (
+                0 <= _number("profiling.min_block_s", self.min_block_s) < float("inf")):
             raise ValueError(f"profiling.min_block_s must be >= 0, got {self.min_block_s}")
 
 
@@ -86,8 +106,11 @@ class PredictorConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not 0.05 <= self.holdout <= 0.5:
+        if not 0.05 <= _number("predictor.holdout", self.holdout) <= 0.5:
             raise ValueError(f"predictor.holdout must be in [0.05, 0.5], got {self.holdout}")
+        _int_at_least("predictor.seed", self.seed, 0)
+        if not isinstance(self.options, dict):
+            raise ValueError(f"predictor.options: expected a dict, got {self.options!r}")
 
 
 @dataclass(frozen=True)
@@ -109,10 +132,20 @@ class Study:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+        if (not isinstance(self.name, str) or not self.name
+                or not self.name.replace("_", "").replace("-", "").isalnum()):
             raise ValueError(f"study name: use letters, digits, '_' or '-', got {self.name!r}")
-        if not isinstance(self.training, TrainConfig):
-            raise ValueError("training: expected a TrainConfig")
+        if not isinstance(self.space, str) or not self.space:
+            raise ValueError(f"space: expected a registered space name, got {self.space!r}")
+        if not isinstance(self.space_overrides, dict):
+            raise ValueError(f"space_overrides: expected a dict, got {self.space_overrides!r}")
+        _int_at_least("seed", self.seed, 0)
+        for name, kind in (("training", TrainConfig), ("evaluation", EvaluationConfig),
+                           ("profiling", ProfilingConfig), ("predictor", PredictorConfig),
+                           ("search", SearchConfig), ("audit", AuditConfig)):
+            if not isinstance(getattr(self, name), kind):
+                raise ValueError(f"{name}: expected a {kind.__name__}, got "
+                                 f"{type(getattr(self, name)).__name__}")
         if not (isinstance(self.data, DataConfig) or callable(self.data)):
             raise ValueError("data: expected a DataConfig or a function returning DataSplits")
 

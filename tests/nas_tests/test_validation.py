@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from pipeline_helpers import nas, write_study  # noqa: E402
 
 from kernels import DeviceFingerprint, LatencyTable, layer_flops, signature
-from kernels.latency_table import LatencyEntry
+from kernels.latency_table import Calibration, LatencyEntry
 from nas.pipeline import check_stored_predictor, open_study
 from nas.profile import enumerate_layer_specs
 from nas.storage import open_store
@@ -124,6 +124,7 @@ def _table(space, **fp) -> LatencyTable:
     for spec in enumerate_layer_specs(space):
         table.entries[signature(spec)] = LatencyEntry(
             median_ms=0.01 + layer_flops(spec) / 1e8, spread_ms=0.001, repeats=5)
+    table.calibration = Calibration(scale=1.0, per_layer_ms=0.001, intercept_ms=0.01, n_models=3)
     return table
 
 
@@ -138,6 +139,8 @@ def _corrupt(table: LatencyTable, path: Path, how: str) -> Path:
         data["entries"][first]["median_ms"] = math.nan
     elif how == "repeats":
         data["entries"][first]["repeats"] = 0
+    elif how == "uncalibrated":
+        data["calibration"] = None
     elif how == "truncated":
         path.write_text(json.dumps(data)[:200])
         return path
@@ -145,7 +148,8 @@ def _corrupt(table: LatencyTable, path: Path, how: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("how", ["negative", "zero", "nan", "repeats", "truncated", "batch"])
+@pytest.mark.parametrize("how", ["negative", "zero", "nan", "repeats", "truncated", "batch",
+                                 "uncalibrated"])
 def test_bad_latency_table_is_refused_and_changes_nothing(tmp_path, how):
     study = write_study(tmp_path)
     space = load_study(study).build_space()
