@@ -43,8 +43,10 @@ def conv_stem_forward(x: Tensor, conv_weight: Tensor, conv_bias: Tensor, *, reso
 
     Overlapping 3x3 windows keep the fine strokes that a 4x4 patch stem averages away."""
     x = resize_images(x, resolution)
-    h = F.gelu(F.conv2d(x, conv_weight, conv_bias, stride=stride, padding=1))  # (B, D, G, G)
-    return h.flatten(2).transpose(1, 2)  # (B, T, D)
+    # a 3x3 convolution as im2col + one GEMM, as the downsample does: no per-shape
+    # convolution plans (an elastic supernet meets every resolution x stride x width)
+    cols = F.unfold(x, 3, padding=1, stride=stride).transpose(1, 2)  # (B, T, C*9)
+    return F.gelu(F.linear(cols, conv_weight.reshape(conv_weight.shape[0], -1), conv_bias))
 
 
 def sequence_stem_forward(ids: Tensor, embed_weight: Tensor, pos_embed: Tensor) -> Tensor:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from nas.evaluation import device_kernels, task_loss
+from nas.evaluation import task_loss
 from nas.training.augment import augment_images, augment_params
 from nas.training.config import TrainConfig
 from nas.training.trainer import lr_factor
@@ -88,26 +88,26 @@ def fit_model(model: nn.Module, *, train: tuple[Tensor, Tensor], recipe: FitReci
                 else nullcontext())
     augment = recipe.augment != "none" and x.dim() == 4
     order = torch.empty(0, dtype=torch.long)
-    with device_kernels(device):
-        for step in range(recipe.steps):
-            offset = step % per_epoch
-            if offset == 0:  # a new epoch: a fresh permutation (drop_last)
-                order = torch.randperm(n, generator=gen).to(device)
-            idx = order[offset * recipe.batch_size:(offset + 1) * recipe.batch_size]
-            xb = x[idx]
-            if augment:
-                params = augment_params(recipe.batch_size, kind=recipe.augment,
-                                        pad=recipe.augment_pad, seed=seed, step=step)
-                xb = augment_images(xb, params, pad=recipe.augment_pad)
-            with autocast:
-                loss = task_loss(model(xb), y[idx], label_smoothing=recipe.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-            opt.step()
-            sched.step()
-            if on_step is not None:
-                on_step(step + 1, loss.detach())
+    # cuDNN stays on: a stand-alone model meets one input shape, so its plans are built once
+    for step in range(recipe.steps):
+        offset = step % per_epoch
+        if offset == 0:  # a new epoch: a fresh permutation (drop_last)
+            order = torch.randperm(n, generator=gen).to(device)
+        idx = order[offset * recipe.batch_size:(offset + 1) * recipe.batch_size]
+        xb = x[idx]
+        if augment:
+            params = augment_params(recipe.batch_size, kind=recipe.augment,
+                                    pad=recipe.augment_pad, seed=seed, step=step)
+            xb = augment_images(xb, params, pad=recipe.augment_pad)
+        with autocast:
+            loss = task_loss(model(xb), y[idx], label_smoothing=recipe.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        opt.step()
+        sched.step()
+        if on_step is not None:
+            on_step(step + 1, loss.detach())
     return model.eval()
 
 
