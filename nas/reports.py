@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
@@ -66,6 +68,11 @@ def print_study(store: Store, name: str, *, console: Console | None = None) -> N
         raise ValueError(f"no study named {name!r} in {store.url}")
     stages = store.stages(study=name)
     console.print(f"study [bold]{name}[/bold] (space {record.space}, file {record.study_path})")
+    lease = store.get_lease(study=name)
+    if lease is not None and lease.pid != os.getpid():  # another run holds it (or held it)
+        age = (datetime.now(timezone.utc) - lease.heartbeat_at).total_seconds()
+        console.print(f"  run by {lease.owner()} ({lease.command}), last heartbeat "
+                      f"{max(age, 0):.0f} s ago", markup=False)
     for s in stages:
         console.print(f"  {s.stage:9s} {s.status:8s} {_stage_detail(s.stage, s.detail)}")
     runs = store.list_search_runs(study=name)

@@ -148,3 +148,18 @@ def test_store_at_the_first_revision_migrates_and_leases(tmp_path):
                                        command="nas run", is_stale=lambda *_: False)
         assert store.get_lease(study="old") == lease
         assert abs((lease.heartbeat_at - utc_now()).total_seconds()) < 60
+
+
+def test_show_names_the_run_holding_the_study(tmp_path):
+    from rich.console import Console
+
+    from nas.reports import print_study
+
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    with open_store(url) as store:
+        store.create_or_get_study(name="q", space="hybrid_vit_tiny")
+        store.acquire_lease(study="q", token="e" * 32, host="otherbox", pid=77,
+                            command="nas run", is_stale=lambda *_: False)
+        console = Console(record=True, width=160)
+        print_study(store, "q", console=console)
+        assert "run by otherbox pid 77 since" in console.export_text()
