@@ -1,7 +1,10 @@
 """The app served on 127.0.0.1 and driven by Playwright in Debian's Chromium: the Pareto plot
-shows every stored point, clicking a point shows its architecture, Export downloads a zip of
-the model files, and every page renders. Screenshots are written to the test's tmp dir (and
-to ``$NAS_UI_SCREENSHOTS`` when set, to refresh the README's)."""
+shows every stored point with the knee and the exported arch marked, clicking a point shows
+its architecture, Export downloads a zip of the model files (ONNX included), a deep link
+opens a study and arch, an unreliable latency table is flagged, sources never stand in for
+one another, the budget label is clear of the toolbar, and every page renders. Screenshots
+are written to the test's tmp dir (and to ``$NAS_UI_SCREENSHOTS`` as ``ui_<name>.png`` when
+set: ``NAS_UI_SCREENSHOTS=docs`` refreshes the ones in ``docs/``)."""
 
 from __future__ import annotations
 
@@ -36,8 +39,8 @@ POINTS = """() => Object.fromEntries(document.querySelector('.js-plotly-plot')._
 POINT_XY = """([name, i]) => { const gd = document.querySelector('.js-plotly-plot');
   const t = gd._fullData.find(d => d.name === name), fl = gd._fullLayout;
   const box = gd.getBoundingClientRect();
-  return [box.left + fl.xaxis._offset + fl.xaxis.l2p(t.x[i]),
-          box.top + fl.yaxis._offset + fl.yaxis.l2p(t.y[i])]; }"""
+  return [box.left + fl.xaxis._offset + fl.xaxis.l2p(fl.xaxis.d2l(t.x[i])),
+          box.top + fl.yaxis._offset + fl.yaxis.l2p(fl.yaxis.d2l(t.y[i]))]; }"""
 
 
 def free_port() -> int:
@@ -110,7 +113,7 @@ def shoot(page, tmp_path: Path, name: str) -> Path:
     wanted = os.environ.get("NAS_UI_SCREENSHOTS")
     if wanted:
         Path(wanted).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(wanted) / path.name)
+        shutil.copy(path, Path(wanted) / f"ui_{path.name}")
     return path
 
 
@@ -118,26 +121,53 @@ def arch_shown(page, key: str):
     return page.locator("[data-testid=stMarkdown] code", has_text=key)
 
 
+def knee_and_exported(study_store) -> tuple[str, str]:
+    from nas.search.session import front_knee_key
+    from nas.storage import open_store
+
+    with open_store(study_store.url) as store:
+        run = store.list_search_runs(study=study_store.study)[-1]
+        knee = front_knee_key(store.get_front(study=study_store.study, run=run.name),
+                              run.config)
+        exported = store.get_stage_status(study=study_store.study, stage="export").detail
+    return knee, exported["arch"]
+
+
 def test_pareto_plot_click_and_export(server, browser, study_store, tmp_path):
     page = open_page(browser, f"{server}/pareto", "Pareto front")
     traces = page.evaluate(POINTS)
-    assert set(traces) == {"archs", "stored front"}
+    knee, exported = knee_and_exported(study_store)
+    assert set(traces) == {"archs", "stored front", "knee", "exported"}
+    assert traces["knee"] == [knee] and traces["exported"] == [exported]
     assert sorted(traces["archs"] + traces["stored front"]) == sorted(study_store.archs)
     assert traces["stored front"] == list(study_store.front)
+    arch_shown(page, knee).first.wait_for()  # the knee is the default pick
     assert shoot(page, tmp_path, "pareto").stat().st_size > 10_000
+    # the budget label does not sit under the Plotly toolbar
+    label = page.locator(".js-plotly-plot .annotation", has_text="budget").first.bounding_box()
+    bar = page.locator(".js-plotly-plot .modebar").first
+    page.locator(".js-plotly-plot").first.hover()
+    box = bar.bounding_box()
+    if box is not None and label is not None:
+        overlap = not (label["x"] + label["width"] < box["x"] or box["x"] + box["width"]
+                       < label["x"] or label["y"] + label["height"] < box["y"]
+                       or box["y"] + box["height"] < label["y"])
+        assert not overlap, (label, box)
 
-    key = study_store.front[-1]
+    index = next(i for i, k in enumerate(study_store.front) if k not in (knee, exported))
+    key = study_store.front[index]
     assert arch_shown(page, key).count() == 0
-    x, y = page.evaluate(POINT_XY, ["stored front", len(study_store.front) - 1])
+    x, y = page.evaluate(POINT_XY, ["stored front", index])
     page.mouse.move(x, y)
     page.mouse.click(x, y)
     arch_shown(page, key).first.wait_for()
     settle(page, "Pareto front")
-    assert page.locator(".js-plotly-plot").count() == 2  # the front and the arch's diagram
+    assert f"arch={key}" in page.url and "study=tiny" in page.url  # a deep link to it
+    assert page.locator(".js-plotly-plot").count() >= 2  # the front and the arch's diagram
     shoot(page, tmp_path, "pareto_picked")
 
     page.get_by_role("button", name="Open in the Architecture page").click()
-    page.wait_for_url("**/architecture")
+    page.wait_for_url("**/architecture**")
     settle(page, "Architecture")
     arch_shown(page, key).first.wait_for()
     page.get_by_role("button", name="Export", exact=True).click()
@@ -147,7 +177,7 @@ def test_pareto_plot_click_and_export(server, browser, study_store, tmp_path):
         download_button.click()
     data = Path(info.value.path()).read_bytes()
     names = {Path(n).name for n in zipfile.ZipFile(io.BytesIO(data)).namelist()}
-    assert {"arch.json", "layers.json", "weights.pt", "model.torchscript.pt",
+    assert {"arch.json", "layers.json", "weights.pt", "model.torchscript.pt", "model.onnx",
             "model_card.json", "model_card.md"} <= names
     assert page.locator("[data-testid=stException]").count() == 0
     shoot(page, tmp_path, "architecture")
@@ -160,9 +190,65 @@ def test_every_page_renders_in_the_browser(server, browser, tmp_path):
     for path, title in (("training", "Supernet training"), ("latency", "Latency tables"),
                         ("predictor", "Predictor")):
         page.get_by_role("link", name=title).click()  # same session: no new app start
-        page.wait_for_url(f"**/{path}")
+        page.wait_for_url(f"**/{path}**")
         settle(page, title)
         assert page.locator("[data-testid=stException]").count() == 0, title
         assert page.locator(".js-plotly-plot").count() >= 1, title
         shoot(page, tmp_path, path)
+    page.close()
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick the option containing ``option`` in the selectbox labelled ``label``."""
+    page.get_by_role("combobox", name=label, exact=True).first.click()
+    page.get_by_role("option").filter(has_text=option).first.click()
+
+
+def test_deep_link_unreliable_table_and_sources(server, browser, study_store, tmp_path):
+    knee, _ = knee_and_exported(study_store)
+    key = next(k for k in study_store.front if k != knee)
+    page = open_page(browser, f"{server}/pareto?study=tiny&arch={key}", "Pareto front")
+    arch_shown(page, key).first.wait_for()  # the link's arch, not the knee
+    assert page.locator("[data-testid=stException]").count() == 0
+    # the other device's table: flagged next to the chart, in words a user can act on
+    choose(page, "Latency table (device, mode)", "2 threads")
+    warning = page.locator("[data-testid=stAlertContentWarning]").first
+    warning.wait_for()
+    settle(page, "Pareto front")
+    text = warning.inner_text()
+    assert "not to be trusted" in text and "taskset" in text
+    shoot(page, tmp_path, "pareto_unreliable_table")
+    # stand-alone accuracy: only the audited archs are plotted, nothing else stands in
+    choose(page, "Accuracy / loss from", "standalone")
+    page.get_by_text("are not plotted").first.wait_for()
+    settle(page, "Pareto front")
+    traces = page.evaluate(POINTS)
+    plotted = set(traces.get("archs", [])) | set(traces.get("stored front", []))
+    assert 0 < len(plotted) <= 3  # the audit trained 3 archs stand-alone
+    shoot(page, tmp_path, "pareto_standalone")
+    page.close()
+
+
+def test_history_parallel_and_architecture_pages(server, browser, study_store, tmp_path):
+    page = open_page(browser, f"{server}/pareto", "Pareto front")
+    page.get_by_text("Search history of run search").scroll_into_view_if_needed()
+    settle(page, "Pareto front")
+    names = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+        .map(g => g._fullData.map(t => t.type + ':' + t.name))""")
+    flat = [n for chart in names for n in chart]
+    assert "scatter:run search" in flat and any(n.startswith("parcoords") for n in flat)
+    page.locator("[data-testid=stPlotlyChart]").nth(2).screenshot(
+        path=str(tmp_path / "history.png"))
+    shoot(page, tmp_path, "pareto_history")
+    page.close()
+    page = open_page(browser, f"{server}/architecture?study=tiny&arch={study_store.front[0]}",
+                     "Architecture")
+    arch_shown(page, study_store.front[0]).first.wait_for()
+    bars = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+        .flatMap(g => g._fullData.filter(t => t.type === 'bar')
+        .map(t => [Array.from(t.y), Array.from(t.error_y.arrayminus)]))""")
+    assert bars, "no layer latency chart"
+    for ys, minus in bars:
+        assert all(m <= y + 1e-12 for y, m in zip(ys, minus))  # never below 0 ms
+    shoot(page, tmp_path, "architecture_layers")
     page.close()
