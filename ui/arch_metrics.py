@@ -166,7 +166,7 @@ def source_description(source: str, name: str) -> str:
     """How the picked ``source`` measures objective ``name`` (for axis titles and notes);
     ``""`` when that source does not provide it."""
     if source == "best":
-        return "best stored source per arch (standalone, else supernet, else predictor)"
+        return "best source per arch, named in the hover"
     return MEASURED.get(source, {}).get(name, (None, ""))[1]
 
 

@@ -32,7 +32,7 @@ NO_RUN = "(none: non-dominated of the evaluated archs)"
 PICK_KEY = "pareto_pick"
 SEEN_KEY = "pareto_seen_selection"
 DEFAULT_FOR_KEY = "pareto_default_for"
-SOURCES = ["best", "standalone", "supernet", "predictor"]
+SOURCES = ["supernet", "best", "standalone", "predictor"]  # supernet: what the front is in
 
 
 def _available(df: pd.DataFrame) -> list[str]:
