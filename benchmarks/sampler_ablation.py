@@ -96,6 +96,8 @@ def main() -> None:
     parser.add_argument("--work", default="runs/sampler_ablation")
     parser.add_argument("--job", nargs=3, metavar=("STUDY", "SAMPLER", "SEED"))
     parser.add_argument("--job-label", type=int, default=0)
+    parser.add_argument("--samplers", default=None,
+                        help="comma-separated samplers to run (default: every one of JOBS)")
     parser.add_argument("--time-limit", type=float, default=None,
                         help="seconds of training per run (the run stops at the step reached)")
     args = parser.parse_args()
@@ -107,8 +109,10 @@ def main() -> None:
         run_job(study_file=study_file, sampler=sampler, seed=int(seed), device=args.device,
                 steps=args.steps, out=out, label=args.job_label, time_limit=args.time_limit)
         return
+    wanted = args.samplers.split(",") if args.samplers else [s for s, _ in JOBS]
     jobs = [("studies/mnist_hybrid.py", s, seed,
-             args.label if (s, seed) == ("complexity_aware", 0) else 0) for s, seed in JOBS]
+             args.label if (s, seed) == ("complexity_aware", 0) else 0) for s, seed in JOBS
+            if s in wanted]
     if args.label:
         jobs.append(("studies/cifar10_subset.py", "complexity_aware", 0, args.label))
     procs = []
@@ -130,7 +134,7 @@ def main() -> None:
     summaries = [json.loads(p.read_text())
                  for p in sorted(work.glob("mnist_hybrid-*/summary.json"))]
     metrics: dict = {}
-    for sampler in dict.fromkeys(s for s, _ in JOBS):
+    for sampler in dict.fromkeys(s for s, _ in JOBS if s in wanted):
         runs = [s for s in summaries if s["sampler"] == sampler]
         entry = {}
         for key in ("largest", "smallest", "random_mean", "random_min"):

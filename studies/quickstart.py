@@ -20,10 +20,13 @@ study = Study(
         "widths": ((16, 24, 32), (32, 48, 64)),
         "depths": ((1, 2), (1, 2, 3)),
         "head_dim": 8,
+        # 2x2 patches or an overlapping 3x3 conv at stride 2 (the same token grid)
+        "stems": ("patch", "conv_s2"),
     },
     data=DataConfig(source="digits", seed=0),
     training=TrainConfig(steps=400, batch_size=64, lr=3e-3, warmup_steps=20, eval_every=100,
-                         checkpoint_every=50, num_random=2, bins=6, panel_size=3),
+                         checkpoint_every=50, num_random=2, bins=6, panel_size=3,
+                         augment="translate", augment_pad=1, label_smoothing=0.1),
     evaluation=EvaluationConfig(n_archs=150, batch_size=512, seed=0),
     search=SearchConfig(budget=60, population=12, objectives=("accuracy", "latency"), seed=0),
     # stand-alone runs of `nas audit`: a quarter of the supernet's 400 steps (CPU-sized)
