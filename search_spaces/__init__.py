@@ -1,5 +1,6 @@
 """Search spaces: the DSL (`Choice`, `Stage`, `SearchSpace`, `Arch`) and the registry."""
 
+from search_spaces import hybrid_lm_small as _hybrid_lm_small  # noqa: F401  (registers)
 from search_spaces import hybrid_lm_tiny as _hybrid_lm_tiny  # noqa: F401  (registers)
 from search_spaces import hybrid_vit_tiny as _hybrid_vit_tiny  # noqa: F401  (registers)
 from search_spaces.arch import KNOBS, Arch, LayerArch, StageArch

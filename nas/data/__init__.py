@@ -6,14 +6,15 @@ the embedded standard-library corpus). `from_dataset` wraps any ``torch`` Datase
 
 Images come as float32 ``(N, C, H, W)`` normalised by the train split's channel stats with
 int64 labels ``(N,)``; sequences as int64 ``(N, T)`` token ids with next-token targets
-``(N, T)``. Needs torch, numpy, Pillow and scikit-learn only.
+``(N, T)`` (text also as a `TextStream` of the train region, for random-offset training
+windows: `DataSplits.train_source`). Needs torch, numpy, Pillow and scikit-learn only.
 """
 
 from __future__ import annotations
 
 from nas.data.config import SOURCES, DataConfig, default_data_root, from_dataset, load_data
 from nas.data.images import load_cifar10_subset, load_digits, load_mnist
-from nas.data.splits import DataError, DataSplits, TensorSplit
+from nas.data.splits import DataError, DataSplits, TensorSplit, TextStream
 from nas.data.text import load_text
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "DataError",
     "DataSplits",
     "TensorSplit",
+    "TextStream",
     "default_data_root",
     "from_dataset",
     "load_cifar10_subset",

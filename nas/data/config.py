@@ -15,7 +15,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from nas.data.images import load_cifar10_subset, load_digits, load_mnist
 from nas.data.splits import DataError, DataSplits, TensorSplit, holdout, image_splits
-from nas.data.text import load_text
+from nas.data.text import WINDOWS, load_text
 
 __all__ = ["SOURCES", "DataConfig", "default_data_root", "from_dataset", "load_data"]
 
@@ -25,7 +25,7 @@ _OPTIONS = {
     "digits": {"val_fraction", "test_fraction"},
     "mnist": {"val_size"},
     "cifar10_subset": {"val_size"},
-    "text": {"seq_len", "val_fraction", "test_fraction", "max_bytes"},
+    "text": {"seq_len", "val_fraction", "test_fraction", "max_bytes", "windows"},
 }
 # Where the shared data lives when DataConfig.path is None for an image source.
 _SHARED_SUBDIR = {"mnist": "images/mnist", "cifar10_subset": "images/cifar10_convnetjs"}
@@ -44,7 +44,9 @@ class DataConfig:
     ``source``: one of `SOURCES`. ``path``: the directory (mnist, cifar10_subset) or text
     file (text); None means the shared data dir (`default_data_root`) for images and the
     embedded stdlib corpus for text; digits needs none. Split options left at None use the
-    loader's defaults; an option the source does not use is refused.
+    loader's defaults; an option the source does not use is refused. ``windows`` (text):
+    ``"random"`` trains on random-offset windows of the train stream (as language models
+    are trained), ``"fixed"`` on its fixed non-overlapping windows.
     """
 
     source: str = "digits"
@@ -55,6 +57,7 @@ class DataConfig:
     test_fraction: float | None = None
     val_size: int | None = None
     max_bytes: int | None = None
+    windows: str = "random"
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -67,11 +70,16 @@ class DataConfig:
                   if getattr(self, f) is not None and f not in _OPTIONS[self.source]]
         if self.seq_len != 256 and self.source != "text":
             unused.append("seq_len")
+        if self.windows != "random" and self.source != "text":
+            unused.append("windows")
         if unused:
             raise ValueError(f"DataConfig: {', '.join(unused)} not used by source "
                              f"{self.source!r} (it takes {sorted(_OPTIONS[self.source])})")
         if self.seq_len < 1:
             raise ValueError(f"DataConfig.seq_len must be >= 1, got {self.seq_len}")
+        if self.windows not in WINDOWS:
+            raise ValueError(f"DataConfig.windows: expected one of {WINDOWS}, got "
+                             f"{self.windows!r}")
         for f in ("val_fraction", "test_fraction"):
             v = getattr(self, f)
             if v is not None and not 0 <= v < 1:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["DataError", "DataSplits", "TensorSplit", "holdout", "normalise_images"]
+__all__ = ["DataError", "DataSplits", "TensorSplit", "TextStream", "holdout",
+           "normalise_images", "window_offsets"]
 
 MODALITIES = ("image", "sequence")
 
@@ -76,6 +77,90 @@ class TensorSplit:
         return TensorSplit(self.x.to(device), self.y.to(device))
 
 
+_OFFSET_STREAM = 104_723  # keeps the offsets' draws apart from any other (seed, step) stream
+
+
+def window_offsets(step: int, batch_size: int, *, seed: int, high: int) -> torch.Tensor:
+    """The ``(batch_size,)`` int64 window offsets of global batch ``step``: uniform in
+    ``[0, high)``, drawn from a generator seeded by ``(seed, step)`` only (no state carried
+    from step to step, so a resumed run draws exactly what a straight run drew)."""
+    for name, value, low in (("step", step, 0), ("batch_size", batch_size, 1),
+                             ("seed", seed, 0), ("high", high, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"window_offsets: {name} must be an int >= {low}, got {value!r}")
+    rng = np.random.default_rng([int(seed), int(step), _OFFSET_STREAM])
+    return torch.from_numpy(rng.integers(0, high, size=batch_size, dtype=np.int64))
+
+
+@dataclass(frozen=True, eq=False)
+class TextStream:
+    """A token stream ``tokens`` ``(L,)`` read as random-offset training windows.
+
+    Window ``o`` is ``tokens[o : o + seq_len + 1]``: ``x = w[:-1]``, ``y = w[1:]``, so every
+    ``o`` in ``[0, L - seq_len)`` is a distinct window (`num_windows`). Batches are drawn by
+    `offsets` (a function of ``(seed, step)`` alone) and gathered by `take`; a data-parallel
+    rank shards the global offsets before gathering, so its rows are its slice of the
+    one-process batch. Tokens are any integer dtype (``uint8`` bytes keep it small).
+    """
+
+    tokens: torch.Tensor
+    seq_len: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tokens, torch.Tensor) or self.tokens.dim() != 1:
+            raise ValueError("TextStream.tokens: expected a 1-D tensor of token ids, got "
+                             f"{getattr(self.tokens, 'shape', type(self.tokens).__name__)}")
+        if self.tokens.dtype.is_floating_point or self.tokens.dtype == torch.bool:
+            raise ValueError(f"TextStream.tokens: token ids must be integers, got "
+                             f"{self.tokens.dtype}")
+        if isinstance(self.seq_len, bool) or not isinstance(self.seq_len, int) or (
+                self.seq_len < 1):
+            raise ValueError(f"TextStream.seq_len: must be an int >= 1, got {self.seq_len!r}")
+        if len(self.tokens) < self.seq_len + 1:
+            raise DataError(f"TextStream: {len(self.tokens):,} tokens hold no window of "
+                            f"seq_len + 1 = {self.seq_len + 1}")
+
+    @property
+    def num_windows(self) -> int:
+        """Distinct windows (offsets) in the stream: ``L - seq_len``."""
+        return len(self.tokens) - self.seq_len
+
+    def __len__(self) -> int:
+        return self.num_windows
+
+    @property
+    def device(self) -> torch.device:
+        return self.tokens.device
+
+    def offsets(self, step: int, batch_size: int, *, seed: int) -> torch.Tensor:
+        """The ``(batch_size,)`` int64 CPU offsets of global batch ``step`` (`window_offsets`)."""
+        return window_offsets(step, batch_size, seed=seed, high=self.num_windows)
+
+    def take(self, offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows at ``offsets`` ``(B,)``: ``x``, ``y`` int64 ``(B, seq_len)`` on the
+        stream's device, ``y[:, t] == x[:, t + 1]``."""
+        if offsets.dim() != 1:
+            raise ValueError(f"TextStream.take: offsets must be (B,), got {tuple(offsets.shape)}")
+        span = torch.arange(self.seq_len + 1, device=self.tokens.device)
+        w = self.tokens[offsets.to(self.tokens.device).unsqueeze(1) + span].long()
+        return w[:, :-1], w[:, 1:]
+
+    def batch(self, step: int, batch_size: int, *, seed: int, rank: int = 0,
+              world_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rank ``rank``'s contiguous ``batch_size / world_size`` rows of global batch
+        ``step``: ``x``, ``y`` int64 ``(batch_size / world_size, seq_len)``."""
+        if world_size < 1 or not 0 <= rank < world_size or batch_size % world_size:
+            raise ValueError(f"TextStream.batch: need 0 <= rank < world_size dividing "
+                             f"batch_size, got rank {rank}, world_size {world_size}, "
+                             f"batch_size {batch_size}")
+        n = batch_size // world_size
+        return self.take(self.offsets(step, batch_size, seed=seed)[rank * n:(rank + 1) * n])
+
+    def to(self, device: torch.device | str) -> TextStream:
+        """This stream with its tokens on ``device``."""
+        return TextStream(self.tokens.to(device), self.seq_len)
+
+
 @dataclass(frozen=True, eq=False)
 class DataSplits:
     """Train / val / test splits of one data set, plus what a model needs to know.
@@ -83,6 +168,9 @@ class DataSplits:
     ``input_shape`` is ``(C, H, W)`` for images and ``(T,)`` for sequences; ``num_outputs``
     is the number of classes (images) or the vocabulary size (sequences). ``mean`` / ``std``
     are the per-channel statistics images were normalised with (empty for sequences).
+    ``stream`` (sequences only, optional): the train region as one `TextStream`; when set,
+    training draws random-offset windows from it (`train_source`) instead of ``train``'s
+    fixed windows, which stay for checks, stand-alone baselines and epoch counting.
     """
 
     train: TensorSplit
@@ -94,6 +182,7 @@ class DataSplits:
     name: str
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
+    stream: TextStream | None = None
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
@@ -109,13 +198,27 @@ class DataSplits:
             if tuple(split.x.shape[1:]) != tuple(self.input_shape):
                 raise ValueError(f"{self.name}: {part}.x rows have shape "
                                  f"{tuple(split.x.shape[1:])}, expected {self.input_shape}")
+        if self.stream is not None:
+            if not isinstance(self.stream, TextStream) or self.modality != "sequence":
+                raise ValueError(f"{self.name}: stream must be a TextStream of sequence data")
+            if (self.stream.seq_len,) != tuple(self.input_shape):
+                raise ValueError(f"{self.name}: stream windows are {self.stream.seq_len} "
+                                 f"tokens, expected {self.input_shape[0]}")
+
+    def train_source(self) -> tuple[torch.Tensor, torch.Tensor] | TextStream:
+        """What a training loop draws its batches from: ``stream`` when set (random-offset
+        windows), else the fixed ``(train.x, train.y)``."""
+        return self.stream if self.stream is not None else (self.train.x, self.train.y)
 
     def describe(self) -> str:
         """One line for logs, e.g. ``mnist: image (1, 28, 28), 10 classes, 55,000/...``."""
         outputs = (f"{self.num_outputs} classes" if self.modality == "image"
                    else f"vocab {self.num_outputs}")
+        windows = ("" if self.stream is None
+                   else f" (random windows over {len(self.stream.tokens):,} tokens)")
         return (f"{self.name}: {self.modality} {self.input_shape}, {outputs}, "
-                f"train {len(self.train):,} / val {len(self.val):,} / test {len(self.test):,}")
+                f"train {len(self.train):,}{windows} / val {len(self.val):,} / test "
+                f"{len(self.test):,}")
 
 
 def holdout(n: int, size: int, rng: np.random.Generator, labels: np.ndarray | None = None,

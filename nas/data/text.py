@@ -4,6 +4,13 @@ The byte stream (vocabulary 256) is split contiguously into train / val / test r
 that order, and each region is cut into non-overlapping windows of ``seq_len + 1`` bytes:
 ``x = w[:-1]``, ``y = w[1:]``. No window crosses a region boundary, so nothing leaks.
 
+Training reads the train region as language models are trained (``windows="random"``, the
+default): a `TextStream` over the whole region, each batch ``seq_len + 1``-byte windows at
+uniformly random offsets drawn from a generator seeded by ``(seed, step)`` alone, so step
+``s`` sees the same batch in a straight run, a resumed run and on every data-parallel rank
+(each rank takes its contiguous slice of the global batch). Validation and test always use
+the fixed non-overlapping windows.
+
 The default corpus needs no download: the source of a fixed, sorted list of standard
 library modules read from ``sysconfig.get_paths()["stdlib"]`` (about 2 MB; the exact bytes
 depend on the Python version, and are the same on every run with one interpreter).
@@ -18,9 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nas.data.splits import DataError, DataSplits, TensorSplit
+from nas.data.splits import DataError, DataSplits, TensorSplit, TextStream
 
-__all__ = ["STDLIB_MODULES", "load_text", "split_regions", "stdlib_corpus", "windows"]
+__all__ = ["STDLIB_MODULES", "WINDOWS", "TextStream", "load_text", "split_regions",
+           "stdlib_corpus", "windows"]
+
+WINDOWS = ("random", "fixed")
 
 PathLike = str | os.PathLike[str]
 VOCAB = 256
@@ -82,15 +92,19 @@ def windows(region: np.ndarray, seq_len: int) -> TensorSplit:
 
 def load_text(path: PathLike | None = None, *, seq_len: int = 256, seed: int = 0,
               val_fraction: float = 0.05, test_fraction: float = 0.05,
-              max_bytes: int | None = None) -> DataSplits:
+              max_bytes: int | None = None, windows: str = "random") -> DataSplits:
     """Byte-level next-token data from the text file at ``path`` (or the stdlib corpus).
 
     ``max_bytes`` keeps only the first bytes of the file. Returns `DataSplits` with modality
     ``"sequence"``, ``num_outputs=256``, ``input_shape=(seq_len,)``, ``x`` / ``y`` int64
-    ``(N, seq_len)``. ``seed`` is accepted for a uniform loader signature; the contiguous
-    split and windowing are fully deterministic and do not use it.
+    ``(N, seq_len)``. ``windows="random"`` (default) also sets ``stream``, the train region
+    as a `TextStream` that trainers draw random-offset windows from; ``"fixed"`` trains on
+    the fixed windows of ``train``. ``seed`` is accepted for a uniform loader signature;
+    the split is deterministic, and the training loop seeds the window offsets.
     """
-    del seed  # nothing random: contiguous regions, fixed windows
+    del seed  # nothing random here: contiguous regions; the trainer seeds the offsets
+    if windows not in WINDOWS:
+        raise ValueError(f"windows: expected one of {WINDOWS}, got {windows!r}")
     if seq_len < 1:
         raise ValueError(f"seq_len must be >= 1, got {seq_len}")
     if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
@@ -114,12 +128,20 @@ def load_text(path: PathLike | None = None, *, seq_len: int = 256, seed: int = 0
         name, where = f"text:{file.name}", str(file)
     stream = np.frombuffer(data, dtype=np.uint8)
     regions = split_regions(len(stream), val_fraction, test_fraction)
-    parts = [windows(stream[a:b], seq_len) for a, b in regions]
+    parts = [_windows(stream[a:b], seq_len) for a, b in regions]
     for part, split, frac in zip(("train", "val", "test"), parts, (1.0, val_fraction,
                                                                      test_fraction)):
         if frac > 0 and len(split) == 0:
             raise DataError(f"{where}: {len(stream):,} bytes is too short: the {part} region "
                             f"holds no window of seq_len + 1 = {seq_len + 1} bytes (lower "
                             f"seq_len or use a longer text)")
+    train_stream = None
+    if windows == "random":
+        a, b = regions[0]
+        train_stream = TextStream(torch.from_numpy(stream[a:b].copy()), seq_len)
     return DataSplits(train=parts[0], val=parts[1], test=parts[2], modality="sequence",
-                      num_outputs=VOCAB, input_shape=(seq_len,), name=name)
+                      num_outputs=VOCAB, input_shape=(seq_len,), name=name,
+                      stream=train_stream)
+
+
+_windows = windows  # load_text's ``windows`` argument shadows the function

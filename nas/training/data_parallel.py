@@ -47,6 +47,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
+from nas.data.splits import TextStream
 from nas.supernet import Supernet
 from nas.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from nas.training.config import TrainConfig
@@ -128,7 +129,8 @@ def _rank_devices(device: str, nproc: int) -> list[str]:
 
 
 def _rank_main(rank: int, world_size: int, init_file: str, devices: list[str],
-               space_factory: Callable[[], SearchSpace], train: tuple[torch.Tensor, ...],
+               space_factory: Callable[[], SearchSpace],
+               train: tuple[torch.Tensor, ...] | TextStream,
                val: tuple[torch.Tensor, ...], config: TrainConfig, out_dir: str, resume: bool,
                stop_at: int | None, progress: bool, time_limit_s: float | None,
                threads: int) -> None:
@@ -155,7 +157,7 @@ def train_data_parallel(
     *,
     nproc: int,
     space_factory: Callable[[], SearchSpace],
-    train: tuple[torch.Tensor, torch.Tensor],
+    train: tuple[torch.Tensor, torch.Tensor] | TextStream,
     val: tuple[torch.Tensor, torch.Tensor],
     config: TrainConfig,
     out_dir: str | Path,
@@ -195,7 +197,9 @@ def train_data_parallel(
     if resume and ckpt_path.exists():  # a wrong checkpoint fails here, before any rank starts
         load_checkpoint(ckpt_path, space_fingerprint=Supernet(space).fingerprint())
     devices = _rank_devices(config.device, nproc)
-    if train[0].shape[0] < config.batch_size:
+    if isinstance(train, TextStream):  # random-offset windows: any batch size fits
+        train = train.to("cpu")
+    elif train[0].shape[0] < config.batch_size:
         raise ValueError(f"training split has {train[0].shape[0]} examples, fewer than "
                          f"batch_size {config.batch_size}")
     try:
@@ -203,7 +207,8 @@ def train_data_parallel(
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
     threads = max(1, cpus // nproc)
-    train = (train[0].cpu(), train[1].cpu())
+    if not isinstance(train, TextStream):
+        train = (train[0].cpu(), train[1].cpu())
     val = (val[0].cpu(), val[1].cpu())
     rendezvous = tempfile.mkdtemp(prefix="nas-ddp-")
     try:

@@ -4,8 +4,10 @@ Per step, on one batch: the sampler's "largest" subnet is trained on labels and 
 detached logits become the soft targets of the other subnets (KD or alpha-divergence);
 gradients accumulate over the subnets, are clipped, and AdamW takes one step on a
 warm-up + cosine schedule. The data order of every epoch is a permutation drawn from a
-generator seeded by (seed, epoch), so a resumed run sees exactly the batches the straight
-run would have, and the checkpoint carries model, optimizer, scheduler and sampler states.
+generator seeded by (seed, epoch) (or, for a `TextStream`, the window offsets of every step
+are drawn from a generator seeded by (seed, step)), so a resumed run sees exactly the
+batches the straight run would have, and the checkpoint carries model, optimizer,
+scheduler and sampler states.
 
 Run directory: ``checkpoint.pt`` (atomic, every ``checkpoint_every`` steps and at the end)
 and ``metrics.jsonl`` (one ``{"kind": "train", ...}`` line per step and one
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from nas.data.splits import TextStream
 from nas.evaluation import device_kernels, evaluate_many, task_loss
 from nas.supernet import Regularizer, Supernet, step_generator
 from nas.supernet.regularize import STREAM_DROP, STREAM_SAMPLE_DROP
@@ -87,6 +90,18 @@ def _optimizer(net: Supernet, config: TrainConfig) -> torch.optim.Optimizer:
     no_decay = [p for p in net.parameters() if p.dim() < 2]
     return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+
+
+def _stream_or_tensors(train: Any) -> TextStream | None:
+    """``train`` as a `TextStream` (random-offset windows), None for ``(x, y)`` tensors;
+    anything else is refused with one clear error."""
+    if isinstance(train, TextStream):
+        return train
+    if (isinstance(train, (tuple, list)) and len(train) == 2
+            and all(isinstance(t, torch.Tensor) for t in train)):
+        return None
+    raise ValueError(f"train: expected (x, y) tensors or a TextStream, got "
+                     f"{type(train).__name__}")
 
 
 class _EpochBatches:
@@ -174,7 +189,7 @@ def apply_update(net: Supernet, opt: torch.optim.Optimizer,
 def train_supernet(
     *,
     space: SearchSpace,
-    train: tuple[torch.Tensor, torch.Tensor],
+    train: tuple[torch.Tensor, torch.Tensor] | TextStream,
     val: tuple[torch.Tensor, torch.Tensor],
     config: TrainConfig,
     out_dir: str | Path,
@@ -185,7 +200,11 @@ def train_supernet(
     time_limit_s: float | None = None,
     replica: Replica | None = None,
 ) -> TrainResult:
-    """Train a supernet of ``space`` on ``train = (x, y)``, watching a panel on ``val``.
+    """Train a supernet of ``space`` on ``train``, watching a panel on ``val``.
+
+    ``train`` is ``(x (N, ...), y (N, ...))`` (per-epoch shuffled batches) or a
+    `TextStream` (step ``s`` trains on ``config.batch_size`` windows at random offsets
+    drawn from ``(config.seed, s)``: `DataSplits.train_source` gives the right one).
 
     ``stop_at`` ends the run early at that step (checkpointed), ``time_limit_s`` after that
     many seconds of this call (checkpointed at the step reached); ``resume`` continues from
@@ -204,6 +223,7 @@ def train_supernet(
     stop = config.steps if stop_at is None else stop_at
     if stop > config.steps:
         raise ValueError(f"stop_at={stop} is past the schedule horizon steps={config.steps}")
+    stream = _stream_or_tensors(train)  # a bad train argument is refused before any write
     if config.threads:
         torch.set_num_threads(config.threads)
     device = torch.device(config.device) if replica is None else replica.device
@@ -237,9 +257,24 @@ def train_supernet(
     if replica is not None:
         replica.broadcast_parameters(net)
 
-    x_train, y_train = train[0].to(device), train[1].to(device)
+    if stream is not None:
+        stream = stream.to(device)
+    else:
+        x_train, y_train = train[0].to(device), train[1].to(device)
+        batches = _EpochBatches(x_train.shape[0], config.batch_size, config.seed)
+
+    def batch_at(step_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """This process's rows of global batch ``step_index`` (its shard under a replica)."""
+        if stream is not None:  # the global offsets: the same for any world size
+            offsets = stream.offsets(step_index, config.batch_size, seed=config.seed)
+            return stream.take(offsets if replica is None else replica.shard(offsets))
+        idx = batches.indices(step_index)  # the global batch: the same for any world size
+        if replica is not None:
+            idx = replica.shard(idx)
+        idx = idx.to(device)
+        return x_train[idx], y_train[idx]
+
     x_val, y_val = val
-    batches = _EpochBatches(x_train.shape[0], config.batch_size, config.seed)
     panel = validation_panel(space, config.panel_size, config.seed)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else nullcontext())
@@ -296,22 +331,19 @@ def train_supernet(
         net.train()
         while step < stop:
             t0 = time.perf_counter()
-            idx = batches.indices(step)  # the global batch: the same for any world size
-            if replica is not None:
-                idx = replica.shard(idx)
-            idx = idx.to(device)
-            xb, yb = x_train[idx], y_train[idx]
+            xb, yb = batch_at(step)
+            rows = xb.shape[0]
             if image and config.augment != "none":  # the global batch's draws, this shard's rows
                 params = augment_params(config.batch_size, kind=config.augment,
                                         pad=config.augment_pad, seed=config.seed, step=step)
                 rank = 0 if replica is None else replica.rank
-                xb = augment_images(xb, params[rank * len(idx):(rank + 1) * len(idx)],
+                xb = augment_images(xb, params[rank * rows:(rank + 1) * rows],
                                     pad=config.augment_pad)
             opt.zero_grad(set_to_none=True)
             subnets = sampler.next_step()
             loss_tensors = sandwich_backward(net, subnets, xb, yb, config=config,
                                              autocast=autocast,
-                                             regularizer=regularizer_at(step, len(idx)))
+                                             regularizer=regularizer_at(step, rows))
             if replica is None:
                 losses = [float(v) for v in loss_tensors]
                 out_of_time = False
@@ -326,7 +358,7 @@ def train_supernet(
             dt = time.perf_counter() - t0
             record = {"kind": "train", "step": step, "lr": lr,
                       "loss": float(np.mean(losses)), "losses": losses,
-                      "samples_per_s": len(subnets) * len(idx) * world_size / dt,
+                      "samples_per_s": len(subnets) * rows * world_size / dt,
                       "world_size": world_size,
                       "archs": [{"key": s.arch.key(), "role": s.role, "bin": s.bin,
                                  "flops": space.flops(s.arch)} for s in subnets]}
