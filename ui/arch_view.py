@@ -34,7 +34,7 @@ def show_trust(record: LatencyTableRecord) -> None:
     lines = [f"**Latencies from {where} are not to be trusted.** {trust.summary()}."]
     lines += [f"- {r}" for r in trust.reasons]
     if trust.advice:
-        lines.append("To measure a better table: " + "; ".join(trust.advice) + ".")
+        lines += ["", "**To measure a better table:** " + "; ".join(trust.advice) + "."]
     st.warning("\n".join(lines))
 
 
