@@ -78,24 +78,24 @@ class StudyContext:
         return self.study.training.with_overrides(device=self.device)
 
     def supernet(self):
-        """The trained supernet, loaded from the training checkpoint (space-checked)."""
+        """The trained supernet, loaded from the selected checkpoint (space-checked): the
+        weights at the best validation-panel loss (``best.pt``) when training kept them,
+        else the last checkpoint (`selected_checkpoint`)."""
         if "supernet" not in self._cache:
             from nas.supernet import Supernet
             from nas.training import CheckpointError, load_checkpoint
-            from nas.training.checkpoint import CHECKPOINT_NAME
 
             net = Supernet(self.space())
-            state = load_checkpoint(self.supernet_dir / CHECKPOINT_NAME,
-                                    space_fingerprint=net.fingerprint())
+            path = selected_checkpoint(self.supernet_dir)
+            state = load_checkpoint(path, space_fingerprint=net.fingerprint())
             try:
                 net.load_state_dict(state["model"])
             except (KeyError, RuntimeError) as exc:  # a crafted file with the right header
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-                raise CheckpointError(f"checkpoint {self.supernet_dir / CHECKPOINT_NAME}: its "
+                raise CheckpointError(f"checkpoint {path}: its "
                                       f"weights do not fit the space: {first}") from None
             device = self.device or self.study.training.device
             self._cache["supernet"] = net.to(device).eval()
-            path = self.supernet_dir / CHECKPOINT_NAME
             sha = sha256_file(path)
             # a checkpoint from `nas train` (not the pipeline's train stage) is registered
             # here, the first time a stage uses it; idempotent on its sha256
@@ -107,6 +107,16 @@ class StudyContext:
     def checkpoint_sha(self) -> str:
         self.supernet()
         return self._cache["checkpoint_sha"]
+
+
+def selected_checkpoint(supernet_dir: Path) -> Path:
+    """The weights every stage after training uses: ``best.pt`` (the lowest validation-panel
+    loss, kept by the trainer) when it exists, else the last ``checkpoint.pt``."""
+    from nas.training.checkpoint import CHECKPOINT_NAME
+    from nas.training.trainer import BEST_NAME
+
+    best = supernet_dir / BEST_NAME
+    return best if best.is_file() else supernet_dir / CHECKPOINT_NAME
 
 
 def sha256_file(path: Path) -> str:
@@ -334,11 +344,11 @@ def stage_train(ctx: StudyContext, *, nproc: int = 1) -> dict[str, Any]:
     """Train (or resume) the supernet, then store its checkpoint and metrics log; ``nproc``
     > 1 trains data-parallel (one rank per GPU, or gloo processes on CPU) with the study's
     batch size as the global batch; the checkpoint is the same either way."""
-    from nas.training import train_data_parallel, train_supernet
+    from nas.training import load_checkpoint, train_data_parallel, train_supernet
     from nas.training.trainer import METRICS_NAME
 
     data = ctx.data()
-    common = dict(train=(data.train.x, data.train.y), val=(data.val.x, data.val.y),
+    common = dict(train=data.train_source(), val=(data.val.x, data.val.y),
                   config=ctx.train_config(), out_dir=ctx.supernet_dir, resume=True)
     if nproc != 1:  # train_data_parallel refuses a bad count before anything starts
         result = train_data_parallel(nproc=nproc, space_factory=ctx.study.build_space,
@@ -346,14 +356,20 @@ def stage_train(ctx: StudyContext, *, nproc: int = 1) -> dict[str, Any]:
     else:
         result = train_supernet(space=ctx.space(), **common)
     ctx._cache.pop("supernet", None)
-    sha = sha256_file(result.checkpoint)
-    ctx.store.add_checkpoint(study=ctx.name, path=str(result.checkpoint.resolve()), sha256=sha,
-                             step=result.step)
+    # the store records the checkpoint the later stages use (best.pt when kept) and its step
+    selected = selected_checkpoint(ctx.supernet_dir)
+    state = load_checkpoint(selected)
+    sha = sha256_file(selected)
+    ctx.store.add_checkpoint(study=ctx.name, path=str(selected.resolve()), sha256=sha,
+                             step=int(state["step"]))
     rows = ctx.store.import_metrics_log(study=ctx.name, run="supernet",
                                         path=ctx.supernet_dir / METRICS_NAME)
     largest = next(p for p in result.panel if p["role"] == "largest")
     return {"step": result.step, "checkpoint": sha, "metrics_rows": rows,
-            "largest_val_accuracy": largest["accuracy"], "largest_val_loss": largest["loss"]}
+            "largest_val_accuracy": largest["accuracy"], "largest_val_loss": largest["loss"],
+            "selected": selected.name, "selected_step": int(state["step"]),
+            "best_step": int(state["step"]) if selected.name != "checkpoint.pt" else None,
+            "best_panel_loss": state.get("panel_loss")}
 
 
 def stage_evaluate(ctx: StudyContext, *, workers: int = 1,

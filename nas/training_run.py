@@ -45,10 +45,10 @@ def run_training(*, study_file: Path, sampler: str | None = None, steps: int | N
                       f"{config.batch_size}")
         result = train_data_parallel(
             nproc=nproc, space_factory=study.build_space,
-            train=(data.train.x, data.train.y), val=(data.val.x, data.val.y), config=config,
+            train=data.train_source(), val=(data.val.x, data.val.y), config=config,
             out_dir=out, resume=resume, stop_at=steps, progress=progress)
     else:
-        result = train_supernet(space=space, train=(data.train.x, data.train.y),
+        result = train_supernet(space=space, train=data.train_source(),
                                 val=(data.val.x, data.val.y), config=config, out_dir=out,
                                 resume=resume, stop_at=steps, progress=progress)
     table = Table(title=f"validation panel at step {result.step}")

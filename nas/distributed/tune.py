@@ -98,7 +98,7 @@ def recipe_of(params: dict[str, Any], steps: int) -> dict[str, Any]:
 
 
 def _trial(params: dict[str, Any], *, space_name: str, space_overrides: dict[str, Any],
-           base: dict[str, Any], train: tuple, val: tuple, trial_steps: int,
+           base: dict[str, Any], train: Any, val: tuple, trial_steps: int,
            reports: int) -> None:
     """One Tune trial (runs in a Ray worker): train in ``reports`` chunks, report each."""
     from ray import tune
@@ -247,7 +247,7 @@ def _tune(study: Study, *, trials: int, trial_steps: int, reports: int, workers:
     trainable = tune.with_resources(
         tune.with_parameters(_trial, space_name=study.space,
                              space_overrides=dict(study.space_overrides), base=base,
-                             train=(data.train.x, data.train.y), val=(data.val.x, data.val.y),
+                             train=data.train_source(), val=(data.val.x, data.val.y),
                              trial_steps=trial_steps, reports=reports),
         {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     search = OptunaSearch(space=search_space(), metric=metric, mode=METRICS[metric],
