@@ -236,7 +236,9 @@ def reference_run(work: Path, study_file: Path, table: Path, url: str, name: str
 def chaos_run(work: Path, study_file: Path, table: Path, url: str, name: str, backend: str,
               *, kills: int, durations: dict[str, float], rng: random.Random,
               startup_s: float) -> Campaign:
-    """Kill `nas run` ``kills`` times over the stages, then let it finish."""
+    """Kill `nas run` ``kills`` times over the stages (each stage owed a share of the kills,
+    `kill_plan`; a stage finished before its share moves on to the next), then let the
+    study finish."""
     campaign = Campaign()
     log = work / "chaos.log"
     run_dir = work / "runs" / name
@@ -266,31 +268,38 @@ def chaos_run(work: Path, study_file: Path, table: Path, url: str, name: str, ba
             raise RuntimeError(f"`nas profile --import` failed after a kill: see {log}")
         break
 
-    plan = kill_plan(kills, durations, rng)
-    for where in plan:
+    quota = Counter(kill_plan(kills, durations, rng))
+    while sum(1 for k in campaign.kills if k["killed"] and k["stage"] != "profile-import") < kills:
         state = snapshot(url, name)
-        if where != "startup" and state["stages"].get(where) == "done":
-            where = next((s for s in KILL_STAGES[1:] if state["stages"].get(s) != "done"),
-                         None)
-            if where is None:
-                break
+        pending = [s for s in KILL_STAGES[1:] if state["stages"].get(s) != "done"]
+        if not pending:
+            break  # the study finished before every kill was spent (reported as is)
+        wanted = [s for s in pending if quota[s] > 0]
+        if quota["startup"] > 0 and (not wanted or rng.random() < 0.25):
+            where = "startup"
+        else:  # the first pending stage still owed kills; earlier ones run through
+            where = wanted[0] if wanted else pending[0]
         campaign.attempts += 1
         proc = _nas(["run", str(study_file)], cwd=work, url=url, log=log)
         if where == "startup":
             delay = rng.uniform(0.1, startup_s)
             time.sleep(delay)
-            after_kill(proc, "startup", delay)
-            continue
-        deadline = time.monotonic() + 600
-        while proc.poll() is None and time.monotonic() < deadline:
-            now = running_stage(url, name, proc.pid)
-            if now is not None and PIPELINE.index(now) >= PIPELINE.index(where):
-                break  # at the stage (or already past it: a short stage was missed)
-            time.sleep(0.05)
-        delay = rng.uniform(0, 0.9 * max(durations.get(where, 1.0), 0.2))
-        time.sleep(delay)
-        actual = running_stage(url, name, proc.pid) or where
+            actual = running_stage(url, name, proc.pid) or "startup"
+        else:
+            deadline = time.monotonic() + 600
+            while proc.poll() is None and time.monotonic() < deadline:
+                now = running_stage(url, name, proc.pid)
+                if now is not None and PIPELINE.index(now) >= PIPELINE.index(where):
+                    break  # at the stage (or already past it: a short stage was missed)
+                time.sleep(0.05)
+            # a random moment of the stage: within 60 % of its unkilled duration, so a stage
+            # that cannot resume (predict refits) is hit before it ends
+            delay = rng.uniform(0, 0.6 * max(durations.get(where, 1.0), 1.0))
+            time.sleep(delay)
+            actual = running_stage(url, name, proc.pid) or where
         after_kill(proc, actual, delay)
+        if campaign.kills[-1]["killed"]:
+            quota[actual if quota[actual] > 0 else where] -= 1
     campaign.attempts += 1
     if _nas(["run", str(study_file)], cwd=work, url=url, log=log).wait() != 0:
         raise RuntimeError(f"the final `nas run` after the kills failed: see {log}")
@@ -299,12 +308,12 @@ def chaos_run(work: Path, study_file: Path, table: Path, url: str, name: str, ba
 
 def kill_plan(kills: int, durations: dict[str, float], rng: random.Random) -> list[str]:
     """Which stage each kill aims at, in pipeline order: at least one per stage when there
-    are enough kills, the rest in proportion to the stages' durations."""
+    are enough kills, the rest in proportion to the stages' durations (at least 1 s)."""
     stages = list(KILL_STAGES)
     if kills < len(stages):
         return sorted(rng.sample(stages, kills), key=stages.index)
     plan = list(stages)
-    weights = [max(durations.get(s, 1.0), 0.5) for s in stages]
+    weights = [max(durations.get(s, 1.0), 1.0) for s in stages]
     plan += rng.choices(stages, weights=weights, k=kills - len(stages))
     return sorted(plan, key=stages.index)
 
