@@ -446,7 +446,18 @@ def ui(
 
 
 def main() -> None:
-    app(prog_name="nas")
+    """The console script. An exception no command expected (a bug, or an input no check
+    foresaw) still prints one line and exits 1; ``--debug`` shows its traceback."""
+    try:
+        app(prog_name="nas")
+    except Exception as exc:  # noqa: BLE001 - the last line of defence of the CLI
+        if _state["debug"]:
+            raise
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else ""
+        typer.echo(f"error: {type(exc).__name__}: {first} (unexpected; `nas --debug ...` shows "
+                   f"the traceback)", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -262,3 +262,22 @@ def test_study_name_from_file_errors_are_study_file_errors(tmp_path):
     bad.write_text("def (:\n")
     with pytest.raises(StudyFileError, match="syntax error"):
         study_name_from_file(bad)
+
+
+def test_unexpected_errors_still_print_one_line(tmp_path, monkeypatch, capsys):
+    import nas.cli
+    import nas.reports
+
+    def boom(store, **_):
+        raise TypeError("'<' not supported between\ninstances of 'NoneType' and 'int'")
+
+    monkeypatch.setattr(nas.reports, "print_studies", boom)
+    monkeypatch.setattr(sys, "argv", ["nas", "studies", "--storage",
+                                      f"sqlite:///{tmp_path / 'db.sqlite'}"])
+    monkeypatch.setitem(nas.cli._state, "debug", False)
+    with pytest.raises(SystemExit) as info:
+        nas.cli.main()
+    assert info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: TypeError: '<' not supported")
+    assert "--debug" in err
