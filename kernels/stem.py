@@ -37,6 +37,18 @@ def image_stem_forward(x: Tensor, patch_weight: Tensor, patch_bias: Tensor, pos_
     return h + pos_embed  # (B, T, D)
 
 
+def patches3x3(x: Tensor, stride: int) -> Tensor:
+    """x: (B, C, H, W) -> (B, H'*W', C*9): the 3x3 windows (padding 1) of a stride-``stride``
+    convolution, in ``F.unfold``'s column order (C, kh, kw), so ``cols @ w.reshape(D, -1).T``
+    is the convolution. Built from strided views and one copy: ``F.unfold`` launches one
+    im2col kernel per image on CUDA (256 launches at batch 256) and loops on the CPU."""
+    B, C, H, W = x.shape
+    xp = F.pad(x, (1, 1, 1, 1))
+    win = xp.unfold(2, 3, stride).unfold(3, 3, stride)  # (B, C, H', W', 3, 3) view
+    h, w = win.shape[2], win.shape[3]
+    return win.permute(0, 2, 3, 1, 4, 5).reshape(B, h * w, C * 9)
+
+
 def conv_stem_forward(x: Tensor, conv_weight: Tensor, conv_bias: Tensor, *, resolution: int,
                       stride: int) -> Tensor:
     """x: (B, C, H, W) -> (B, G*G, D) with G = ceil(resolution / stride); conv_weight (D, C, 3, 3).
@@ -45,7 +57,7 @@ def conv_stem_forward(x: Tensor, conv_weight: Tensor, conv_bias: Tensor, *, reso
     x = resize_images(x, resolution)
     # a 3x3 convolution as im2col + one GEMM, as the downsample does: no per-shape
     # convolution plans (an elastic supernet meets every resolution x stride x width)
-    cols = F.unfold(x, 3, padding=1, stride=stride).transpose(1, 2)  # (B, T, C*9)
+    cols = patches3x3(x, stride)  # (B, T, C*9)
     return F.gelu(F.linear(cols, conv_weight.reshape(conv_weight.shape[0], -1), conv_bias))
 
 
@@ -66,7 +78,7 @@ def downsample_forward(x: Tensor, norm_weight: Tensor, norm_bias: Tensor, proj_w
         return F.linear(h, proj_weight, proj_bias)
     h = h.transpose(1, 2).reshape(B, D, grid[0], grid[1])  # (B, Din, H, W)
     # 3x3 stride-2 convolution as im2col + one GEMM (same FLOPs, no convolution plans)
-    cols = F.unfold(h, 3, padding=1, stride=2).transpose(1, 2)  # (B, T', Din*9)
+    cols = patches3x3(h, 2)  # (B, T', Din*9)
     return F.linear(cols, proj_weight.reshape(proj_weight.shape[0], -1), proj_bias)
 
 

@@ -99,3 +99,27 @@ def test_parse_stem_refuses(name):
 
     with pytest.raises(ValueError, match="stem"):
         parse_stem(name)
+
+
+@pytest.mark.parametrize("batch, channels, side, stride", [(2, 3, 7, 2), (3, 5, 8, 1),
+                                                           (1, 4, 5, 2), (4, 1, 28, 1)])
+def test_patches3x3_equals_unfold_and_conv(batch, channels, side, stride, gen):
+    """The strided-view im2col (one copy, any batch) against torch's F.unfold and conv2d,
+    values and gradients, at odd and even sides."""
+    import torch.nn.functional as F
+
+    from kernels.stem import patches3x3
+
+    x = torch.randn(batch, channels, side, side, dtype=torch.float64, generator=gen,
+                    requires_grad=True)
+    fast = patches3x3(x, stride)
+    ref = F.unfold(x, 3, padding=1, stride=stride).transpose(1, 2)
+    assert fast.shape == ref.shape
+    assert torch.equal(fast, ref)
+    g = torch.randn(fast.shape, dtype=torch.float64, generator=gen)
+    (ga,) = torch.autograd.grad(fast, x, g)
+    (gb,) = torch.autograd.grad(ref, x, g)
+    assert torch.allclose(ga, gb, atol=1e-12)
+    w = torch.randn(6, channels, 3, 3, dtype=torch.float64, generator=gen)
+    conv = F.conv2d(x, w, stride=stride, padding=1).flatten(2).transpose(1, 2)
+    assert torch.allclose(fast @ w.reshape(6, -1).T, conv, atol=1e-10)
