@@ -184,7 +184,8 @@ def test_tight_latency_limit_with_an_existing_run_finds_its_small_feasible_regio
     from search_spaces import Arch, StageArch, get_space
 
     space = get_space("hybrid_vit_tiny", in_channels=1, num_classes=10, resolutions=(8,),
-                      patch_size=2, widths=((8,), (8, 16)), depths=((1,), (1, 2)), head_dim=8)
+                      patch_size=2, widths=((8,), (8, 16)), depths=((1,), (1, 2)), head_dim=8,
+                      stems=())  # patch only: the test enumerates every arch
     latency = OverheadLatency(space)
     per_stage = [[StageArch(depth=d, width=w, layers=layers) for w in st.width
                   for d in st.depth for layers in itertools.product(st.layer_options(),
