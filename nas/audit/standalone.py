@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from nas.audit.config import StandaloneRecipe
+from nas.data.splits import TextStream
 from nas.evaluation import evaluate_model
 from nas.export import export_subnet
 from nas.supernet import Supernet
@@ -73,12 +74,14 @@ def initial_model(space: SearchSpace, arch: Arch, *, seed: int):
 
 
 def train_standalone(*, space: SearchSpace, arch: Arch, seed: int, recipe: StandaloneRecipe,
-                     train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor],
+                     train: tuple[Tensor, Tensor] | TextStream, test: tuple[Tensor, Tensor],
                      device: str | torch.device = "cpu",
                      on_step: Callable[[int, float], None] | None = None) -> StandaloneResult:
     """Train ``arch`` from scratch on ``train = (x (N, ...), y (N, ...))`` for
     ``recipe.steps`` and score it on ``test``. ``seed`` draws the initialisation and the
-    per-epoch data order; ``on_step(step, loss)`` is called after each step."""
+    per-epoch data order; ``on_step(step, loss)`` is called after each step. A sequence
+    study's ``train`` may be its `TextStream`: the run then draws random-offset windows per
+    ``(seed, step)`` as the supernet does (`nas.baselines.text.fit_lm`)."""
     space.validate(arch)
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -99,8 +102,14 @@ def train_standalone(*, space: SearchSpace, arch: Arch, seed: int, recipe: Stand
         if on_step is not None:
             on_step(step, float(loss))
 
-    model = fit_model(model, train=train, recipe=fit, seed=seed, device=device,
-                      on_step=step_done)
+    if isinstance(train, TextStream):
+        from nas.baselines.text import fit_lm
+
+        model = fit_lm(model, train=train, recipe=fit, seed=seed, device=device,
+                       on_step=step_done).model
+    else:
+        model = fit_model(model, train=train, recipe=fit, seed=seed, device=device,
+                          on_step=step_done)
     # scored in fp32, as the supernet's inherited weights are
     result = evaluate_model(model.eval(), test[0], test[1], batch_size=recipe.eval_batch_size,
                             device=device)
@@ -112,7 +121,7 @@ def train_standalone(*, space: SearchSpace, arch: Arch, seed: int, recipe: Stand
 
 
 def run_in_process(jobs: Iterable[StandaloneJob], *, space: SearchSpace,
-                   recipe: StandaloneRecipe, train: tuple[Tensor, Tensor],
+                   recipe: StandaloneRecipe, train: tuple[Tensor, Tensor] | TextStream,
                    test: tuple[Tensor, Tensor], device: str | torch.device = "cpu",
                    threads: int | None = None) -> Iterator[StandaloneResult]:
     """Train the jobs one after another in this process, yielding each result as it

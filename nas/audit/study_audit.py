@@ -5,8 +5,8 @@ Order of work, each part stored as soon as it exists so a killed audit resumes:
 1. the selection (`select_archs` over the study's evaluated archs and its stored front) is
    recorded in the ``audit`` stage before anything trains, and reused on a rerun with the
    same N, seed and checkpoint;
-2. the supernet's inherited-weight accuracy of each selected arch on the test split
-   (source ``supernet``, stored, reused);
+2. the supernet's inherited-weight accuracy (sequence studies: loss, `audit_metric`) of
+   each selected arch on the test split (source ``supernet``, stored, reused);
 3. the stored predictor's prediction (not stored: it is recomputed in milliseconds);
 4. every (arch, seed) stand-alone run not already in the store (source ``standalone``,
    split ``test``, fidelity naming the recipe and seed) is trained and written the moment
@@ -91,15 +91,24 @@ def _selection(ctx: StudyContext, *, n: int, sha: str, run: str) -> list[Selecte
                         front_share=config.front_share)
 
 
+def audit_metric(ctx: StudyContext) -> tuple[str, float]:
+    """The test metric an audit ranks by and its orientation (+1: higher is better): test
+    accuracy for image studies, the test loss (nats per token) for sequence studies, where
+    next-token accuracy is a poor summary of a language model."""
+    return ("test_loss", -1.0) if ctx.space().modality == "sequence" else ("test_accuracy", 1.0)
+
+
 def _supernet_scores(ctx: StudyContext, archs: list[Arch], sha: str) -> dict[str, float]:
-    """Inherited-weight test accuracy of each arch (stored; reused when already there)."""
+    """Inherited-weight `audit_metric` of each arch on the test split (stored; reused when
+    already there)."""
     from nas.distributed import make_evaluator
 
     data = ctx.data()
+    metric, _ = audit_metric(ctx)
     with make_evaluator(supernet=ctx.supernet(), x=data.test.x, y=data.test.y,
                         batch_size=ctx.study.audit.eval_batch_size, store=ctx.store,
                         study=ctx.name, checkpoint=sha, split="test") as evaluate:
-        return {r["arch_key"]: r["test_accuracy"] for r in evaluate(archs)}
+        return {r["arch_key"]: r[metric] for r in evaluate(archs)}
 
 
 def _predictor_scores(ctx: StudyContext, archs: list[Arch]) -> tuple[
@@ -122,7 +131,7 @@ def _done_runs(ctx: StudyContext, recipe: StandaloneRecipe, keys: list[str], see
                ) -> dict[tuple[str, int], float]:
     fidelity = {recipe.fidelity(s): s for s in range(seeds)}
     found = {}
-    for e in ctx.store.get_evaluations(study=ctx.name, metric="test_accuracy",
+    for e in ctx.store.get_evaluations(study=ctx.name, metric=audit_metric(ctx)[0],
                                        source="standalone", split="test", arch_keys=keys):
         if e.fidelity in fidelity:
             found[(e.arch_key, fidelity[e.fidelity])] = e.value
@@ -140,7 +149,8 @@ def _store_result(ctx: StudyContext, recipe: StandaloneRecipe, r: StandaloneResu
 def _runner(ctx: StudyContext, jobs: list[StandaloneJob], *, recipe: StandaloneRecipe,
             device: str, workers: int, address: str | None) -> Iterator[StandaloneResult]:
     data = ctx.data()
-    train, test = (data.train.x, data.train.y), (data.test.x, data.test.y)
+    # a sequence study's stand-alone runs draw the supernet's random-offset windows
+    train, test = data.train_source(), (data.test.x, data.test.y)
     import os
 
     if workers == 1 and address is None and not os.environ.get("RAY_ADDRESS"):
@@ -199,8 +209,9 @@ def run_audit(ctx: StudyContext, *, n: int, seeds: int, workers: int = 1,
                                   address=address):
                 _store_result(ctx, recipe, result)
                 trained += 1
-                advance(note=f"{result.arch_key} seed {result.seed}: "
-                             f"{100 * result.test_accuracy:.2f} %")
+                advance(note=f"{result.arch_key} seed {result.seed}: " + (
+                    f"{result.test_loss:.4f} nats" if audit_metric(ctx)[0] == "test_loss"
+                    else f"{100 * result.test_accuracy:.2f} %"))
                 if on_result is not None:
                     on_result(result)
         done = _done_runs(ctx, recipe, keys, seeds)
@@ -221,10 +232,13 @@ def _report(ctx: StudyContext, *, selection: list[SelectedArch], runs: np.ndarra
             supernet: list[float], predictor: list[float] | None, predictor_reason: str,
             predictor_kind: str | None, running: dict[str, Any]) -> dict[str, Any]:
     config = ctx.study.audit
+    metric, sign = audit_metric(ctx)
     keys = [s.arch.key() for s in selection]
     flops = [float(s.flops) for s in selection]
-    proxies = {"supernet": supernet, "predictor": predictor, "flops": flops}
-    fidelity = rank_fidelity(standalone=runs, proxies=proxies, top_k=config.top_k(len(keys)),
+    # ranks compare "higher is better" scores: a loss enters negated
+    proxies = {"supernet": [sign * v for v in supernet], "predictor": predictor, "flops": flops}
+    fidelity = rank_fidelity(standalone=sign * runs, proxies=proxies,
+                             top_k=config.top_k(len(keys)),
                              reasons={"predictor": predictor_reason},
                              resamples=config.bootstrap, seed=config.bootstrap_seed,
                              level=config.level)
@@ -236,9 +250,13 @@ def _report(ctx: StudyContext, *, selection: list[SelectedArch], runs: np.ndarra
                      "standalone_seeds": [float(v) for v in runs[i]],
                      "supernet": supernet[i],
                      "predictor": None if predictor is None else predictor[i]})
-    worst = {name: disagreements(keys, truth, scores)
+    worst = {name: disagreements(keys, sign * truth, scores)
              for name, scores in proxies.items() if scores is not None}
+    # mean of (standalone - inherited) in "higher is better" units: > 0 when inherited is worse
+    gap = float(np.mean(sign * (truth - np.asarray(supernet, dtype=np.float64))))
     return {**running, **fidelity, "study": ctx.name, "predictor_kind": predictor_kind,
+            "metric": metric, "higher_is_better": sign > 0,
+            "mean_gap_inherited_vs_standalone": gap,
             "proxies": PROXY_NAMES, "rows": rows, "disagreements": worst,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 

@@ -69,17 +69,26 @@ def print_audit(report: dict[str, Any], *, console=None) -> None:
     for row in audit_summary(report):
         table.add_row(*row.values())
     console.print(table)
+    loss = report.get("metric") == "test_loss"  # sequence studies rank by the test loss
+
+    def fmt(v: float) -> str:
+        return f"{v:.4f}" if loss else f"{100 * v:.2f}"
+
     archs = Table(title=f"audited archs (stand-alone: {recipe['steps']} steps x batch "
-                        f"{recipe['batch_size']}, test accuracy %)")
+                        f"{recipe['batch_size']}, "
+                        f"{'test loss, nats / token' if loss else 'test accuracy %'})")
     for col in ("arch", "stratum", "MFLOPs", "stand-alone", "seeds", "supernet", "predictor"):
         archs.add_column(col, justify="left" if col in ("arch", "stratum") else "right")
     for r in report["rows"]:
         archs.add_row(r["arch_key"], r["stratum"], f"{r['flops'] / 1e6:.2f}",
-                      f"{100 * r['standalone']:.2f}",
-                      " ".join(f"{100 * v:.2f}" for v in r["standalone_seeds"]),
-                      f"{100 * r['supernet']:.2f}",
+                      fmt(r["standalone"]), " ".join(fmt(v) for v in r["standalone_seeds"]),
+                      fmt(r["supernet"]),
                       "-" if r["predictor"] is None else f"{-r['predictor']:.4f} (loss)")
     console.print(archs)
+    if report.get("mean_gap_inherited_vs_standalone") is not None:
+        gap = report["mean_gap_inherited_vs_standalone"]
+        console.print("mean gap, inherited vs stand-alone (> 0: inherited worse): "
+                      + (f"{gap:+.4f} nats" if loss else f"{100 * gap:+.2f} points"))
     worst = report.get("disagreements", {}).get("supernet", [])[:3]
     if worst:
         console.print("largest supernet disagreements (stand-alone rank -> supernet rank): "

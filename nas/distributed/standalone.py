@@ -19,6 +19,7 @@ from torch import Tensor
 
 from nas.audit.config import StandaloneRecipe
 from nas.audit.standalone import StandaloneJob, StandaloneResult, train_standalone
+from nas.data.splits import TextStream
 from nas.distributed.runtime import cluster_cpus, cluster_gpus, connect_ray
 from search_spaces import SearchSpace
 
@@ -36,7 +37,8 @@ def _train_task(payload: dict[str, Any], job: StandaloneJob, recipe: StandaloneR
 
 
 def run_on_ray(jobs: Iterable[StandaloneJob], *, space: SearchSpace, recipe: StandaloneRecipe,
-               train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], workers: int,
+               train: tuple[Tensor, Tensor] | TextStream, test: tuple[Tensor, Tensor],
+               workers: int,
                device: str = "cpu", address: str | None = None,
                max_retries: int = 2) -> Iterator[StandaloneResult]:
     """Train ``jobs`` on ``workers`` Ray tasks at a time (local Ray, or the cluster at
@@ -62,7 +64,9 @@ def run_on_ray(jobs: Iterable[StandaloneJob], *, space: SearchSpace, recipe: Sta
             if cluster_gpus() < 1:
                 raise ValueError("stand-alone training on cuda, but the Ray cluster has no GPU")
             gpus = 1.0 / workers
-        payload = ray.put({"space": space, "train": (train[0].cpu(), train[1].cpu()),
+        cpu_train = (train.to("cpu") if isinstance(train, TextStream)
+                     else (train[0].cpu(), train[1].cpu()))
+        payload = ray.put({"space": space, "train": cpu_train,
                            "test": (test[0].cpu(), test[1].cpu())})
         task = ray.remote(_train_task).options(num_cpus=cpus, num_gpus=gpus,
                                                max_retries=max_retries)

@@ -97,3 +97,26 @@ def test_selected_checkpoint_falls_back_to_the_last(tmp_path):
     assert selected_checkpoint(tmp_path) == tmp_path / "checkpoint.pt"
     (tmp_path / "best.pt").write_bytes(b"x")
     assert selected_checkpoint(tmp_path) == tmp_path / "best.pt"
+
+
+def test_audit_of_a_sequence_study_ranks_by_test_loss(trained):
+    from nas.audit.study_audit import run_audit
+
+    ctx, _ = trained
+    outcome = run_audit(ctx, n=8, seeds=1, progress=False)
+    report = outcome.report
+    assert outcome.trained_now == 8 and report["metric"] == "test_loss"
+    assert not report["higher_is_better"]
+    rows = report["rows"]
+    assert len(rows) == 8 and len({r["flops"] for r in rows}) >= 6  # across the FLOPs range
+    for r in rows:  # losses in nats per byte, not accuracies
+        assert 0.5 < r["standalone"] < 8 and 0.5 < r["supernet"] < 8
+    gap = sum(r["supernet"] - r["standalone"] for r in rows) / len(rows)
+    assert abs(report["mean_gap_inherited_vs_standalone"] - gap) < 1e-9
+    tau = report["comparisons"]["supernet"]["kendall_tau"]
+    assert -1 <= tau <= 1
+    stored = ctx.store.get_evaluations(study=ctx.name, metric="test_loss", source="standalone",
+                                       split="test")
+    assert {e.arch_key for e in stored} == {r["arch_key"] for r in rows}
+    again = run_audit(ctx, n=8, seeds=1, progress=False)  # resumes: nothing trained again
+    assert again.trained_now == 0 and again.report["rows"] == rows
