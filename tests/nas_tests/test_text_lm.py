@@ -145,3 +145,28 @@ def test_reference_size_space():
     for _ in range(50):
         seen |= {layer.mixer for layer in space.sample(rng).stages[0].layers}
     assert seen == {"attention", "glu_mlp", "ssm", "conv"}
+
+
+@pytest.mark.slow  # two spawned ranks import torch
+def test_two_ranks_on_random_windows_equal_one_process(tmp_path, data):
+    """Each rank gathers its contiguous slice of the global offsets: two gloo ranks train
+    what one process trains on the whole batch (within fp32 summation order)."""
+    from functools import partial
+
+    from nas.training import train_data_parallel
+
+    factory = partial(get_space, "hybrid_lm_tiny", widths=((32,), (32,)),
+                      depths=((1, 2), (1,)), context_lengths=(8, 16), kernel_sizes=(3,),
+                      head_dim=16)
+    one = _train(data, tmp_path / "one", stop_at=3)
+    two = train_data_parallel(nproc=2, space_factory=factory, train=data.stream,
+                              val=(data.val.x, data.val.y), config=CONFIG,
+                              out_dir=tmp_path / "two", stop_at=3, progress=False)
+    a, b = one.supernet.state_dict(), two.supernet.state_dict()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-5
+    logs = [[json.loads(line) for line in (tmp_path / d / "metrics.jsonl").read_text()
+             .splitlines() if '"train"' in line] for d in ("one", "two")]
+    assert [r["world_size"] for r in logs[1]] == [2, 2, 2]
+    for ra, rb in zip(*logs):
+        assert ra["archs"] == rb["archs"]
+        assert abs(ra["loss"] - rb["loss"]) <= 1e-5 * abs(ra["loss"]) + 1e-6
