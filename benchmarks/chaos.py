@@ -307,14 +307,16 @@ def chaos_run(work: Path, study_file: Path, table: Path, url: str, name: str, ba
 
 
 def kill_plan(kills: int, durations: dict[str, float], rng: random.Random) -> list[str]:
-    """Which stage each kill aims at, in pipeline order: at least one per stage when there
-    are enough kills, the rest in proportion to the stages' durations (at least 1 s)."""
+    """Which stage each kill aims at, in pipeline order: an equal share per stage (start-up
+    included) when there are enough kills, the remainder in proportion to the stages'
+    durations (at least 1 s)."""
     stages = list(KILL_STAGES)
     if kills < len(stages):
         return sorted(rng.sample(stages, kills), key=stages.index)
-    plan = list(stages)
+    share, rest = divmod(kills, len(stages))
+    plan = [s for s in stages for _ in range(share)]
     weights = [max(durations.get(s, 1.0), 1.0) for s in stages]
-    plan += rng.choices(stages, weights=weights, k=kills - len(stages))
+    plan += rng.choices(stages, weights=weights, k=rest)
     return sorted(plan, key=stages.index)
 
 
@@ -412,7 +414,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs per backend.")
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"],
                         choices=["sqlite", "postgresql"])
-    parser.add_argument("--steps", type=int, default=12, help="Training steps of the study.")
+    parser.add_argument("--steps", type=int, default=24, help="Training steps of the study "
+                        "(checkpoint every 3).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the kill moments.")
     parser.add_argument("--table", type=Path, default=None,
                         help="Latency table file to import (default: a fixed FLOPs table).")
