@@ -1,9 +1,12 @@
 """Benchmark `audit`: does the supernet rank subnets the way stand-alone training does?
 
-For the MNIST and CIFAR-10-subset studies: the supernet is trained here with the study's
-own recipe; N archs are picked with `nas.audit.select_archs` (log-FLOPs strata) among the
-1,000 archs of ``benchmarks/results/labels/<study>.jsonl`` (so the earlier labels can be
-compared too); each is trained from scratch as its exported model (`train_standalone`,
+For the MNIST and CIFAR-10-subset studies (and tiny-shakespeare, `shakespeare`: ranked by
+the test loss, trained on random-offset windows, gap in nats, > 0 when inherited is worse):
+the supernet is trained here with the study's own recipe; N archs are picked with
+`nas.audit.select_archs` (log-FLOPs strata) among the 1,000 archs of
+``benchmarks/results/labels/<study>.jsonl`` (so the earlier labels can be compared too;
+a study without such a file draws its candidates from its space); each is trained from
+scratch as its exported model (`train_standalone`,
 the study's recipe for ``--budget`` x its steps) with S seeds and scored on the test
 split, as are the supernet's inherited weights. The project's GNN predictor is fitted on
 the labels file (validation losses of an earlier, time-limited supernet) minus the audited
@@ -17,6 +20,8 @@ Torch, numpy, scipy and torch-geometric only: no store, no Ray.
         --datasets mnist --standalone-steps 800
     NAS_SHARED_DATA=$PWD/.devdata python benchmarks/audit.py --device cuda \
         --datasets cifar10_subset --standalone-steps 1000
+    NAS_SHARED_DATA=$PWD/.devdata python benchmarks/audit.py --device cuda \
+        --datasets shakespeare --n 10 --seeds 1 --supernet-steps 4000 --standalone-steps 1500
 """
 
 from __future__ import annotations
@@ -46,7 +51,8 @@ from nas.audit.selection import select_archs  # noqa: E402
 from search_spaces import Arch  # noqa: E402
 
 DATASETS = {"mnist": ("studies/mnist_hybrid.py", "mnist_hybrid.jsonl"),
-            "cifar10_subset": ("studies/cifar10_subset.py", "cifar10_subset.jsonl")}
+            "cifar10_subset": ("studies/cifar10_subset.py", "cifar10_subset.jsonl"),
+            "shakespeare": ("studies/shakespeare_lm.py", None)}
 LABELS = ROOT / "benchmarks" / "results" / "labels"
 _LOADED: dict[str, Any] = {}
 LABEL_SEED = 4242
@@ -72,23 +78,31 @@ def _init_worker(niceness: int = 0) -> None:
 
 def supernet_job(study_file: str, device: str, steps: int | None, arch_jsons: list[str],
                  out: str, time_limit: float | None) -> dict[str, Any]:
-    """Train the study's supernet (its recipe; ``steps`` shortens it for a smoke run) and
-    score the audited archs with inherited weights on the test split."""
+    """Train the study's supernet (its recipe; ``steps`` shortens it for a smoke run; a
+    sequence study on its random-offset windows) and score the audited archs with the
+    weights `nas run` keeps (the best validation panel, ``best.pt``) on the test split."""
     from nas.evaluation import evaluate_many
-    from nas.training import train_supernet
+    from nas.training import load_checkpoint, train_supernet
 
     study, space, data = _study(study_file)
     config = study.training.with_overrides(device=device, steps=steps)
+    if steps is not None:  # a shortened schedule keeps its warm-up share
+        config = config.with_overrides(warmup_steps=min(config.warmup_steps, steps // 10))
     t0 = time.time()
-    result = train_supernet(space=space, train=(data.train.x, data.train.y),
+    result = train_supernet(space=space, train=data.train_source(),
                             val=(data.val.x, data.val.y), config=config, out_dir=out,
                             resume=True, progress=False, time_limit_s=time_limit)
     seconds = time.time() - t0
+    net = result.supernet
+    if result.best is not None:
+        net.load_state_dict(load_checkpoint(result.best, map_location=device)["model"])
     archs = [Arch.from_json(j) for j in arch_jsons]
-    scores = evaluate_many(result.supernet, archs, data.test.x, data.test.y, batch_size=1000,
+    scores = evaluate_many(net, archs, data.test.x, data.test.y,
+                           batch_size=256 if space.modality == "sequence" else 1000,
                            device=device)
     return {"kind": "supernet", "study": study.name, "steps": result.step,
-            "horizon": config.steps, "seconds": seconds, "panel": result.panel,
+            "kept_step": result.best_step, "horizon": config.steps, "seconds": seconds,
+            "panel": result.panel,
             "test_accuracy": {a.key(): r.accuracy for a, r in zip(archs, scores)},
             "test_loss": {a.key(): r.loss for a, r in zip(archs, scores)}}
 
@@ -99,17 +113,16 @@ def standalone_job(study_file: str, device: str, arch_json: str, seed: int,
 
     study, space, data = _study(study_file)
     result = train_standalone(space=space, arch=Arch.from_json(arch_json), seed=seed,
-                              recipe=StandaloneRecipe(**recipe),
-                              train=(data.train.x, data.train.y),
+                              recipe=StandaloneRecipe(**recipe), train=data.train_source(),
                               test=(data.test.x, data.test.y), device=device)
     return {"kind": "standalone", "study": study.name, **result.to_dict()}
 
 
-def load_labels(name: str, space) -> dict[str, dict[str, Any]]:
+def load_labels(name: str | None, space) -> dict[str, dict[str, Any]]:
     """The labels file's rows whose arch is in ``space`` (a study whose space changed since
-    the labels were made keeps none of them)."""
-    path = LABELS / name
-    if not path.exists():
+    the labels were made keeps none of them; a dataset without a labels file, none)."""
+    path = LABELS / name if name else None
+    if path is None or not path.exists():
         return {}
     rows = [json.loads(line) for line in path.read_text().splitlines() if line]
     out = {}
@@ -163,7 +176,7 @@ def parse_args() -> argparse.Namespace:
 
 
 HEADLINES = ("supernet_tau", "predictor_tau", "flops_tau", "noise_ceiling_tau", "goal_met",
-             "mean_gap_inherited_vs_standalone")
+             "gap_goal_met", "mean_gap_inherited_vs_standalone")
 
 
 def flat_headlines(metrics: dict) -> dict:
@@ -268,11 +281,15 @@ def summarise(plan, results, predictions, args) -> tuple[dict[str, Any], dict[st
                               f"only {len(keys)} archs have every seed")
             metrics[ds] = entry
             continue
-        matrix = np.array([[by[(k, seed)]["test_accuracy"] for seed in range(args.seeds)]
+        # a language model is ranked by its test loss (negated: ranks want higher = better)
+        sequence = p["space"].modality == "sequence"
+        metric, sign = ("test_loss", -1.0) if sequence else ("test_accuracy", 1.0)
+        values = np.array([[by[(k, seed)][metric] for seed in range(args.seeds)]
                            for k in keys])
+        matrix = sign * values
         pred_by = raw[ds]["predictor"]
         labels = p["labels"]
-        proxies = {"supernet": [sup["test_accuracy"][k] for k in keys],
+        proxies = {"supernet": [sign * sup[metric][k] for k in keys],
                    "flops": [float(s.flops) for s in selection]}
         if all(np.isfinite(pred_by[k]) for k in keys):
             proxies["predictor"] = [pred_by[k] for k in keys]
@@ -288,9 +305,16 @@ def summarise(plan, results, predictions, args) -> tuple[dict[str, Any], dict[st
         entry["supernet_tau"] = comp["supernet"]["kendall_tau"]
         entry["predictor_tau"] = (comp["predictor"]["kendall_tau"] if "predictor" in comp
                                   else None)
-        gaps = [100 * (sup["test_accuracy"][k] - t) for k, t in zip(keys, matrix.mean(1))]
-        entry["mean_gap_inherited_vs_standalone"] = float(np.mean(gaps))  # points, < 0: worse
-        entry["gap_points"] = dict(zip(keys, gaps))
+        if sequence:  # nats per byte, > 0 when inherited is worse (the issue's sign)
+            gaps = [sup[metric][k] - t for k, t in zip(keys, values.mean(1))]
+            entry["metric"] = metric
+            entry["mean_gap_inherited_vs_standalone"] = float(np.mean(gaps))
+            entry["gap_nats"] = dict(zip(keys, gaps))
+            entry["gap_goal_met"] = bool(entry["mean_gap_inherited_vs_standalone"] <= 0.05)
+        else:
+            gaps = [100 * (sup["test_accuracy"][k] - t) for k, t in zip(keys, matrix.mean(1))]
+            entry["mean_gap_inherited_vs_standalone"] = float(np.mean(gaps))  # points, < 0: worse
+            entry["gap_points"] = dict(zip(keys, gaps))
         entry["flops_tau"] = comp["flops"]["kendall_tau"]
         entry["noise_ceiling_tau"] = ceiling.get("kendall_tau")
         entry["noise_ceiling_tau_ci"] = ceiling.get("kendall_tau_ci")
@@ -304,15 +328,16 @@ def summarise(plan, results, predictions, args) -> tuple[dict[str, Any], dict[st
         entry["supernet_complete"] = sup["steps"] == sup["horizon"]
         entry["supernet_horizon"] = sup["horizon"]
         entry["supernet_seconds"] = sup["seconds"]
+        entry["supernet_kept_step"] = sup.get("kept_step")
         entry["standalone_seconds_mean"] = statistics.mean(r["seconds"] for r in runs)
-        entry["standalone_accuracy_range"] = [float(matrix.mean(1).min()),
-                                              float(matrix.mean(1).max())]
+        entry[f"standalone_{'loss' if sequence else 'accuracy'}_range"] = [
+            float(values.mean(1).min()), float(values.mean(1).max())]
         truth = matrix.mean(1)
         raw[ds]["report"] = report
         raw[ds]["table"] = [{"arch_key": k, "label": s.arch.label(), "stratum": s.stratum,
-                             "flops": s.flops, "standalone": float(t),
-                             "standalone_seeds": [float(v) for v in row],
-                             "supernet": sup["test_accuracy"][k],
+                             "flops": s.flops, "standalone": float(sign * t),
+                             "standalone_seeds": [float(sign * v) for v in row],
+                             "supernet": sup[metric][k],
                              "labels_val_acc": labels.get(k, {}).get("val_acc"),
                              "predictor": pred_by[k]}
                             for k, s, t, row in zip(keys, selection, truth, matrix)]
