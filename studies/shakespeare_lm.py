@@ -6,11 +6,12 @@ GPT baselines of `benchmarks/lm_gpu.py`. Trained as language models are trained:
 random-offset windows over the train stream (`DataConfig.windows="random"`), AdamW with
 warm-up + cosine 1e-3 -> 1e-4, dropout on the residual branches and the byte embedding of
 the label-trained subnets (dropped at export), and `nas run` keeps the weights with the best
-validation-panel loss (`best.pt`). Latency is profiled on the GPU in CUDA-graph mode.
+validation-panel loss (`best.pt`). Latency is profiled on the GPU in CUDA-graph mode; the
+search trades the validation loss (nats / byte) against it.
 """
 
 from nas.data import default_data_root
-from nas.study import DataConfig, ProfilingConfig, Study, TrainConfig
+from nas.study import DataConfig, ProfilingConfig, SearchConfig, Study, TrainConfig
 
 study = Study(
     name="shakespeare_lm",
@@ -23,4 +24,5 @@ study = Study(
                          eval_every=250, eval_batches=None, eval_batch_size=256,
                          checkpoint_every=500, device="cuda", dropout=0.1),
     profiling=ProfilingConfig(device="cuda", mode="cuda_graph", batch_size=1),
+    search=SearchConfig(objectives=("loss", "latency")),
 )
