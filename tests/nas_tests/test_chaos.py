@@ -61,7 +61,7 @@ def test_second_concurrent_run_is_refused_then_waits(tmp_path):
     assert f"pid {first.pid} since" in line and "--wait" in line
     waiting = subprocess.run(cmd + ["--wait"], cwd=tmp_path, capture_output=True, text=True,
                              timeout=600)
-    assert first.wait(600) == 0, first.stderr
+    assert first.wait(600) == 0, first.stderr.read()
     assert waiting.returncode == 0, waiting.stderr
     assert "waiting for study 'tiny'" in waiting.stderr
     # it ran nothing again: every stage was done by the first run
