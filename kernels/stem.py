@@ -44,9 +44,22 @@ def patches3x3(x: Tensor, stride: int) -> Tensor:
     im2col kernel per image on CUDA (256 launches at batch 256) and loops on the CPU."""
     B, C, H, W = x.shape
     xp = F.pad(x, (1, 1, 1, 1))
+    if torch.onnx.is_in_onnx_export():
+        return _patches3x3_sliced(xp, stride)
     win = xp.unfold(2, 3, stride).unfold(3, 3, stride)  # (B, C, H', W', 3, 3) view
     h, w = win.shape[2], win.shape[3]
     return win.permute(0, 2, 3, 1, 4, 5).reshape(B, h * w, C * 9)
+
+
+def _patches3x3_sliced(xp: Tensor, stride: int) -> Tensor:
+    """`patches3x3` of the padded ``xp`` (B, C, H+2, W+2) from nine strided slices: the form
+    the ONNX exporter accepts (it has no ``Tensor.unfold`` with a symbolic batch)."""
+    B, C = xp.shape[0], xp.shape[1]
+    h, w = (xp.shape[2] - 3) // stride + 1, (xp.shape[3] - 3) // stride + 1
+    taps = [xp[:, :, i:i + stride * (h - 1) + 1:stride, j:j + stride * (w - 1) + 1:stride]
+            for i in range(3) for j in range(3)]  # 9 x (B, C, h, w)
+    cols = torch.stack(taps, dim=2)  # (B, C, 9, h, w)
+    return cols.permute(0, 3, 4, 1, 2).reshape(B, h * w, C * 9)
 
 
 def conv_stem_forward(x: Tensor, conv_weight: Tensor, conv_bias: Tensor, *, resolution: int,

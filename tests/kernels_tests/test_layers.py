@@ -116,6 +116,9 @@ def test_patches3x3_equals_unfold_and_conv(batch, channels, side, stride, gen):
     ref = F.unfold(x, 3, padding=1, stride=stride).transpose(1, 2)
     assert fast.shape == ref.shape
     assert torch.equal(fast, ref)
+    from kernels.stem import _patches3x3_sliced
+
+    assert torch.equal(_patches3x3_sliced(F.pad(x, (1, 1, 1, 1)), stride), ref)  # ONNX form
     g = torch.randn(fast.shape, dtype=torch.float64, generator=gen)
     (ga,) = torch.autograd.grad(fast, x, g)
     (gb,) = torch.autograd.grad(ref, x, g)
