@@ -51,7 +51,7 @@ from nas.data.splits import TextStream
 from nas.supernet import Supernet
 from nas.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from nas.training.config import TrainConfig
-from nas.training.trainer import METRICS_NAME, TrainResult, train_supernet
+from nas.training.trainer import BEST_NAME, METRICS_NAME, TrainResult, train_supernet
 from search_spaces import SearchSpace
 
 
@@ -236,5 +236,10 @@ def _result(space: SearchSpace, out: Path) -> TrainResult:
         record = json.loads(line) if line.strip() else {}
         if record.get("kind") == "val":
             panel = record["panel"]
+    best_path = out / BEST_NAME  # rank 0 kept the best validation-panel weights there
+    best = load_checkpoint(best_path) if best_path.exists() else None
     return TrainResult(step=int(state["step"]), checkpoint=out / CHECKPOINT_NAME,
-                       metrics_log=log_path, panel=panel, supernet=net.eval())
+                       metrics_log=log_path, panel=panel, supernet=net.eval(),
+                       best=best_path if best is not None else None,
+                       best_step=None if best is None else int(best["step"]),
+                       best_loss=None if best is None else best.get("panel_loss"))

@@ -165,6 +165,7 @@ def test_two_ranks_on_random_windows_equal_one_process(tmp_path, data):
                               out_dir=tmp_path / "two", stop_at=3, progress=False)
     a, b = one.supernet.state_dict(), two.supernet.state_dict()
     assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-5
+    assert two.best is not None and two.best_step == one.best_step  # rank 0 kept best.pt
     logs = [[json.loads(line) for line in (tmp_path / d / "metrics.jsonl").read_text()
              .splitlines() if '"train"' in line] for d in ("one", "two")]
     assert [r["world_size"] for r in logs[1]] == [2, 2, 2]
