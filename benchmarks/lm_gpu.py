@@ -3,9 +3,11 @@
 On one GPU (tiny-shakespeare, bytes, `studies/shakespeare_lm.py`: `hybrid_lm_small` at the
 full 256-byte context, random-offset windows, dropout):
 
-1. trains the study's supernet for ``--train-seconds``; the schedule horizon comes from the
-   measured step speed (`steps_for_budget`), so the warm-up + cosine schedule ends inside
-   the budget; the weights kept are the best validation-panel checkpoint (`best.pt`), as
+1. trains the study's supernet for at most ``--train-seconds``; the schedule horizon comes
+   from the measured step speed (`steps_for_budget`), so the warm-up + cosine schedule ends
+   inside the budget, and is cut further so that the supernet and the baselines (which
+   train as many steps, step 4) fit ``--train-budget`` together, from their measured step
+   times; the weights kept are the best validation-panel checkpoint (`best.pt`), as
    `nas run` does;
 2. builds two latency tables with the project's harness (batch 1 and batch 64, full
    256-token forward, CUDA-graph mode), each calibrated and validated on whole models;
@@ -113,6 +115,25 @@ def measure(models: dict[str, torch.nn.Module], lengths: dict[str, int], *, kind
     return {name: m.median_ms for name, m in zip(models, ms)}
 
 
+def baseline_step_seconds(name: str, *, train, batch: int, context: int, vocab: int,
+                          device: str, probe: int) -> float:
+    """Median seconds of one training step of baseline ``name`` (a throw-away model, the
+    benchmark's recipe shape), after a few untimed warm-up steps."""
+    model = build_text_baseline(name, seed=0, context=context, vocab_size=vocab)
+    recipe = FitRecipe(steps=probe + 3, batch_size=batch, lr=1e-4, weight_decay=0.0,
+                       warmup_steps=0)
+    stamps: list[float] = []
+
+    def stamp(step: int, loss: torch.Tensor) -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        stamps.append(time.perf_counter())
+
+    fit_lm(model, train=train, recipe=recipe, seed=0, device=device, on_step=stamp)
+    gaps = sorted(b - a for a, b in zip(stamps[2:], stamps[3:]))
+    return gaps[len(gaps) // 2]
+
+
 def dominates(front: list[dict], baseline: dict, setting: str, split: str) -> bool:
     """Some front member with <= the baseline's loss on ``split`` at <= its latency."""
     key = f"{split}_loss"
@@ -148,18 +169,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     steps = steps_for_budget(space=space, train=train, val=val, config=base,
                              seconds=args.train_seconds, probe_steps=3 if args.smoke else 20,
                              warmup_steps=1 if args.smoke else 4)
+    # the baselines train as many steps (same tokens): the two together must fit the
+    # --train-budget, so the horizon may be shorter than --train-seconds alone allows
+    supernet_step_s = 0.92 * args.train_seconds / steps  # steps_for_budget's own margin
+    base_step_s = {name: baseline_step_seconds(name, train=train, batch=base.batch_size,
+                                               context=space.resolution.max,
+                                               vocab=space.vocab_size, device=device,
+                                               probe=6 if args.smoke else 16)
+                   for name in args.baselines}
+    joint = int(0.92 * args.train_budget / (supernet_step_s + sum(base_step_s.values())))
+    if args.baseline_steps is None and joint < steps:
+        log(f"horizon {steps} -> {max(10, joint)} steps: with the baselines' "
+            f"{1e3 * sum(base_step_s.values()):.1f} ms per step the two fit in "
+            f"{args.train_budget:.0f}s")
+        steps = max(10, joint)
     horizon_s = time.perf_counter() - t0
     warmup = max(1, round(base.warmup_steps * steps / base.steps))
     config = base.with_overrides(steps=steps, warmup_steps=warmup,
                                  eval_every=max(1, steps // (3 if args.smoke else 12)),
                                  checkpoint_every=steps)
-    log(f"supernet: {steps} steps fit in {args.train_seconds:.0f}s (probe {horizon_s:.0f}s)")
+    log(f"supernet: {steps} steps (probes {horizon_s:.0f}s)")
     t0 = time.perf_counter()
     result = train_supernet(space=space, train=train, val=val, config=config,
                             out_dir=args.work / "supernet", progress=False,
                             time_limit_s=1.5 * args.train_seconds)
     train_s = time.perf_counter() - t0
     phases.update(horizon_probe=horizon_s, supernet=train_s)
+    predicted = {"supernet_step_ms": 1e3 * supernet_step_s,
+                 "baseline_step_ms": {k: 1e3 * v for k, v in base_step_s.items()}}
     net = Supernet(space).to(device)
     kept = result.best or result.checkpoint
     state = load_checkpoint(kept, space_fingerprint=net.fingerprint(), map_location=device)
@@ -301,7 +338,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
            "finetune_steps": args.finetune_steps, "train_config": config.to_dict(),
            "baseline_recipe": recipe.__dict__, "search_budget": args.search_budget,
            "labelled": len(cache), "panel": result.panel, "smoke": args.smoke,
-           "data": data.describe(), "space": space.describe(), "phase_seconds": phases}
+           "data": data.describe(), "space": space.describe(), "phase_seconds": phases,
+           "predicted_step_times": predicted, "train_budget": args.train_budget}
     log(f"largest {extremes[0].loss:.4f}, best front {best['val_loss']:.4f} ({best['label']});"
         f" dominance {json.dumps(dominance)}")
     if not args.no_figures:
@@ -354,7 +392,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--train-seconds", type=float, default=None,
-                   help="supernet wall-clock budget (default 240 s; 10 s with --smoke)")
+                   help="supernet wall-clock budget at most (default 270 s; 10 s with "
+                        "--smoke)")
+    p.add_argument("--train-budget", type=float, default=None,
+                   help="seconds for the supernet and the baselines' training together "
+                        "(default 330; 30 with --smoke): the shared step count is cut to fit")
     p.add_argument("--baseline-steps", type=int, default=None,
                    help="steps of every baseline (default: the supernet's steps, the same "
                         "token budget)")
@@ -379,7 +421,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "a few steps of everything: a check of the whole path, not a measurement")
     args = p.parse_args(argv)
     smoke = args.smoke
-    defaults = {"train_seconds": 10.0 if smoke else 240.0, "search_budget": 16 if smoke else 100,
+    defaults = {"train_seconds": 10.0 if smoke else 270.0, "search_budget": 16 if smoke else 100,
+                "train_budget": 30.0 if smoke else 330.0,
                 "population": 8 if smoke else 16, "finetune_steps": 5 if smoke else 200,
                 "finetune_max": 2 if smoke else 4,
                 "baselines": "gpt_4x256,gpt_2x192" if smoke else ",".join(GPT_BASELINES)}
@@ -394,8 +437,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     bad = [b for b in args.baselines if b not in GPT_BASELINES]
     if bad or not args.baselines:
         p.error(f"--baselines: {bad or 'empty'} not in {sorted(GPT_BASELINES)}")
-    if args.train_seconds <= 0 or args.search_budget < args.population:
-        p.error("--train-seconds must be > 0 and --search-budget >= --population")
+    if args.train_seconds <= 0 or args.train_budget <= 0 or args.search_budget < args.population:
+        p.error("--train-seconds and --train-budget must be > 0, --search-budget >= "
+                "--population")
     if (args.baseline_steps is not None and args.baseline_steps < 1) or min(
             args.finetune_steps, args.finetune_max) < 0:
         p.error("--baseline-steps must be >= 1, --finetune-steps and --finetune-max >= 0")
