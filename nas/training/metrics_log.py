@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MetricsLogError", "read_log", "truncate_log"]
+__all__ = ["MetricsLogError", "logged_panel", "read_log", "truncate_log"]
 
 
 class MetricsLogError(ValueError):
@@ -91,3 +91,14 @@ def truncate_log(path: str | os.PathLike, *, step: int) -> int:
         Path(tmp).unlink(missing_ok=True)
         raise
     return len(keep)
+
+
+def logged_panel(path: str | os.PathLike, *, step: int) -> list[dict[str, Any]] | None:
+    """The validation panel the log holds for ``step`` (its last ``val`` line there), or None.
+    A run resumed at a step whose panel was already evaluated and logged (killed after its
+    final checkpoint) reuses it instead of logging it twice."""
+    found = None
+    for record in read_log(path, kind="val"):
+        if record["step"] == step and isinstance(record.get("panel"), list):
+            found = record["panel"]
+    return found

@@ -251,7 +251,7 @@ def train_supernet(
         if "best" in state and best_path.exists():
             best = dict(json.loads(state["best"]))
     if lead:  # cut the log back to the checkpoint: to empty when starting from step 0
-        from nas.training.metrics_log import truncate_log
+        from nas.training.metrics_log import logged_panel, truncate_log
 
         truncate_log(log_path, step=step)
     if replica is not None:
@@ -324,6 +324,8 @@ def train_supernet(
         out.mkdir(parents=True, exist_ok=True)
     last_panel: list[dict[str, Any]] = []
     val_step, ckpt_step = -1, step
+    if lead and (logged := logged_panel(log_path, step=step)) is not None:
+        last_panel, val_step = logged, step  # resumed after the last panel: not logged twice
     bar = _progress(progress and lead, total=stop, start=step)
     started = time.perf_counter()
     with (bar as reporter, (log_path.open("a") if lead else _NullLog()) as log,

@@ -98,3 +98,15 @@ def test_checkpoint_bytes_depend_only_on_content(tmp_path):
     assert (content_sha256(tmp_path / "x" / "checkpoint.pt")
             == content_sha256(tmp_path / "y" / "other-name.pt"))
     assert not list((tmp_path / "x").glob("*.tmp.pt"))
+
+
+def test_resuming_a_finished_run_does_not_log_its_panel_twice(tmp_path):
+    """Killed after the final checkpoint (before the stage was recorded done): the rerun
+    resumes at the last step, reuses the logged panel and writes no second val line (the
+    chaos campaign on PostgreSQL found the duplicate)."""
+    first = _train(tmp_path / "run")
+    again = _train(tmp_path / "run", resume=True)
+    records = read_log(tmp_path / "run" / "metrics.jsonl")
+    vals = [(r["kind"], r["step"]) for r in records if r["kind"] == "val"]
+    assert len(vals) == len(set(vals))
+    assert again.step == first.step and again.panel == first.panel
