@@ -396,7 +396,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "--smoke)")
     p.add_argument("--train-budget", type=float, default=None,
                    help="seconds for the supernet and the baselines' training together "
-                        "(default 330; 30 with --smoke): the shared step count is cut to fit")
+                        "(default 330; 20 with --smoke): the shared step count is cut to fit")
     p.add_argument("--baseline-steps", type=int, default=None,
                    help="steps of every baseline (default: the supernet's steps, the same "
                         "token budget)")
@@ -422,7 +422,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     smoke = args.smoke
     defaults = {"train_seconds": 10.0 if smoke else 270.0, "search_budget": 16 if smoke else 100,
-                "train_budget": 30.0 if smoke else 330.0,
+                "train_budget": 20.0 if smoke else 330.0,
                 "population": 8 if smoke else 16, "finetune_steps": 5 if smoke else 200,
                 "finetune_max": 2 if smoke else 4,
                 "baselines": "gpt_4x256,gpt_2x192" if smoke else ",".join(GPT_BASELINES)}
