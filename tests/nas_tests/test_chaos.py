@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _chaos_module():
     spec = importlib.util.spec_from_file_location("_nas_chaos", REPO / "benchmarks" / "chaos.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
