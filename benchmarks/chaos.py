@@ -295,7 +295,13 @@ def chaos_run(work: Path, study_file: Path, table: Path, url: str, name: str, ba
             # a random moment of the stage: within 60 % of its unkilled duration, so a stage
             # that cannot resume (predict refits) is hit before it ends
             delay = rng.uniform(0, 0.6 * max(durations.get(where, 1.0), 1.0))
-            time.sleep(delay)
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < delay and proc.poll() is None:
+                now = running_stage(url, name, proc.pid)
+                if now is not None and PIPELINE.index(now) > PIPELINE.index(where):
+                    break  # the stage ended sooner than in the reference run: kill now
+                time.sleep(0.05)
+            delay = time.monotonic() - t0
             actual = running_stage(url, name, proc.pid) or where
         after_kill(proc, actual, delay)
         if campaign.kills[-1]["killed"]:
