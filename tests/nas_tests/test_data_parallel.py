@@ -1,9 +1,11 @@
 """Data-parallel training on CPU (gloo, 2 spawned ranks) equals one process on the same
 global batch, and its checkpoints resume in either direction (2 -> 1 and 1 -> 2 ranks).
 
-Tolerance: parameters within 1e-5 absolute (they are O(1)); two ranks average two
+Tolerance: parameters within 3e-5 absolute (they are O(1)); two ranks average two
 half-batch means where one process takes one full-batch mean, so fp32 summation order
-differs (measured ~3e-7 after 6 steps). The subnets of every step must be identical.
+differs (measured ~3e-7 after 6 steps in the patch-only space; 1.2e-5 since the space also
+searches the conv stem, whose near-zero gradients of the first steps AdamW normalises to
+full-size updates). The subnets of every step must be identical.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from search_spaces import get_space  # noqa: E402
 SPACE = partial(get_space, "hybrid_vit_tiny", in_channels=1, num_classes=4, resolutions=(8,),
                 patch_size=2, widths=((16,), (16, 32)), depths=((1,), (1, 2)), head_dim=8)
 TRAIN, VAL = synthetic(96, 0), synthetic(64, 1)
-ATOL = 1e-5
+ATOL = 3e-5
 
 
 def _single(out: Path, **kw):
