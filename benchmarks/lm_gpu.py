@@ -49,17 +49,16 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_io import device_name, write_result  # noqa: E402
+from bench_supernet import CachedEvaluator, calibrated_table, kept_supernet, log  # noqa: E402
 
 from kernels.timing import TimingConfig, measure_interleaved  # noqa: E402
 from nas.baselines.text import GPT_BASELINES, build_text_baseline, fit_lm  # noqa: E402
 from nas.data import load_text  # noqa: E402
 from nas.evaluation import evaluate_many, evaluate_model  # noqa: E402
 from nas.export import export_subnet  # noqa: E402
-from nas.profile import ProfileConfig, build_table, calibrate_and_validate  # noqa: E402
 from nas.search import SearchConfig, run_search  # noqa: E402
 from nas.study import load_study  # noqa: E402
-from nas.supernet import Supernet  # noqa: E402
-from nas.training import load_checkpoint, steps_for_budget, train_supernet  # noqa: E402
+from nas.training import steps_for_budget, train_supernet  # noqa: E402
 from nas.training.standalone import FitRecipe  # noqa: E402
 from search_spaces import Arch, get_space  # noqa: E402
 
@@ -73,10 +72,6 @@ SMOKE_SPACE = {"context_lengths": (32,), "widths": (64, 128), "depths": (2, 3, 4
 SMOKE_SEQ_LEN, SMOKE_BYTES = 32, 300_000
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
 def _timings(kind: str, smoke: bool) -> tuple[TimingConfig, TimingConfig]:
     """(layer, model) timing: interleaved, warm, medians over >= 15 rounds (5 in smoke)."""
     if kind == "cpu":
@@ -88,15 +83,9 @@ def _timings(kind: str, smoke: bool) -> tuple[TimingConfig, TimingConfig]:
 
 def build_latency_table(space, *, kind: str, batch: int, mode: str, smoke: bool, out: Path):
     layer, model = _timings(kind, smoke)
-    config = ProfileConfig(device=kind, mode=mode, batch_size=batch,
-                           threads=1 if kind == "cpu" else None, layer_timing=layer,
-                           model_timing=model)
-    table = build_table(space, config=config, out=out, show_progress=False)
-    validation = calibrate_and_validate(table, space, config=config,
-                                        n_calibration=4 if smoke else 10,
-                                        n_validation=6 if smoke else 30, show_progress=False)
-    table.save(out)
-    return table, validation
+    return calibrated_table(space, device=kind, batch=batch, mode=mode, layer_timing=layer,
+                            model_timing=model, out=out, n_calibration=4 if smoke else 10,
+                            n_validation=6 if smoke else 30)
 
 
 def measure(models: dict[str, torch.nn.Module], lengths: dict[str, int], *, kind: str,
@@ -197,23 +186,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     phases.update(horizon_probe=horizon_s, supernet=train_s)
     predicted = {"supernet_step_ms": 1e3 * supernet_step_s,
                  "baseline_step_ms": {k: 1e3 * v for k, v in base_step_s.items()}}
-    net = Supernet(space).to(device)
-    kept = result.best or result.checkpoint
-    state = load_checkpoint(kept, space_fingerprint=net.fingerprint(), map_location=device)
-    net.load_state_dict(state["model"])
-    net.eval()
-    log(f"trained {result.step} steps in {train_s:.0f}s; kept step {state['step']} "
+    net, kept_step = kept_supernet(space, result, device)
+    log(f"trained {result.step} steps in {train_s:.0f}s; kept step {kept_step} "
         f"(panel loss {result.best_loss})")
-
-    cache: dict[str, dict[str, float]] = {}
-
-    def evaluate(archs: list[Arch]) -> list[dict[str, float]]:
-        todo = [a for a in archs if a.key() not in cache]
-        if todo:
-            for a, res in zip(todo, evaluate_many(net, todo, *val, batch_size=256,
-                                                  device=device)):
-                cache[a.key()] = {"val_loss": res.loss, "val_accuracy": res.accuracy}
-        return [dict(cache[a.key()]) for a in archs]
+    evaluate = CachedEvaluator(net, val, batch_size=256, device=device)
+    cache = evaluate.cache
 
     # 2-3. a latency table per setting, one search against each
     fronts: dict[str, list[Arch]] = {}
@@ -330,7 +307,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         **{f"dominates_{s}_test": all(d.values()) for s, d in dominance_test.items()},
         "dominance": dominance, "dominance_test": dominance_test,
         "train_seconds": train_s, "supernet_steps": result.step,
-        "supernet_kept_step": int(state["step"]), "goal_largest_le_1_50": extremes[0].loss
+        "supernet_kept_step": kept_step, "goal_largest_le_1_50": extremes[0].loss
         <= 1.50, "baselines": baselines, "front_sizes": {s: len(a) for s, a in fronts.items()},
     }
     raw = {"fronts": {s: [a.key() for a in archs] for s, archs in fronts.items()},

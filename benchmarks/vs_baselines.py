@@ -43,16 +43,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_io import device_name, write_result  # noqa: E402
+from bench_supernet import CachedEvaluator, calibrated_table, kept_supernet, log  # noqa: E402
 
 from kernels.timing import TimingConfig, measure_interleaved  # noqa: E402
 from nas.baselines import IMAGE_BASELINES, build_image_baseline  # noqa: E402
 from nas.evaluation import evaluate_many, evaluate_model  # noqa: E402
 from nas.export import export_subnet  # noqa: E402
-from nas.profile import ProfileConfig, build_table, calibrate_and_validate  # noqa: E402
 from nas.search import SearchConfig, run_search  # noqa: E402
 from nas.study import load_study  # noqa: E402
-from nas.supernet import Supernet  # noqa: E402
-from nas.training import load_checkpoint, steps_for_budget, train_supernet  # noqa: E402
+from nas.training import steps_for_budget, train_supernet  # noqa: E402
 from nas.training.standalone import FitRecipe, fit_model  # noqa: E402
 from search_spaces import Arch  # noqa: E402
 
@@ -60,10 +59,6 @@ STUDIES = {"mnist": "studies/mnist_hybrid.py", "cifar10_subset": "studies/cifar1
 # (name, device, batch, mode): the settings every model is measured in
 SETTINGS = [("cpu", "cpu", 1, "eager"), ("gpu_b1", "cuda", 1, "cuda_graph"),
             ("gpu_b256", "cuda", 256, "cuda_graph")]
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def _timings(device: str, smoke: bool) -> tuple[TimingConfig, TimingConfig]:
@@ -81,15 +76,10 @@ def _timings(device: str, smoke: bool) -> tuple[TimingConfig, TimingConfig]:
 def build_latency_table(space, *, setting: str, smoke: bool, out: Path):
     _, device, batch, mode = next(s for s in SETTINGS if s[0] == setting)
     layer, model = _timings(device, smoke)
-    config = ProfileConfig(device=device, mode=mode, batch_size=batch,
-                           threads=1 if device == "cpu" else None, layer_timing=layer,
-                           model_timing=model)
     t0 = time.perf_counter()
-    table = build_table(space, config=config, out=out, show_progress=False)
-    validation = calibrate_and_validate(table, space, config=config,
-                                        n_calibration=10, n_validation=12 if smoke else 30,
-                                        show_progress=False)
-    table.save(out)
+    table, validation = calibrated_table(space, device=device, batch=batch, mode=mode,
+                                         layer_timing=layer, model_timing=model, out=out,
+                                         n_validation=12 if smoke else 30)
     log(f"  table {setting}: {len(table)} entries in {time.perf_counter() - t0:.0f}s, "
         f"validation {json.dumps({k: v for k, v in validation.items() if k != 'repeat'})[:200]}")
     return table, validation
@@ -143,23 +133,11 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
                             out_dir=work / name / "supernet", resume=True, progress=False,
                             time_limit_s=1.5 * args.train_seconds)
     train_s = time.perf_counter() - t0
-    net = Supernet(space).to(device)
-    chosen = result.best or result.checkpoint
-    net.load_state_dict(load_checkpoint(chosen, space_fingerprint=net.fingerprint(),
-                                        map_location=device)["model"])
-    net.eval()
-    log(f"  trained {result.step} steps in {train_s:.0f}s; kept step {result.best_step} "
+    net, kept_step = kept_supernet(space, result, device)
+    log(f"  trained {result.step} steps in {train_s:.0f}s; kept step {kept_step} "
         f"(panel loss {result.best_loss})")
-
-    cache: dict[str, dict[str, float]] = {}
-
-    def evaluate(archs: list[Arch]) -> list[dict[str, float]]:
-        todo = [a for a in archs if a.key() not in cache]
-        if todo:
-            for a, res in zip(todo, evaluate_many(net, todo, *val, batch_size=1000,
-                                                  device=device)):
-                cache[a.key()] = {"val_accuracy": res.accuracy, "val_loss": res.loss}
-        return [dict(cache[a.key()]) for a in archs]
+    evaluate = CachedEvaluator(net, val, batch_size=1000, device=device)
+    cache = evaluate.cache
 
     # 2-3. latency tables and one search against each
     fronts: dict[str, list[Arch]] = {}
@@ -269,7 +247,7 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
            "members": front_rows, "latency_tables": tables, "finetune_seconds": finetune_s,
            "finetune_steps": args.finetune_steps, "train_config": config.to_dict(),
            "search_budget": args.search_budget, "labelled": len(cache),
-           "kept_checkpoint_step": result.best_step}
+           "kept_checkpoint_step": kept_step}
     log(f"  {name}: best inherited {best['test_acc']:.4f} ({best['label']}); dominance "
         f"{json.dumps(dominance)}")
     if not args.no_figures:
