@@ -123,15 +123,6 @@ class _EpochBatches:
         return self._perm[offset * self.batch_size:(offset + 1) * self.batch_size]
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines past ``step`` (written after the checkpoint a crashed run resumes)."""
-    if not path.exists():
-        return
-    keep = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in keep))
-
-
 def subnet_loss(logits: torch.Tensor, y: torch.Tensor, teacher: torch.Tensor | None, *,
                 config: TrainConfig) -> torch.Tensor:
     """Loss of one subnet's (B, C) or (B, T, V) logits: cross-entropy on the labels (with
