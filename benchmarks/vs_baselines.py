@@ -281,9 +281,10 @@ def figures(name: str, front_of: dict[str, list[dict]], rows: dict[str, dict],
             ax.annotate(bname, (b["latency_ms"][setting], 100 * b["test_acc"]),
                         textcoords="offset points", xytext=(5, -10), fontsize=8)
         accs = [p[1] for p in pts] + [100 * b["test_acc"] for b in baselines.values()]
-        top = max(accs)
-        ax.set_ylim(max(min(accs), top - 6) - 0.3, top + 0.3)
+        ax.set_ylim(min(accs) - 1.0, max(accs) + 0.5)  # every point shown, none clipped
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(f"measured latency (ms), {titles[setting]}")
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{name}: searched front vs hand-designed baselines")
@@ -292,6 +293,17 @@ def figures(name: str, front_of: dict[str, list[dict]], rows: dict[str, dict],
         fig.tight_layout()
         fig.savefig(out / f"vs_baselines_{name}_{setting}.png")
         plt.close(fig)
+
+
+def replot(path: Path, out: Path) -> None:
+    """Redraw every figure from a `vs_baselines.json` (its raw members and fronts)."""
+    data = json.loads(path.read_text())
+    for name, raw in data["raw"].items():
+        rows = raw["members"]
+        front_of = {s: [rows[k] for k in keys] for s, keys in raw["fronts"].items()}
+        baselines = data["metrics"][name]["baselines"]
+        settings = list(next(iter(baselines.values()))["latency_ms"])
+        figures(name, front_of, rows, baselines, settings, out)
 
 
 def main() -> int:
@@ -309,7 +321,12 @@ def main() -> int:
     p.add_argument("--no-figures", action="store_true")
     p.add_argument("--smoke", action="store_true", help="short timings: a CPU check of the "
                    "whole path, not a measurement")
+    p.add_argument("--replot", type=Path, default=None, metavar="JSON",
+                   help="only redraw the figures from a results file")
     args = p.parse_args()
+    if args.replot is not None:
+        replot(args.replot, args.figures)
+        return 0
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
     bad = [n for n in names if n not in STUDIES]
     if bad or not names:
