@@ -254,4 +254,4 @@ def test_cli_prints_the_table_and_the_model_card_states_the_audit(trained, monke
     assert "0 stand-alone run(s) trained now, 8 found in the store" in out.stdout
     bad = runner.invoke(app, ["audit", str(path), "--n", "1", "--storage", url])
     assert bad.exit_code == 1 and bad.stderr.strip().splitlines() == [
-        "error: --n: expected an integer >= 2, got 1 (an audit ranks at least 2 archs)"]
+        "error: --n: must be >= 2, got 1"]  # the CLI's own argument check, before any work
