@@ -105,7 +105,9 @@ class TestStoreContract:
             assert row_counts(backend_url) == first
         assert first["evaluations"] == 11 and first["metric_logs"] == 21
         assert first["latency_entries"] == 4 and first["pareto_fronts"] == 2
-        assert all(first[name] > 0 for name in first)
+        # every table is written, but the lease table: a lease is held by a running `nas run`
+        # (tests/nas_tests/storage_tests/test_study_lease.py), not by results
+        assert all(first[name] > 0 for name in first if name != "study_leases")
 
     def test_round_trips(self, backend_url, tmp_path):
         with open_store(backend_url) as store:
