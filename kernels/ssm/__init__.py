@@ -1,6 +1,10 @@
-"""Selective state-space scan (Mamba-2 / SSD): sequential reference and chunked kernel."""
+"""Selective state-space scan (Mamba-2 / SSD): sequential reference, chunked torch reference,
+Triton kernels, and `ssm_scan`, which picks between them (see `kernels.ssm.scan`)."""
 
 from kernels.ssm.chunked import ssm_scan_chunked, ssm_scan_flops
 from kernels.ssm.naive import ssm_scan_naive
+from kernels.ssm.scan import reference_forced, ssm_scan, use_reference_scan, uses_triton_scan
+from kernels.ssm.triton_ssd import HAS_TRITON, ssm_scan_triton
 
-__all__ = ["ssm_scan_chunked", "ssm_scan_flops", "ssm_scan_naive"]
+__all__ = ["HAS_TRITON", "reference_forced", "ssm_scan", "ssm_scan_chunked", "ssm_scan_flops",
+           "ssm_scan_naive", "ssm_scan_triton", "use_reference_scan", "uses_triton_scan"]

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kernels.specs import MixerSpec
-from kernels.ssm.chunked import ssm_scan_chunked, ssm_scan_flops
+from kernels.ssm.chunked import ssm_scan_flops
+from kernels.ssm.scan import ssm_scan
 
 CHUNK_SIZE = 64
 
@@ -38,21 +39,25 @@ def ssm_forward(
     head_dim: int,
     bidirectional: bool,
 ) -> Tensor:
-    """x: (B, T, D) -> (B, T, D). x/z weights (E, D), bc (2N, D), dt (H, D), out (D, E)."""
+    """x: (B, T, D) -> (B, T, D). x/z weights (E, D), bc (2N, D), dt (H, D), out (D, E).
+
+    The four input projections run as one GEMM on the weights concatenated here (the
+    parameters, and so the state dict, keep their separate layout); the scan is `ssm_scan`
+    (Triton kernels on CUDA, the chunked reference elsewhere).
+    """
     B, T, D = x.shape
     h = F.layer_norm(x, norm_weight.shape, norm_weight, norm_bias)
-    heads = dt_proj_weight.shape[0]
-    xs = F.linear(h, x_proj_weight).view(B, T, heads, head_dim)  # (B, T, H, P)
-    z = F.linear(h, z_proj_weight)  # (B, T, E)
-    b, c = F.linear(h, bc_proj_weight).chunk(2, dim=-1)  # each (B, T, N)
-    dt = F.softplus(F.linear(h, dt_proj_weight, dt_proj_bias))  # (B, T, H)
+    heads, inner = dt_proj_weight.shape[0], x_proj_weight.shape[0]
+    n = bc_proj_weight.shape[0] // 2
+    w_in = torch.cat([x_proj_weight, z_proj_weight, bc_proj_weight, dt_proj_weight])
+    xs, z, b, c, dt = F.linear(h, w_in).split([inner, inner, n, n, heads], dim=-1)
+    xs = xs.view(B, T, heads, head_dim)  # (B, T, H, P), a view: the scan reads it in place
+    dt = F.softplus(dt + dt_proj_bias)  # (B, T, H)
     a = -torch.exp(a_log.float())  # (H,)
-    y = ssm_scan_chunked(xs, dt, a, b, c, chunk_size=CHUNK_SIZE)  # (B, T, H, P)
+    y = ssm_scan(xs, dt, a, b, c, chunk_size=CHUNK_SIZE)  # (B, T, H, P)
     if bidirectional:
-        rev = [1]
-        y = y + ssm_scan_chunked(xs.flip(rev), dt.flip(rev), a, b.flip(rev), c.flip(rev),
-                                 chunk_size=CHUNK_SIZE).flip(rev)
-    y = (y + d_skip[:, None] * xs).reshape(B, T, heads * head_dim)  # (B, T, E)
+        y = y + ssm_scan(xs, dt, a, b, c, chunk_size=CHUNK_SIZE, reverse=True)
+    y = (y + d_skip[:, None] * xs).reshape(B, T, inner)  # (B, T, E)
     return x + F.linear(y * F.silu(z), out_proj_weight)
 
 

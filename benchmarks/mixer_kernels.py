@@ -1,0 +1,249 @@
+"""Benchmark `mixer_kernels`: every token-mixer layer, forward and forward+backward, per shape.
+
+Layers are the project's own deployment layers (`kernels.build_layer`), in bf16 on the GPU:
+attention (SDPA), glu_mlp, conv, and the SSM twice, on its default path (the Triton SSD
+kernels on CUDA) and with the pure-torch chunked reference forced (`use_reference_scan`).
+Shapes: issue #18's (d = 768, head 64, state 64 at 8 x 1,024, 1 x 8,192 and 4 x 2,048 tokens;
+64 x 256 at d = 384) and the built-in spaces' (each stage of each space's largest subnet, every
+mixer at that stage's width and tokens with the space's knobs, batch 64). Per shape, the
+variants are timed interleaved in the same run: warm-up, then rounds of one sample each
+(synchronize, CUDA events around one call, synchronize); the median over rounds is reported.
+
+``metrics``: ``ssm_vs_attention_fwdbwd_2048`` (4 x 2,048), ``ssm_vs_attention_fwdbwd_8192``
+(1 x 8,192), ``ssm_vs_attention_fwd_1024`` (8 x 1,024): SSM (default path) / attention time
+(issue #18's goals: <= 1, <= 0.5, <= 1.5). ``raw.rows``: the whole table.
+Needs torch only (no Ray / Optuna / SQLAlchemy); about a minute on an H200.
+
+    python benchmarks/mixer_kernels.py --device cuda
+    python benchmarks/mixer_kernels.py --smoke            # tiny shapes on CPU, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_io import RESULTS, device_name, write_result  # noqa: E402
+
+from kernels import MixerSpec, build_layer  # noqa: E402
+from kernels.ssm import use_reference_scan, uses_triton_scan  # noqa: E402
+
+VARIANTS = ("attention", "glu_mlp", "conv", "ssm", "ssm_reference")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One row group: ``batch`` sequences of ``tokens`` at width ``dim`` (``grid`` for images)."""
+
+    name: str
+    batch: int
+    tokens: int
+    dim: int
+    head_dim: int
+    state_size: int
+    ssm_head_dim: int
+    hidden: int
+    kernel_size: int
+    grid: tuple[int, int] | None = None
+    metric: str | None = None  # which goal row this is: "2048", "8192", "1024"
+
+
+def issue_shapes() -> list[Shape]:
+    common = dict(head_dim=64, state_size=64, ssm_head_dim=64, kernel_size=7)
+    return [Shape("issue 8x1024", 8, 1024, 768, hidden=3072, metric="1024", **common),
+            Shape("issue 1x8192", 1, 8192, 768, hidden=3072, metric="8192", **common),
+            Shape("issue 4x2048", 4, 2048, 768, hidden=3072, metric="2048", **common),
+            Shape("issue 64x256 d384", 64, 256, 384, hidden=1536, **common)]
+
+
+def smoke_shapes() -> list[Shape]:
+    common = dict(head_dim=16, state_size=8, ssm_head_dim=16, kernel_size=3, hidden=64)
+    return [Shape("smoke 2x32", 2, 32, 32, metric="1024", **common),
+            Shape("smoke 1x128", 1, 128, 32, metric="8192", **common),
+            Shape("smoke 2x64", 2, 64, 32, metric="2048", **common)]
+
+
+def space_shapes(batch: int = 64) -> list[Shape]:
+    """Each stage of each built-in space's largest subnet, with the space's mixer knobs."""
+    from search_spaces import get_space, list_spaces
+    from search_spaces.space import glu_hidden
+
+    shapes = []
+    for name in list_spaces():
+        space = get_space(name)
+        seen: list[tuple[int, int, object]] = []
+        for spec in space.layers(space.largest()):
+            if isinstance(spec, MixerSpec) and (spec.dim, spec.tokens, spec.grid) not in seen:
+                seen.append((spec.dim, spec.tokens, spec.grid))
+        for stage, (dim, tokens, grid) in zip(space.stages, seen):
+            shapes.append(Shape(
+                f"{name} {batch}x{tokens} d{dim}", batch, tokens, dim, head_dim=space.head_dim,
+                state_size=space.ssm_state_size, ssm_head_dim=space.ssm_head_dim,
+                hidden=glu_hidden(dim, stage.hidden_ratio.max), kernel_size=stage.kernel_size.max,
+                grid=grid))
+    return shapes
+
+
+def layer_spec(shape: Shape, mixer: str) -> MixerSpec:
+    knobs = {"attention": dict(head_dim=shape.head_dim), "glu_mlp": dict(hidden=shape.hidden),
+             "conv": dict(kernel_size=shape.kernel_size),
+             "ssm": dict(head_dim=shape.ssm_head_dim, state_size=shape.state_size)}[mixer]
+    return MixerSpec(mixer, shape.dim, shape.tokens, shape.grid, **knobs)
+
+
+class Timer:
+    """``time(fn) -> ms`` for one call: CUDA events on the GPU, perf_counter on the CPU."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def __call__(self, fn: Callable[[], None]) -> float:
+        if self.device.type != "cuda":
+            t0 = time.perf_counter()
+            fn()
+            return (time.perf_counter() - t0) * 1e3
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize(self.device)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize(self.device)
+        return start.elapsed_time(end)
+
+
+def make_calls(shape: Shape, variant: str, device: torch.device, dtype: torch.dtype,
+               gen: torch.Generator) -> tuple[dict[str, Callable[[], None]], str]:
+    """The forward and forward+backward callables of one variant, and the SSM path it uses."""
+    mixer = "ssm" if variant == "ssm_reference" else variant
+    layer = build_layer(layer_spec(shape, mixer)).to(device=device, dtype=dtype)
+    x = torch.randn(shape.batch, shape.tokens, shape.dim, generator=gen).to(device, dtype)
+    x_grad = x.clone().requires_grad_()
+    cot = torch.randn(x.shape, generator=gen).to(device, dtype)
+    force = use_reference_scan if variant == "ssm_reference" else nullcontext
+    path = ""
+    if mixer == "ssm":
+        with force():
+            path = "triton" if uses_triton_scan(x) else "torch chunked"
+    params = list(layer.parameters())
+
+    def fwd() -> None:
+        with force(), torch.inference_mode():
+            layer(x)
+
+    def fwdbwd() -> None:
+        with force():
+            torch.autograd.backward(layer(x_grad), cot)
+
+    def reset() -> None:
+        for p in (*params, x_grad):
+            p.grad = None
+
+    return {"fwd": fwd, "fwdbwd": fwdbwd, "reset": reset}, path
+
+
+def measure_shape(shape: Shape, *, device: torch.device, dtype: torch.dtype, warmup: int,
+                  repeats: int, gen: torch.Generator) -> list[dict[str, object]]:
+    """Rows (one per variant) of median fwd / fwd+bwd ms, variants interleaved per round."""
+    timer = Timer(device)
+    calls, paths = {}, {}
+    for variant in VARIANTS:
+        calls[variant], paths[variant] = make_calls(shape, variant, device, dtype, gen)
+    samples: dict[tuple[str, str], list[float]] = {}
+    for round_ in range(warmup + repeats):
+        for variant in VARIANTS:
+            for mode in ("fwd", "fwdbwd"):
+                calls[variant]["reset"]()
+                ms = timer(calls[variant][mode])
+                if round_ >= warmup:
+                    samples.setdefault((variant, mode), []).append(ms)
+    rows = []
+    for variant in VARIANTS:
+        fwd = statistics.median(samples[(variant, "fwd")])
+        fwdbwd = statistics.median(samples[(variant, "fwdbwd")])
+        rows.append({"shape": shape.name, "variant": variant, "batch": shape.batch,
+                     "tokens": shape.tokens, "dim": shape.dim, "ssm_path": paths[variant],
+                     "fwd_ms": round(fwd, 4), "fwdbwd_ms": round(fwdbwd, 4)})
+    att = rows[VARIANTS.index("attention")]
+    for row in rows:
+        row["fwd_vs_attention"] = round(row["fwd_ms"] / att["fwd_ms"], 3)
+        row["fwdbwd_vs_attention"] = round(row["fwdbwd_ms"] / att["fwdbwd_ms"], 3)
+    return rows
+
+
+def goal_metrics(rows: list[dict[str, object]], shapes: list[Shape]) -> dict[str, float]:
+    by = {(r["shape"], r["variant"]): r for r in rows}
+    metrics = {}
+    for shape in shapes:
+        if shape.metric is None:
+            continue
+        ssm = by[(shape.name, "ssm")]
+        key, col = {"1024": ("ssm_vs_attention_fwd_1024", "fwd_vs_attention"),
+                    "2048": ("ssm_vs_attention_fwdbwd_2048", "fwdbwd_vs_attention"),
+                    "8192": ("ssm_vs_attention_fwdbwd_8192", "fwdbwd_vs_attention")}[shape.metric]
+        metrics[key] = ssm[col]
+        metrics[key.replace("ssm_vs", "ssm_reference_vs")] = by[(shape.name, "ssm_reference")][col]
+    return metrics
+
+
+def print_table(rows: list[dict[str, object]]) -> None:
+    head = f"{'shape':34s} {'variant':14s} {'path':14s} {'fwd ms':>9s} {'x att':>7s} " \
+           f"{'fwd+bwd ms':>11s} {'x att':>7s}"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['shape']:34s} {r['variant']:14s} {r['ssm_path']:14s} {r['fwd_ms']:9.3f} "
+              f"{r['fwd_vs_attention']:7.2f} {r['fwdbwd_ms']:11.3f} "
+              f"{r['fwdbwd_vs_attention']:7.2f}")
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda", help="cuda (default) or cpu")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny shapes, float32, 1 warm-up + 1 round; writes "
+                             "mixer_kernels_smoke.json (checks that the script runs)")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--out-dir", type=Path, default=None,
+                        help=f"where the JSON goes (default {RESULTS})")
+    args = parser.parse_args(argv)
+    device = torch.device("cpu" if args.smoke and args.device == "cuda" else args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda but no CUDA device is visible (use --smoke for a CPU check)")
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    if args.smoke:
+        shapes, warmup, repeats = smoke_shapes(), 1, 1
+    else:
+        shapes, warmup, repeats = issue_shapes() + space_shapes(), args.warmup, args.repeats
+    gen = torch.Generator().manual_seed(0)
+    rows = []
+    t0 = time.perf_counter()
+    for shape in shapes:
+        rows += measure_shape(shape, device=device, dtype=dtype, warmup=warmup,
+                              repeats=repeats, gen=gen)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    print_table(rows)
+    metrics = goal_metrics(rows, shapes)
+    print({k: metrics[k] for k in sorted(metrics)})
+    name = "mixer_kernels_smoke" if args.smoke else "mixer_kernels"
+    path = write_result(name, metrics=metrics, raw={"rows": rows, "dtype": str(dtype),
+                                                    "seconds": round(time.perf_counter() - t0)},
+                        device=device_name(str(device)), out_dir=args.out_dir)
+    print(f"wrote {path}")
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

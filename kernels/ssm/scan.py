@@ -1,0 +1,91 @@
+"""`ssm_scan`: the SSD scan the layers call; Triton kernels on CUDA, chunked torch elsewhere.
+
+The fast path (`kernels.ssm.triton_ssd`) runs when Triton is importable, the tensors are on a
+CUDA device in float32 / bfloat16 / float16, and the reference is not forced. Force the
+pure-torch reference (to compare, to debug, or where the kernels misbehave) with the
+environment variable ``NAS_SSM_REFERENCE=1`` or, for a block of code::
+
+    with use_reference_scan():
+        y_ref = layer(x)
+
+(the same kind of switch as timm's ``use_fused_attn()``). While tracing (``torch.jit.trace``,
+used by the TorchScript export) the reference is used too, so exported graphs hold plain ops.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import torch
+from torch import Tensor
+
+from kernels.ssm.chunked import _check_args, ssm_scan_chunked
+from kernels.ssm.triton_ssd import HAS_TRITON, ssm_scan_triton
+
+REFERENCE_ENV = "NAS_SSM_REFERENCE"
+_FORCE_REFERENCE: ContextVar[bool] = ContextVar("nas_ssm_force_reference", default=False)
+_FAST_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def reference_forced() -> bool:
+    """True when ``NAS_SSM_REFERENCE`` is set (to anything but "", "0", "false", "no") or the
+    code runs inside `use_reference_scan`."""
+    env = os.environ.get(REFERENCE_ENV, "").strip().lower()
+    return _FORCE_REFERENCE.get() or env not in ("", "0", "false", "no")
+
+
+@contextmanager
+def use_reference_scan(enabled: bool = True) -> Iterator[None]:
+    """Inside the block, `ssm_scan` uses the pure-torch chunked reference (``enabled=False``
+    lifts an outer block's forcing; the environment variable still wins)."""
+    token = _FORCE_REFERENCE.set(enabled)
+    try:
+        yield
+    finally:
+        _FORCE_REFERENCE.reset(token)
+
+
+def _triton_device(x: Tensor) -> bool:
+    """CUDA tensors; CPU tensors too under ``TRITON_INTERPRET=1`` (Triton's slow interpreter,
+    for debugging the kernels without a GPU)."""
+    interpreting = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    return x.is_cuda or (interpreting and x.device.type == "cpu")
+
+
+def uses_triton_scan(x: Tensor) -> bool:
+    """Whether `ssm_scan` of inputs like ``x`` runs the Triton kernels."""
+    return (HAS_TRITON and _triton_device(x) and x.dtype in _FAST_DTYPES
+            and not reference_forced() and not torch.jit.is_tracing())
+
+
+def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, *, chunk_size: int = 64,
+             reverse: bool = False) -> Tensor:
+    """Selective scan (Mamba-2 / SSD), the same result as `ssm_scan_naive` on every path.
+
+    Args:
+        x: (batch, T, H, P); dt: (batch, T, H) > 0; A: (H,) < 0; B, C: (batch, T, N).
+        chunk_size: chunk length of the reference path (the Triton path uses chunks of 64;
+            the chunking does not change the result).
+        reverse: scan from the last step to the first (the scan of the time-flipped inputs,
+            flipped back); the bidirectional image layers add both directions.
+
+    Returns:
+        y: (batch, T, H, P) in the dtype of ``x``.
+
+    Example::
+
+        y = ssm_scan(x, dt, A, B, C)             # Triton on CUDA, chunked torch elsewhere
+        with use_reference_scan():
+            torch.testing.assert_close(ssm_scan(x, dt, A, B, C), y, rtol=1e-2, atol=1e-2)
+    """
+    _check_args(x, dt, A, B, C, chunk_size)
+    if uses_triton_scan(x):
+        return ssm_scan_triton(x, dt, A, B, C, reverse=reverse)
+    if not reverse:
+        return ssm_scan_chunked(x, dt, A, B, C, chunk_size=chunk_size)
+    flip = [1]
+    return ssm_scan_chunked(x.flip(flip), dt.flip(flip), A, B.flip(flip), C.flip(flip),
+                            chunk_size=chunk_size).flip(flip)

@@ -1,0 +1,387 @@
+"""Chunked SSD scan in Triton: forward and backward kernels behind one autograd Function.
+
+Same semantics as `kernels.ssm.naive.ssm_scan_naive` (and `kernels.ssm.chunked`, whose docstring
+has the maths): with per-step log decay ``a_t = dt_t A``, ``g`` its cumsum inside a chunk of
+``Q = 64`` steps, ``dx = dt x`` and ``L[i, j] = exp(g_i - g_j)`` for ``j <= i`` (else 0)::
+
+    y_chunk  = (L o C B^T) dx + exp(g) * (C S_in^T)                  # (Q, P) per head
+    S_out    = exp(g_last) S_in + (exp(g_last - g) * dx)^T B         # (P, N) per head
+
+Forward, three launches: `_chunk_state_kernel` (every chunk's own contribution to the state,
+all chunks in parallel, one ``(P, Q) @ (Q, N)`` tensor-core dot), `_state_passing_kernel` (the
+sequential pass over chunks, element-wise, parallel over the state's entries) and
+`_chunk_output_kernel` (the two matmul terms of ``y``, all chunks in parallel). Backward
+mirrors it: `_chunk_dstate_kernel` and a reverse `_state_passing_kernel` give the gradient of
+the state leaving each chunk, then `_chunk_bwd_kernel` computes dx, dB, dC (per head, summed
+over heads afterwards), d dt and the per-chunk share of dA. The gradient of the in-chunk log
+decay is ``row sums - column sums`` of the strictly lower part of ``M = L o C B^T o dy dx^T``
+plus the inter-chunk and state terms; ``d a`` is its reverse cumsum inside the chunk.
+
+Every exp goes through `_decay` (argument clamped to ``[LOG_DECAY_MIN, 0]``, as the reference
+does). Accumulation is float32; the matmul inputs are bf16 / fp16 when x, B and C all are, else
+float32 with ``input_precision="ieee"`` (no TF32), so float32 inputs give float32 accuracy.
+Time may be scanned backwards (``reverse=True``: the scan of the flipped sequence, flipped
+back) without copying: the kernels map chunk positions to ``T - 1 - t``.
+
+This module imports without Triton; `HAS_TRITON` says whether the kernels exist.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+
+import torch
+from torch import Tensor
+
+from kernels.ssm.chunked import LOG_DECAY_MIN
+
+try:  # Triton is optional: CPU-only installs and CI have no Triton
+    import triton
+    import triton.language as tl
+except ImportError:  # pragma: no cover - exercised where triton is absent
+    triton = None
+    tl = None
+
+HAS_TRITON = triton is not None
+CHUNK = 64  # steps per chunk (the tl.dot M/N/K of the intra-chunk matmuls)
+_STATE_BLOCK = 128  # state entries per program of the sequential pass over chunks
+_DOT_FP32, _DOT_BF16, _DOT_FP16 = 0, 1, 2
+
+
+if HAS_TRITON:
+    _LOG_MIN = tl.constexpr(LOG_DECAY_MIN)
+
+    @triton.jit
+    def _mm(a, b, DOT: tl.constexpr):
+        """a @ b with float32 accumulation; inputs cast to the dot dtype ``DOT``."""
+        if DOT == 1:
+            return tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16))
+        elif DOT == 2:
+            return tl.dot(a.to(tl.float16), b.to(tl.float16))
+        else:
+            return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")
+
+    @triton.jit
+    def _decay(log_decay):
+        """exp of a log decay clamped to [LOG_DECAY_MIN, 0] (as `kernels.ssm.chunked._decay`)."""
+        return tl.exp(tl.minimum(tl.maximum(log_decay, _LOG_MIN), 0.0))
+
+    @triton.jit
+    def _chunk_rows(k, T, Q: tl.constexpr, REVERSE: tl.constexpr):
+        """Chunk ``k``'s positions in scan order: (memory time index (Q,), valid mask (Q,))."""
+        t = k * Q + tl.arange(0, Q)
+        if REVERSE:
+            tm = T - 1 - t
+        else:
+            tm = t
+        return tm, t < T
+
+    @triton.jit
+    def _chunk_log_decay(dt_ptr, A_ptr, b, h, tm, valid, s_dt_b, s_dt_t, s_dt_h):
+        """dt (Q,) (0 outside the sequence), A_h, and g = in-chunk cumsum of dt * A_h (Q,)."""
+        dt = tl.load(dt_ptr + b * s_dt_b + tm * s_dt_t + h * s_dt_h, mask=valid,
+                     other=0.0).to(tl.float32)
+        A = tl.load(A_ptr + h).to(tl.float32)
+        g = tl.cumsum(dt * A, axis=0)
+        return dt, A, g
+
+    @triton.jit
+    def _load_rows(ptr, b, tm, valid, h, s_b, s_t, s_h, s_c, C, BC: tl.constexpr):
+        """(Q, BC) tile of a (batch, T, [H,] C) tensor, zero outside the sequence and past C."""
+        c = tl.arange(0, BC)
+        mask = valid[:, None] & (c[None, :] < C)
+        return tl.load(ptr + b * s_b + tm[:, None] * s_t + h * s_h + c[None, :] * s_c,
+                       mask=mask, other=0.0)
+
+    @triton.jit
+    def _store_rows(ptr, val, b, tm, valid, h, s_b, s_t, s_h, s_c, C, BC: tl.constexpr):
+        c = tl.arange(0, BC)
+        mask = valid[:, None] & (c[None, :] < C)
+        tl.store(ptr + b * s_b + tm[:, None] * s_t + h * s_h + c[None, :] * s_c,
+                 val.to(ptr.dtype.element_ty), mask=mask)
+
+    @triton.jit
+    def _state_tile_ptrs(ptr, bh, k, n_chunks, BP: tl.constexpr, BN: tl.constexpr):
+        """Pointers to the (BP, BN) state of chunk k of (batch * head) bh in (bh, chunk, P, N)."""
+        p = tl.arange(0, BP)
+        n = tl.arange(0, BN)
+        return ptr + ((bh * n_chunks + k) * BP + p[:, None]) * BN + n[None, :]
+
+    @triton.jit
+    def _chunk_state_kernel(
+        x_ptr, dt_ptr, A_ptr, B_ptr, S_ptr, decay_ptr,
+        T, H, P, N, n_chunks,
+        s_x_b, s_x_t, s_x_h, s_x_p, s_dt_b, s_dt_t, s_dt_h, s_B_b, s_B_t, s_B_n,
+        Q: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr, REVERSE: tl.constexpr,
+        DOT: tl.constexpr,
+    ):
+        """S[bh, k] = (exp(g_last - g) dx)^T B (the chunk's own state); decay = exp(g_last)."""
+        k = tl.program_id(0)
+        bh = tl.program_id(1).to(tl.int64)
+        b, h = bh // H, bh % H
+        tm, valid = _chunk_rows(k, T, Q, REVERSE)
+        dt, A, g = _chunk_log_decay(dt_ptr, A_ptr, b, h, tm, valid, s_dt_b, s_dt_t, s_dt_h)
+        g_last = tl.sum(dt * A, axis=0)
+        x = _load_rows(x_ptr, b, tm, valid, h, s_x_b, s_x_t, s_x_h, s_x_p, P, BP)  # (Q, BP)
+        Bm = _load_rows(B_ptr, b, tm, valid, 0, s_B_b, s_B_t, 0, s_B_n, N, BN)  # (Q, BN)
+        dx_w = x.to(tl.float32) * (dt * _decay(g_last - g))[:, None]  # (Q, BP)
+        S = _mm(tl.trans(dx_w), Bm, DOT)  # (BP, BN)
+        tl.store(_state_tile_ptrs(S_ptr, bh, k, n_chunks, BP, BN), S)
+        tl.store(decay_ptr + bh * n_chunks + k, _decay(g_last))
+
+    @triton.jit
+    def _state_passing_kernel(
+        local_ptr, out_ptr, decay_ptr, n_chunks,
+        SIZE: tl.constexpr, BLOCK: tl.constexpr, BACKWARD: tl.constexpr,
+    ):
+        """Sequential pass over chunks: out[k] = state entering chunk k (forward, from
+        ``s <- decay_k s + local_k``), or, with BACKWARD, the gradient of the state leaving
+        chunk k (``d <- decay_k d + local_k`` from the last chunk down)."""
+        bh = tl.program_id(1).to(tl.int64)
+        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        local = local_ptr + bh * n_chunks * SIZE + offs
+        out = out_ptr + bh * n_chunks * SIZE + offs
+        s = tl.zeros([BLOCK], dtype=tl.float32)
+        if BACKWARD:
+            cur = tl.load(local + (n_chunks - 1) * SIZE)
+        else:
+            cur = tl.load(local)
+        for step in range(n_chunks):
+            if BACKWARD:
+                k = n_chunks - 1 - step
+                nxt = k - 1
+            else:
+                k = step
+                nxt = k + 1
+            more = step + 1 < n_chunks
+            ahead = tl.load(local + nxt * SIZE, mask=more, other=0.0)  # prefetch
+            tl.store(out + k * SIZE, s)
+            s = tl.load(decay_ptr + bh * n_chunks + k) * s + cur
+            cur = ahead
+
+    @triton.jit
+    def _chunk_output_kernel(
+        x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, S_ptr, y_ptr,
+        T, H, P, N, n_chunks,
+        s_x_b, s_x_t, s_x_h, s_x_p, s_dt_b, s_dt_t, s_dt_h, s_B_b, s_B_t, s_B_n,
+        s_C_b, s_C_t, s_C_n, s_y_b, s_y_t, s_y_h, s_y_p,
+        Q: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr, REVERSE: tl.constexpr,
+        DOT: tl.constexpr,
+    ):
+        """y = (L o C B^T) dx + exp(g) (C S_in^T) for chunk k of (batch * head) bh."""
+        k = tl.program_id(0)
+        bh = tl.program_id(1).to(tl.int64)
+        b, h = bh // H, bh % H
+        tm, valid = _chunk_rows(k, T, Q, REVERSE)
+        dt, A, g = _chunk_log_decay(dt_ptr, A_ptr, b, h, tm, valid, s_dt_b, s_dt_t, s_dt_h)
+        Bm = _load_rows(B_ptr, b, tm, valid, 0, s_B_b, s_B_t, 0, s_B_n, N, BN)  # (Q, BN)
+        Cm = _load_rows(C_ptr, b, tm, valid, 0, s_C_b, s_C_t, 0, s_C_n, N, BN)  # (Q, BN)
+        i = tl.arange(0, Q)
+        L = tl.where(i[:, None] >= i[None, :], _decay(g[:, None] - g[None, :]), 0.0)  # (Q, Q)
+        CB = _mm(Cm, tl.trans(Bm), DOT) * L  # (Q, Q)
+        x = _load_rows(x_ptr, b, tm, valid, h, s_x_b, s_x_t, s_x_h, s_x_p, P, BP)  # (Q, BP)
+        dx = x.to(tl.float32) * dt[:, None]  # (Q, BP)
+        y = _mm(CB, dx, DOT)  # (Q, BP)
+        S_in = tl.load(_state_tile_ptrs(S_ptr, bh, k, n_chunks, BP, BN))  # (BP, BN)
+        y += _decay(g)[:, None] * _mm(Cm, tl.trans(S_in), DOT)
+        _store_rows(y_ptr, y, b, tm, valid, h, s_y_b, s_y_t, s_y_h, s_y_p, P, BP)
+
+    @triton.jit
+    def _chunk_dstate_kernel(
+        dy_ptr, dt_ptr, A_ptr, C_ptr, dS_ptr,
+        T, H, P, N, n_chunks,
+        s_dy_b, s_dy_t, s_dy_h, s_dy_p, s_dt_b, s_dt_t, s_dt_h, s_C_b, s_C_t, s_C_n,
+        Q: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr, REVERSE: tl.constexpr,
+        DOT: tl.constexpr,
+    ):
+        """dS[bh, k] = (exp(g) dy)^T C: the chunk's own gradient of the state entering it."""
+        k = tl.program_id(0)
+        bh = tl.program_id(1).to(tl.int64)
+        b, h = bh // H, bh % H
+        tm, valid = _chunk_rows(k, T, Q, REVERSE)
+        dt, A, g = _chunk_log_decay(dt_ptr, A_ptr, b, h, tm, valid, s_dt_b, s_dt_t, s_dt_h)
+        dy = _load_rows(dy_ptr, b, tm, valid, h, s_dy_b, s_dy_t, s_dy_h, s_dy_p, P, BP)
+        Cm = _load_rows(C_ptr, b, tm, valid, 0, s_C_b, s_C_t, 0, s_C_n, N, BN)
+        dy_w = dy.to(tl.float32) * _decay(g)[:, None]  # (Q, BP)
+        tl.store(_state_tile_ptrs(dS_ptr, bh, k, n_chunks, BP, BN), _mm(tl.trans(dy_w), Cm, DOT))
+
+    @triton.jit
+    def _chunk_bwd_kernel(
+        x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, S_ptr, dS_ptr, dy_ptr,
+        dx_ptr, ddt_ptr, dB_ptr, dC_ptr, dA_ptr,
+        T, H, P, N, n_chunks,
+        s_x_b, s_x_t, s_x_h, s_x_p, s_dt_b, s_dt_t, s_dt_h, s_B_b, s_B_t, s_B_n,
+        s_C_b, s_C_t, s_C_n, s_dy_b, s_dy_t, s_dy_h, s_dy_p, s_dx_b, s_dx_t, s_dx_h, s_dx_p,
+        Q: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr, REVERSE: tl.constexpr,
+        DOT: tl.constexpr,
+    ):
+        """Gradients of chunk k of (batch * head) bh, given S_in (state entering the chunk) and
+        dS (gradient of the state leaving it): dx (batch, T, H, P); d dt (batch, T, H) float32;
+        this head's dB and dC (batch, T, H, BN) float32; this chunk's dA share (bh, chunk)."""
+        k = tl.program_id(0)
+        bh = tl.program_id(1).to(tl.int64)
+        b, h = bh // H, bh % H
+        tm, valid = _chunk_rows(k, T, Q, REVERSE)
+        dt, A, g = _chunk_log_decay(dt_ptr, A_ptr, b, h, tm, valid, s_dt_b, s_dt_t, s_dt_h)
+        g_last = tl.sum(dt * A, axis=0)
+        w_end = _decay(g_last - g)  # (Q,) decay from each step to the chunk's end
+        w_in = _decay(g)  # (Q,) decay from the chunk's start to each step
+        i = tl.arange(0, Q)
+        L = tl.where(i[:, None] >= i[None, :], _decay(g[:, None] - g[None, :]), 0.0)  # (Q, Q)
+
+        Bm = _load_rows(B_ptr, b, tm, valid, 0, s_B_b, s_B_t, 0, s_B_n, N, BN)  # (Q, BN)
+        Cm = _load_rows(C_ptr, b, tm, valid, 0, s_C_b, s_C_t, 0, s_C_n, N, BN)  # (Q, BN)
+        dy = _load_rows(dy_ptr, b, tm, valid, h, s_dy_b, s_dy_t, s_dy_h, s_dy_p, P, BP)
+        x = _load_rows(x_ptr, b, tm, valid, h, s_x_b, s_x_t, s_x_h, s_x_p, P, BP).to(tl.float32)
+        dx = x * dt[:, None]  # (Q, BP)
+        S_in = tl.load(_state_tile_ptrs(S_ptr, bh, k, n_chunks, BP, BN))  # (BP, BN)
+        dS = tl.load(_state_tile_ptrs(dS_ptr, bh, k, n_chunks, BP, BN))  # (BP, BN)
+
+        # d(dx) = (L o C B^T)^T dy + w_end * (B dS^T)
+        LCB = _mm(Cm, tl.trans(Bm), DOT) * L  # (Q, Q)
+        ddx_state = w_end[:, None] * _mm(Bm, tl.trans(dS), DOT)  # (Q, BP)
+        ddx = _mm(tl.trans(LCB), dy, DOT) + ddx_state  # (Q, BP)
+        _store_rows(dx_ptr, ddx * dt[:, None], b, tm, valid, h, s_dx_b, s_dx_t, s_dx_h, s_dx_p,
+                    P, BP)
+        ddt = tl.sum(ddx * x, axis=1)  # (Q,) through dx = dt x
+
+        # dC = (L o dy dx^T) B + w_in * (dy S_in); dB = (L o dy dx^T)^T C + w_end * (dx dS)
+        DV = _mm(dy, tl.trans(dx), DOT)  # (Q, Q) dy_i . dx_j
+        M = tl.where(i[:, None] > i[None, :], DV * LCB, 0.0)  # (Q, Q) strictly lower
+        dg = tl.sum(M, axis=1) - tl.sum(M, axis=0)  # (Q,) intra-chunk d g
+        DVL = DV * L
+        dC_in = w_in[:, None] * _mm(dy, S_in, DOT)  # (Q, BN)
+        dC = _mm(DVL, Bm, DOT) + dC_in
+        dB = _mm(tl.trans(DVL), Cm, DOT) + w_end[:, None] * _mm(dx, dS, DOT)
+        dg += tl.sum(Cm.to(tl.float32) * dC_in, axis=1)  # through exp(g) in the inter term
+        state_terms = tl.sum(dx * ddx_state, axis=1)  # (Q,) through w_end in S_out
+        to_last = tl.sum(state_terms, axis=0) + _decay(g_last) * tl.sum(tl.sum(dS * S_in, 1), 0)
+        dg += tl.where(i == Q - 1, to_last, 0.0) - state_terms
+        da = tl.cumsum(dg, axis=0, reverse=True)  # (Q,) g_i = a_0 + ... + a_i in the chunk
+        ddt += da * A
+        tl.store(ddt_ptr + (b * T + tm) * H + h, ddt, mask=valid)
+        tl.store(dA_ptr + bh * n_chunks + k, tl.sum(da * dt, axis=0))
+        hn_stride = H * BN  # dB / dC buffers are (batch, T, H, BN) float32
+        _store_rows(dB_ptr, dB, b, tm, valid, h, T * hn_stride, hn_stride, BN, 1, BN, BN)
+        _store_rows(dC_ptr, dC, b, tm, valid, h, T * hn_stride, hn_stride, BN, 1, BN, BN)
+
+
+def _dot_kind(*tensors: Tensor) -> int:
+    """16-bit tensor-core dots when every matmul input is 16-bit, else exact float32 dots.
+
+    The Triton interpreter (TRITON_INTERPRET=1) mis-computes 16-bit dots, so it gets float32.
+    """
+    if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        return _DOT_FP32
+    dtypes = {t.dtype for t in tensors}
+    if dtypes == {torch.bfloat16}:
+        return _DOT_BF16
+    if dtypes == {torch.float16}:
+        return _DOT_FP16
+    return _DOT_FP32
+
+
+def _block(size: int) -> int:
+    """tl.arange / tl.dot size for a head or state dimension: a power of two >= 16."""
+    return max(16, triton.next_power_of_2(size))
+
+
+def _grid_args(x: Tensor, B: Tensor) -> tuple[int, int, int, int, int, int, int, int]:
+    batch, T, H, P = x.shape
+    N = B.shape[-1]
+    return batch, T, H, P, N, triton.cdiv(T, CHUNK), _block(P), _block(N)
+
+
+def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, reverse: bool,
+             ) -> tuple[Tensor, Tensor, Tensor]:
+    """y (batch, T, H, P), states entering each chunk (batch*H, chunks, BP, BN), chunk decays."""
+    batch, T, H, P, N, chunks, BP, BN = _grid_args(x, B)
+    dot = _dot_kind(x, B, C)
+    local = x.new_empty(batch * H, chunks, BP, BN, dtype=torch.float32)
+    decay = x.new_empty(batch * H, chunks, dtype=torch.float32)
+    grid = (chunks, batch * H)
+    common = dict(Q=CHUNK, BP=BP, BN=BN, REVERSE=reverse, DOT=dot)
+    _chunk_state_kernel[grid](
+        x, dt, A, B, local, decay, T, H, P, N, chunks,
+        *x.stride(), *dt.stride(), *B.stride(), **common, num_warps=4)
+    states = torch.empty_like(local)
+    _state_passing_kernel[(triton.cdiv(BP * BN, _STATE_BLOCK), batch * H)](
+        local, states, decay, chunks, SIZE=BP * BN, BLOCK=_STATE_BLOCK, BACKWARD=False,
+        num_warps=1)
+    y = x.new_empty(batch, T, H, P)
+    _chunk_output_kernel[grid](
+        x, dt, A, B, C, states, y, T, H, P, N, chunks,
+        *x.stride(), *dt.stride(), *B.stride(), *C.stride(), *y.stride(), **common,
+        num_warps=4)
+    return y, states, decay
+
+
+def _backward(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor,
+              states: Tensor, decay: Tensor, reverse: bool,
+              ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    batch, T, H, P, N, chunks, BP, BN = _grid_args(x, B)
+    dot = _dot_kind(x, B, C, dy)
+    grid = (chunks, batch * H)
+    common = dict(Q=CHUNK, BP=BP, BN=BN, REVERSE=reverse, DOT=dot)
+    local = torch.empty_like(states)
+    _chunk_dstate_kernel[grid](
+        dy, dt, A, C, local, T, H, P, N, chunks,
+        *dy.stride(), *dt.stride(), *C.stride(), **common, num_warps=4)
+    dstates = torch.empty_like(states)
+    _state_passing_kernel[(triton.cdiv(BP * BN, _STATE_BLOCK), batch * H)](
+        local, dstates, decay, chunks, SIZE=BP * BN, BLOCK=_STATE_BLOCK, BACKWARD=True,
+        num_warps=1)
+    del local
+    dx = x.new_empty(batch, T, H, P)
+    ddt = x.new_empty(batch, T, H, dtype=torch.float32)
+    dB_heads = x.new_empty(batch, T, H, BN, dtype=torch.float32)
+    dC_heads = x.new_empty(batch, T, H, BN, dtype=torch.float32)
+    dA_chunks = x.new_empty(batch * H, chunks, dtype=torch.float32)
+    _chunk_bwd_kernel[grid](
+        x, dt, A, B, C, states, dstates, dy, dx, ddt, dB_heads, dC_heads, dA_chunks,
+        T, H, P, N, chunks,
+        *x.stride(), *dt.stride(), *B.stride(), *C.stride(), *dy.stride(), *dx.stride(),
+        **common, num_warps=8)
+    dB = dB_heads[..., :N].sum(2).to(B.dtype)  # (batch, T, N): B is shared by the heads
+    dC = dC_heads[..., :N].sum(2).to(C.dtype)
+    dA = dA_chunks.view(batch, H, chunks).sum((0, 2)).to(A.dtype)  # (H,)
+    return dx, ddt.to(dt.dtype), dA, dB, dC
+
+
+class _SSDScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor,  # type: ignore[override]
+                reverse: bool) -> Tensor:
+        with torch.cuda.device(x.device) if x.is_cuda else nullcontext():
+            y, states, decay = _forward(x, dt, A, B, C, reverse)
+        ctx.save_for_backward(x, dt, A, B, C, states, decay)
+        ctx.reverse = reverse
+        return y
+
+    @staticmethod
+    def backward(ctx, dy: Tensor):  # type: ignore[override]
+        x, dt, A, B, C, states, decay = ctx.saved_tensors
+        with torch.cuda.device(x.device) if x.is_cuda else nullcontext():
+            grads = _backward(dy, x, dt, A, B, C, states, decay, ctx.reverse)
+        return (*grads, None)
+
+
+def ssm_scan_triton(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, *,
+                    reverse: bool = False) -> Tensor:
+    """Chunked SSD scan by the Triton kernels; same result as `ssm_scan_naive` (with
+    ``reverse=True``, as ``ssm_scan_naive`` of the time-flipped inputs, flipped back).
+
+    Args:
+        x: (batch, T, H, P); dt: (batch, T, H) > 0; A: (H,) < 0; B, C: (batch, T, N).
+            Any strides (views of a projection's output are read in place); float32, bfloat16
+            or float16.
+
+    Returns:
+        y: (batch, T, H, P) contiguous, in the dtype of ``x``; differentiable in all five
+        inputs. Needs Triton and (outside TRITON_INTERPRET=1) CUDA tensors; callers normally
+        go through `kernels.ssm.ssm_scan`, which picks this path when it can.
+    """
+    if not HAS_TRITON:
+        raise RuntimeError("ssm_scan_triton needs triton (pip install triton)")
+    return _SSDScan.apply(x, dt, A, B, C, bool(reverse))

@@ -1,0 +1,311 @@
+"""Triton SSD scan (`kernels.ssm.triton_ssd`) against the sequential reference, and the switch.
+
+- GPU (marked ``gpu``; skipped without CUDA or Triton): forward and every gradient (x, dt, A,
+  B, C) against `ssm_scan_naive` in float64 at T = 1, 63, 500, 4097, head dims 32 / 64, state
+  16 / 64, float32 and bfloat16, both scan directions; the layers with the kernels against the
+  same layers with the reference forced.
+- CPU: the kernels under ``TRITON_INTERPRET=1`` at tiny sizes (skipped where Triton is absent,
+  as in CI), the switch (`use_reference_scan`, ``NAS_SSM_REFERENCE``) with a stand-in kernel,
+  and the `benchmarks/mixer_kernels.py --smoke` run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from kernels import MixerSpec, build_layer
+from kernels.ssm import HAS_TRITON, ssm_scan, ssm_scan_naive, use_reference_scan
+from kernels.ssm import scan as scan_module
+
+REPO = Path(__file__).resolve().parents[1]
+NAMES = ("y", "x", "dt", "A", "B", "C")
+# max |out - ref| / max |ref|: float32 dots are exact ("ieee"), so float32 is close to the
+# float64 reference; bfloat16 inputs go through bf16 tensor-core dots (8-bit mantissa) with
+# float32 accumulation, and every output is rounded to bf16 (~4e-3 each)
+TOLERANCE = {torch.float32: 2e-4, torch.bfloat16: 3e-2}
+
+
+def make_inputs(batch: int, T: int, H: int, P: int, N: int, *, seed: int,
+                device: str = "cpu") -> list[Tensor]:
+    """Float64 inputs like the layer's: dt = softplus(randn - 1), A = -exp(randn)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def randn(*shape: int) -> Tensor:
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    x, B, C = randn(batch, T, H, P), randn(batch, T, N), randn(batch, T, N)
+    dt = F.softplus(randn(batch, T, H) - 1.0)
+    A = -torch.exp(randn(H))
+    return [t.to(device) for t in (x, dt, A, B, C)]
+
+
+def rel_err(out: Tensor, ref: Tensor) -> float:
+    diff = (out.double() - ref.double()).abs().max().item()
+    scale = ref.double().abs().max().item()
+    return 0.0 if diff == 0.0 else diff / max(scale, 1e-30)
+
+
+def values_and_grads(fn, inputs: list[Tensor], cotangent: Tensor) -> list[Tensor]:
+    leaves = [t.detach().clone().requires_grad_() for t in inputs]
+    y = fn(*leaves)
+    return [y.detach(), *torch.autograd.grad(y, leaves, cotangent.to(y.dtype))]
+
+
+def naive_scan(reverse: bool):
+    """`ssm_scan_naive`, or its time-reversed scan (flip, scan, flip back)."""
+    if not reverse:
+        return ssm_scan_naive
+    return lambda x, dt, A, B, C: ssm_scan_naive(
+        x.flip(1), dt.flip(1), A, B.flip(1), C.flip(1)).flip(1)
+
+
+needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="needs triton")
+
+
+@pytest.mark.gpu
+@needs_triton
+@pytest.mark.parametrize("reverse", [False, True], ids=["causal", "reverse"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize(("P", "N"), [(32, 16), (64, 64), (32, 64), (64, 16)])
+@pytest.mark.parametrize("T", [1, 63, 500, 4097])
+def test_triton_matches_naive_values_and_grads(T: int, P: int, N: int, dtype: torch.dtype,
+                                               reverse: bool) -> None:
+    from kernels.ssm import ssm_scan_triton
+
+    inputs = make_inputs(2, T, 3, P, N, seed=T + P + N, device="cuda")
+    low = [t.to(dtype) for t in inputs]  # the kernel's inputs, rounded to dtype
+    cot = torch.randn(2, T, 3, P, generator=torch.Generator().manual_seed(1),
+                      dtype=torch.float64).cuda()
+    out = values_and_grads(lambda *a: ssm_scan_triton(*a, reverse=reverse), low, cot)
+    ref = values_and_grads(naive_scan(reverse), [t.double() for t in low], cot)
+    for name, o, r in zip(NAMES, out, ref):
+        assert o.shape == r.shape and o.dtype == dtype, name
+        assert torch.isfinite(o).all(), name
+        assert rel_err(o, r) <= TOLERANCE[dtype], f"{name}: rel err {rel_err(o, r):.2e}"
+
+
+@pytest.mark.gpu
+@needs_triton
+def test_triton_strong_and_weak_decay_and_strided_inputs() -> None:
+    """Per-step log decays from -1e3 (underflow) to -1e-3 (long memory) in one call, inputs
+    as strided views of one projection (as the layer passes them), float32."""
+    from kernels.ssm import ssm_scan_triton
+
+    batch, T, H, P, N = 2, 700, 4, 64, 64
+    g = torch.Generator().manual_seed(5)
+    proj = torch.randn(batch, T, H * P + 2 * N + H, generator=g).cuda()  # (batch, T, width)
+    x = proj[..., :H * P].view(batch, T, H, P)
+    B, C = proj[..., H * P:H * P + N], proj[..., H * P + N:H * P + 2 * N]
+    dt = F.softplus(proj[..., -H:] + torch.tensor([4.0, 0.0, -4.0, -8.0], device="cuda"))
+    A = -torch.tensor([200.0, 1.0, 0.1, 0.01], device="cuda")
+    inputs = [x, dt, A, B, C]
+    assert not inputs[0].is_contiguous() and not inputs[3].is_contiguous()
+    cot = torch.randn(batch, T, H, P, generator=g, dtype=torch.float64).cuda()
+    out = values_and_grads(ssm_scan_triton, inputs, cot)
+    ref = values_and_grads(ssm_scan_naive, [t.double() for t in inputs], cot)
+    for name, o, r in zip(NAMES, out, ref):
+        assert torch.isfinite(o).all(), name
+        assert rel_err(o, r) <= 2e-4, f"{name}: rel err {rel_err(o, r):.2e}"
+
+
+@pytest.mark.gpu
+@needs_triton
+@pytest.mark.parametrize("spec", [
+    MixerSpec("ssm", 256, 300, None, head_dim=64, state_size=64),
+    MixerSpec("ssm", 128, 256, (16, 16), head_dim=32, state_size=16),
+], ids=["causal", "bidirectional"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+def test_layer_with_kernels_equals_layer_with_reference(spec: MixerSpec,
+                                                        dtype: torch.dtype) -> None:
+    """The switch on the GPU: same layer, same weights, Triton scan vs the forced reference;
+    the output and every parameter gradient agree."""
+    torch.manual_seed(0)
+    layer = build_layer(spec).to("cuda", dtype)
+    x = torch.randn(3, spec.tokens, spec.dim, device="cuda", dtype=dtype)
+    assert scan_module.uses_triton_scan(x)
+    results = []
+    for force in (False, True):
+        with use_reference_scan(force):
+            assert scan_module.uses_triton_scan(x) is not force
+            layer.zero_grad(set_to_none=True)
+            xg = x.clone().requires_grad_()
+            y = layer(xg)
+            y.float().square().mean().backward()
+            results.append([y.detach(), xg.grad, *(p.grad for p in layer.parameters())])
+    tol = TOLERANCE[dtype] * (1 if dtype == torch.float32 else 2)
+    for i, (fast, ref) in enumerate(zip(*results)):
+        assert rel_err(fast, ref) <= tol, f"tensor {i}: rel err {rel_err(fast, ref):.2e}"
+
+
+# --- CPU ---------------------------------------------------------------------------------
+
+INTERPRETER_SCRIPT = textwrap.dedent("""
+    import sys
+    import torch
+    import triton.runtime.interpreter as interp
+
+    # triton 3.6's interpreter turns scalar kernel arguments into 1-element arrays that
+    # numpy >= 2.3 refuses to int(); patch its __index__ (test-only shim)
+    _patch = interp._patch_lang_tensor
+    def _patched(tensor, scope):
+        _patch(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
+    interp._patch_lang_tensor = _patched
+
+    sys.path.insert(0, sys.argv[1])
+    sys.path.insert(0, sys.argv[2])
+    from test_ssm_triton import make_inputs, naive_scan, rel_err, values_and_grads, NAMES
+    from kernels import MixerSpec, build_layer
+    from kernels.ssm import ssm_scan, ssm_scan_triton, use_reference_scan, uses_triton_scan
+
+    # three chunks (the last one partial), head dim 8 and state 4 padded to tl.dot's 16;
+    # a reversed scan over two chunks; a single step
+    cases = [(2, 150, 8, 4, False, torch.float32), (1, 70, 16, 16, True, torch.float32),
+             (1, 70, 16, 16, True, torch.bfloat16), (2, 1, 8, 4, False, torch.bfloat16)]
+    for batch, T, P, N, reverse, dtype in cases:
+        tol = 1e-4 if dtype == torch.float32 else 3e-2
+        inputs = make_inputs(batch, T, 2, P, N, seed=T)
+        cot = torch.randn(batch, T, 2, P, generator=torch.Generator().manual_seed(1),
+                          dtype=torch.float64)
+        low = [t.to(dtype) for t in inputs]
+        out = values_and_grads(lambda *a: ssm_scan_triton(*a, reverse=reverse), low, cot)
+        ref = values_and_grads(naive_scan(reverse), [t.double() for t in low], cot)
+        for name, o, r in zip(NAMES, out, ref):
+            assert o.dtype == dtype, (name, o.dtype)
+            err = rel_err(o, r)
+            assert err <= tol, (T, P, N, reverse, str(dtype), name, err)
+
+    # the layer (strided views of one projection; bidirectional) through ssm_scan
+    torch.manual_seed(0)
+    spec = MixerSpec("ssm", 32, 20, (4, 5), head_dim=16, state_size=8)
+    layer = build_layer(spec)
+    x = torch.randn(1, 20, 32)
+    assert uses_triton_scan(x)
+    y_fast = layer(x)
+    with use_reference_scan():
+        assert not uses_triton_scan(x)
+        y_ref = layer(x)
+    assert rel_err(y_fast, y_ref) <= 1e-5, rel_err(y_fast, y_ref)
+    print("ok")
+""")
+
+
+@needs_triton
+def test_kernels_under_triton_interpreter(tmp_path) -> None:
+    """The real kernels on the CPU (TRITON_INTERPRET=1, a fresh process: the flag is read when
+    the kernels are defined) at tiny sizes, forward and gradients, fp32 and bf16."""
+    if importlib.util.find_spec("numpy") is None:
+        pytest.skip("the interpreter needs numpy")
+    script = tmp_path / "interp.py"
+    script.write_text(INTERPRETER_SCRIPT)
+    env = {**os.environ, "TRITON_INTERPRET": "1", "NAS_SSM_REFERENCE": ""}
+    proc = subprocess.run([sys.executable, str(script), str(REPO), str(Path(__file__).parent)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+class _Spy:
+    """Stand-in for the Triton scan: records calls, returns the reference result."""
+
+    def __init__(self) -> None:
+        self.calls: list[bool] = []
+
+    def __call__(self, x, dt, A, B, C, *, reverse=False):
+        self.calls.append(reverse)
+        return naive_scan(reverse)(x, dt, A, B, C)
+
+
+@pytest.fixture
+def spy(monkeypatch) -> _Spy:
+    """Pretend Triton and a kernel device are present, with `_Spy` as the kernel."""
+    fake = _Spy()
+    monkeypatch.setattr(scan_module, "HAS_TRITON", True)
+    monkeypatch.setattr(scan_module, "_triton_device", lambda x: True)
+    monkeypatch.setattr(scan_module, "ssm_scan_triton", fake)
+    monkeypatch.delenv(scan_module.REFERENCE_ENV, raising=False)
+    return fake
+
+
+def test_switch_forces_the_reference(spy: _Spy, monkeypatch) -> None:
+    x, dt, A, B, C = (t.float() for t in make_inputs(1, 20, 2, 4, 4, seed=1))
+    ssm_scan(x, dt, A, B, C)
+    assert spy.calls == [False]
+    with use_reference_scan():
+        y_ref = ssm_scan(x, dt, A, B, C)
+        with use_reference_scan(False):  # an inner block lifts the forcing
+            ssm_scan(x, dt, A, B, C, reverse=True)
+        ssm_scan(x, dt, A, B, C)
+    assert spy.calls == [False, True]
+    assert rel_err(y_ref, ssm_scan_naive(x, dt, A, B, C)) <= 1e-5
+    for value in ("1", "true"):
+        monkeypatch.setenv(scan_module.REFERENCE_ENV, value)
+        assert scan_module.reference_forced()
+        ssm_scan(x, dt, A, B, C)
+        with use_reference_scan(False):  # the environment wins
+            ssm_scan(x, dt, A, B, C)
+    assert spy.calls == [False, True]
+    monkeypatch.setenv(scan_module.REFERENCE_ENV, "0")
+    ssm_scan(x, dt, A, B, C)
+    assert spy.calls == [False, True, False]
+
+
+def test_reverse_reference_is_the_flipped_scan() -> None:
+    x, dt, A, B, C = (t.float() for t in make_inputs(2, 90, 2, 4, 5, seed=2))
+    with use_reference_scan():
+        y = ssm_scan(x, dt, A, B, C, reverse=True, chunk_size=16)
+    assert rel_err(y, naive_scan(True)(x, dt, A, B, C)) <= 1e-5
+
+
+@pytest.mark.parametrize(("grid", "calls"), [(None, [False]), ((4, 5), [False, True])],
+                         ids=["causal", "bidirectional"])
+def test_layer_calls_the_fast_scan_and_matches_reference(spy: _Spy, grid, calls) -> None:
+    """The SSM layer goes through `ssm_scan` (one call per direction), and its fused input
+    projection equals separate projections (the state dict keeps its layout)."""
+    torch.manual_seed(0)
+    spec = MixerSpec("ssm", 32, 20, grid, head_dim=8, state_size=4)
+    layer = build_layer(spec)
+    assert {k for k in layer.state_dict()} == {
+        "norm.weight", "norm.bias", "x_proj.weight", "z_proj.weight", "bc_proj.weight",
+        "dt_proj.weight", "dt_proj.bias", "a_log", "d_skip", "out_proj.weight"}
+    x = torch.randn(2, 20, 32)
+    y = layer(x)
+    assert spy.calls == calls
+
+    # the layer written out with one projection each, as before the fusion
+    h = F.layer_norm(x, (32,), layer.norm.weight, layer.norm.bias)
+    xs = layer.x_proj(h).view(2, 20, 4, 8)
+    z = layer.z_proj(h)
+    b, c = layer.bc_proj(h).chunk(2, dim=-1)
+    dt = F.softplus(layer.dt_proj(h))
+    a = -torch.exp(layer.a_log)
+    ys = ssm_scan_naive(xs, dt, a, b, c)
+    if grid is not None:
+        ys = ys + naive_scan(True)(xs, dt, a, b, c)
+    ref = x + layer.out_proj((ys + layer.d_skip[:, None] * xs).reshape(2, 20, 32) * F.silu(z))
+    assert rel_err(y, ref) <= 1e-5
+
+
+def test_benchmark_smoke_writes_the_goal_metrics(tmp_path) -> None:
+    """`benchmarks/mixer_kernels.py --smoke` (tiny shapes on CPU) runs and writes the keys."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "mixer_kernels.py"), "--smoke",
+         "--out-dir", str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "mixer_kernels_smoke.json").read_text())
+    for key in ("ssm_vs_attention_fwdbwd_2048", "ssm_vs_attention_fwdbwd_8192",
+                "ssm_vs_attention_fwd_1024"):
+        assert result["metrics"][key] > 0
+    variants = {row["variant"] for row in result["raw"]["rows"]}
+    assert variants == {"attention", "glu_mlp", "conv", "ssm", "ssm_reference"}
