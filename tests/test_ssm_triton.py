@@ -170,8 +170,9 @@ INTERPRETER_SCRIPT = textwrap.dedent("""
     from kernels.ssm import ssm_scan, ssm_scan_triton, use_reference_scan, uses_triton_scan
 
     # three chunks (the last one partial), head dim 8 and state 4 padded to tl.dot's 16;
-    # a reversed scan over two chunks; a single step
-    cases = [(2, 150, 8, 4, False, torch.float32), (1, 70, 16, 16, True, torch.float32),
+    # a reversed scan over 18 chunks (more than the 16 of one step of the pass over chunks);
+    # bf16 over two chunks; a single step
+    cases = [(2, 150, 8, 4, False, torch.float32), (1, 1090, 8, 4, True, torch.float32),
              (1, 70, 16, 16, True, torch.bfloat16), (2, 1, 8, 4, False, torch.bfloat16)]
     for batch, T, P, N, reverse, dtype in cases:
         tol = 1e-4 if dtype == torch.float32 else 3e-2
@@ -201,6 +202,7 @@ INTERPRETER_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # ~30 s: the interpreter runs every program of every kernel in numpy
 @needs_triton
 def test_kernels_under_triton_interpreter(tmp_path) -> None:
     """The real kernels on the CPU (TRITON_INTERPRET=1, a fresh process: the flag is read when

@@ -45,7 +45,8 @@ except ImportError:  # pragma: no cover - exercised where triton is absent
 
 HAS_TRITON = triton is not None
 CHUNK = 64  # steps per chunk (the tl.dot M/N/K of the intra-chunk matmuls)
-_STATE_BLOCK = 128  # state entries per program of the sequential pass over chunks
+_STATE_BLOCK = 128  # state entries per program of the pass over chunks
+_SCAN_CHUNKS = 16  # chunks per step of that pass (one associative scan)
 _DOT_FP32, _DOT_BF16, _DOT_FP16 = 0, 1, 2
 
 
@@ -131,34 +132,45 @@ if HAS_TRITON:
         tl.store(decay_ptr + bh * n_chunks + k, _decay(g_last))
 
     @triton.jit
+    def _affine_combine(d1, s1, d2, s2):
+        """Compose ``s -> d1 s + s1`` then ``s -> d2 s + s2`` (associative)."""
+        return d1 * d2, d2 * s1 + s2
+
+    @triton.jit
     def _state_passing_kernel(
         local_ptr, out_ptr, decay_ptr, n_chunks,
-        SIZE: tl.constexpr, BLOCK: tl.constexpr, BACKWARD: tl.constexpr,
+        SIZE: tl.constexpr, BLOCK: tl.constexpr, KC: tl.constexpr, BACKWARD: tl.constexpr,
     ):
-        """Sequential pass over chunks: out[k] = state entering chunk k (forward, from
-        ``s <- decay_k s + local_k``), or, with BACKWARD, the gradient of the state leaving
-        chunk k (``d <- decay_k d + local_k`` from the last chunk down)."""
+        """The pass over chunks: out[k] = state entering chunk k, from ``e_k = decay_{k-1}
+        e_{k-1} + local_{k-1}`` (forward), or, with BACKWARD, the gradient of the state leaving
+        chunk k, ``e_k = decay_{k+1} e_{k+1} + local_{k+1}`` (from the last chunk down).
+
+        ``KC`` chunks per step: one (KC, BLOCK) load, an associative scan of the affine maps
+        along the chunks, and the carry from the previous step; so the sequential depth is
+        ceil(chunks / KC) memory round trips, not one per chunk.
+        """
         bh = tl.program_id(1).to(tl.int64)
         offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-        local = local_ptr + bh * n_chunks * SIZE + offs
-        out = out_ptr + bh * n_chunks * SIZE + offs
-        s = tl.zeros([BLOCK], dtype=tl.float32)
-        if BACKWARD:
-            cur = tl.load(local + (n_chunks - 1) * SIZE)
-        else:
-            cur = tl.load(local)
-        for step in range(n_chunks):
+        local = local_ptr + bh * n_chunks * SIZE + offs[None, :]
+        out = out_ptr + bh * n_chunks * SIZE + offs[None, :]
+        m = tl.arange(0, KC)
+        carry = tl.zeros([BLOCK], dtype=tl.float32)
+        for start in range(0, n_chunks, KC):
+            q = start + m  # (KC,) positions in scan order
             if BACKWARD:
-                k = n_chunks - 1 - step
-                nxt = k - 1
+                k = n_chunks - 1 - q  # chunk written
+                src = k + 1  # chunk whose local state and decay step into it
             else:
-                k = step
-                nxt = k + 1
-            more = step + 1 < n_chunks
-            ahead = tl.load(local + nxt * SIZE, mask=more, other=0.0)  # prefetch
-            tl.store(out + k * SIZE, s)
-            s = tl.load(decay_ptr + bh * n_chunks + k) * s + cur
-            cur = ahead
+                k = q
+                src = k - 1
+            has_src = (q >= 1) & (q < n_chunks)
+            loc = tl.load(local + src[:, None] * SIZE, mask=has_src[:, None], other=0.0)
+            d = tl.load(decay_ptr + bh * n_chunks + src, mask=has_src, other=1.0)  # (KC,)
+            d = tl.broadcast_to(d[:, None], (KC, BLOCK))
+            D, S = tl.associative_scan((d, loc), axis=0, combine_fn=_affine_combine)
+            e = D * carry[None, :] + S  # (KC, BLOCK)
+            tl.store(out + k[:, None] * SIZE, e, mask=(q < n_chunks)[:, None])
+            carry = tl.sum(tl.where(m[:, None] == KC - 1, e, 0.0), axis=0)
 
     @triton.jit
     def _chunk_output_kernel(
@@ -307,8 +319,8 @@ def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, reverse: bo
         *x.stride(), *dt.stride(), *B.stride(), **common, num_warps=4)
     states = torch.empty_like(local)
     _state_passing_kernel[(triton.cdiv(BP * BN, _STATE_BLOCK), batch * H)](
-        local, states, decay, chunks, SIZE=BP * BN, BLOCK=_STATE_BLOCK, BACKWARD=False,
-        num_warps=1)
+        local, states, decay, chunks, SIZE=BP * BN, BLOCK=_STATE_BLOCK, KC=_SCAN_CHUNKS,
+        BACKWARD=False, num_warps=4)
     y = x.new_empty(batch, T, H, P)
     _chunk_output_kernel[grid](
         x, dt, A, B, C, states, y, T, H, P, N, chunks,
@@ -330,8 +342,8 @@ def _backward(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor
         *dy.stride(), *dt.stride(), *C.stride(), **common, num_warps=4)
     dstates = torch.empty_like(states)
     _state_passing_kernel[(triton.cdiv(BP * BN, _STATE_BLOCK), batch * H)](
-        local, dstates, decay, chunks, SIZE=BP * BN, BLOCK=_STATE_BLOCK, BACKWARD=True,
-        num_warps=1)
+        local, dstates, decay, chunks, SIZE=BP * BN, BLOCK=_STATE_BLOCK, KC=_SCAN_CHUNKS,
+        BACKWARD=True, num_warps=4)
     del local
     dx = x.new_empty(batch, T, H, P)
     ddt = x.new_empty(batch, T, H, dtype=torch.float32)
