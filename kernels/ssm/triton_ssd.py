@@ -396,4 +396,4 @@ def ssm_scan_triton(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, *,
     """
     if not HAS_TRITON:
         raise RuntimeError("ssm_scan_triton needs triton (pip install triton)")
-    return _SSDScan.apply(x, dt, A, B, C, bool(reverse))
+    return _SSDScan.apply(x, dt, A.contiguous(), B, C, bool(reverse))
