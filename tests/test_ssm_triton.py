@@ -73,6 +73,13 @@ def naive_scan(reverse: bool):
 needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="needs triton")
 
 
+@pytest.fixture(autouse=True)
+def _triton_opted_in(monkeypatch) -> None:
+    """The Triton scan is opt-in (``NAS_SSM_TRITON``); every test here opts in, except
+    `test_triton_scan_is_opt_in`, which lifts it again."""
+    monkeypatch.setenv(scan_module.TRITON_ENV, "1")
+
+
 @pytest.mark.gpu
 @needs_triton
 @pytest.mark.parametrize("reverse", [False, True], ids=["causal", "reverse"])
@@ -211,7 +218,7 @@ def test_kernels_under_triton_interpreter(tmp_path) -> None:
         pytest.skip("the interpreter needs numpy")
     script = tmp_path / "interp.py"
     script.write_text(INTERPRETER_SCRIPT)
-    env = {**os.environ, "TRITON_INTERPRET": "1", "NAS_SSM_REFERENCE": ""}
+    env = {**os.environ, "TRITON_INTERPRET": "1", "NAS_SSM_REFERENCE": "", "NAS_SSM_TRITON": "1"}
     proc = subprocess.run([sys.executable, str(script), str(REPO), str(Path(__file__).parent)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
@@ -311,3 +318,23 @@ def test_benchmark_smoke_writes_the_goal_metrics(tmp_path) -> None:
         assert result["metrics"][key] > 0
     variants = {row["variant"] for row in result["raw"]["rows"]}
     assert variants == {"attention", "glu_mlp", "conv", "ssm", "ssm_reference"}
+
+
+def test_triton_scan_is_opt_in(spy: _Spy, monkeypatch) -> None:
+    """Without ``NAS_SSM_TRITON`` (or `use_triton_scan`) the reference runs even where the
+    kernels could: they failed their GPU tests on 2026-12-03 (#18)."""
+    from kernels.ssm import use_triton_scan
+
+    monkeypatch.delenv(scan_module.TRITON_ENV, raising=False)
+    x, dt, A, B, C = (t.float() for t in make_inputs(1, 20, 2, 4, 4, seed=3))
+    assert not scan_module.uses_triton_scan(x)
+    y = ssm_scan(x, dt, A, B, C)
+    assert spy.calls == []
+    assert rel_err(y, ssm_scan_naive(x, dt, A, B, C)) <= 1e-5
+    with use_triton_scan():
+        assert scan_module.uses_triton_scan(x)
+        ssm_scan(x, dt, A, B, C)
+    assert spy.calls == [False]
+    monkeypatch.setenv(scan_module.TRITON_ENV, "0")
+    ssm_scan(x, dt, A, B, C)
+    assert spy.calls == [False]

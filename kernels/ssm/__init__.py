@@ -3,8 +3,16 @@ Triton kernels, and `ssm_scan`, which picks between them (see `kernels.ssm.scan`
 
 from kernels.ssm.chunked import ssm_scan_chunked, ssm_scan_flops
 from kernels.ssm.naive import ssm_scan_naive
-from kernels.ssm.scan import reference_forced, ssm_scan, use_reference_scan, uses_triton_scan
+from kernels.ssm.scan import (
+    reference_forced,
+    ssm_scan,
+    triton_enabled,
+    use_reference_scan,
+    use_triton_scan,
+    uses_triton_scan,
+)
 from kernels.ssm.triton_ssd import HAS_TRITON, ssm_scan_triton
 
 __all__ = ["HAS_TRITON", "reference_forced", "ssm_scan", "ssm_scan_chunked", "ssm_scan_flops",
-           "ssm_scan_naive", "ssm_scan_triton", "use_reference_scan", "uses_triton_scan"]
+           "ssm_scan_naive", "ssm_scan_triton", "triton_enabled", "use_reference_scan",
+           "use_triton_scan", "uses_triton_scan"]

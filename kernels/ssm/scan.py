@@ -1,9 +1,12 @@
-"""`ssm_scan`: the SSD scan the layers call; Triton kernels on CUDA, chunked torch elsewhere.
+"""`ssm_scan`: the SSD scan the layers call; chunked torch by default, Triton kernels opt-in.
 
-The fast path (`kernels.ssm.triton_ssd`) runs when Triton is importable, the tensors are on a
-CUDA device in float32 / bfloat16 / float16, and the reference is not forced. Force the
-pure-torch reference (to compare, to debug, or where the kernels misbehave) with the
-environment variable ``NAS_SSM_REFERENCE=1`` or, for a block of code::
+The Triton path (`kernels.ssm.triton_ssd`) is **opt-in** until it passes its GPU tests: on
+the H200 (2026-12-03) its bf16 path gave wrong dB gradients and illegal memory accesses, and
+fp32 supernet / stand-alone training through it produced NaN losses (BENCHMARKS.md, #18).
+Enable it with ``NAS_SSM_TRITON=1`` or, for a block of code, ``with use_triton_scan():``; it
+then runs when Triton is importable, the tensors are on a CUDA device in float32 / bfloat16 /
+float16, and the reference is not forced. Force the pure-torch reference (to compare, to
+debug) with the environment variable ``NAS_SSM_REFERENCE=1`` or, for a block of code::
 
     with use_reference_scan():
         y_ref = layer(x)
@@ -26,15 +29,36 @@ from kernels.ssm.chunked import _check_args, ssm_scan_chunked
 from kernels.ssm.triton_ssd import HAS_TRITON, ssm_scan_triton
 
 REFERENCE_ENV = "NAS_SSM_REFERENCE"
+TRITON_ENV = "NAS_SSM_TRITON"
 _FORCE_REFERENCE: ContextVar[bool] = ContextVar("nas_ssm_force_reference", default=False)
+_ENABLE_TRITON: ContextVar[bool] = ContextVar("nas_ssm_enable_triton", default=False)
 _FAST_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def triton_enabled() -> bool:
+    """True when ``NAS_SSM_TRITON`` is set (to anything but "", "0", "false", "no") or the
+    code runs inside `use_triton_scan` (the Triton scan is opt-in, see the module doc)."""
+    return _ENABLE_TRITON.get() or _truthy(TRITON_ENV)
+
+
+@contextmanager
+def use_triton_scan(enabled: bool = True) -> Iterator[None]:
+    """Inside the block, `ssm_scan` may take the Triton kernels (where they can run)."""
+    token = _ENABLE_TRITON.set(enabled)
+    try:
+        yield
+    finally:
+        _ENABLE_TRITON.reset(token)
 
 
 def reference_forced() -> bool:
     """True when ``NAS_SSM_REFERENCE`` is set (to anything but "", "0", "false", "no") or the
     code runs inside `use_reference_scan`."""
-    env = os.environ.get(REFERENCE_ENV, "").strip().lower()
-    return _FORCE_REFERENCE.get() or env not in ("", "0", "false", "no")
+    return _FORCE_REFERENCE.get() or _truthy(REFERENCE_ENV)
 
 
 @contextmanager
@@ -57,7 +81,7 @@ def _triton_device(x: Tensor) -> bool:
 
 def uses_triton_scan(x: Tensor) -> bool:
     """Whether `ssm_scan` of inputs like ``x`` runs the Triton kernels."""
-    return (HAS_TRITON and _triton_device(x) and x.dtype in _FAST_DTYPES
+    return (HAS_TRITON and triton_enabled() and _triton_device(x) and x.dtype in _FAST_DTYPES
             and not reference_forced() and not torch.jit.is_tracing())
 
 
@@ -77,7 +101,7 @@ def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, *, chunk_si
 
     Example::
 
-        y = ssm_scan(x, dt, A, B, C)             # Triton on CUDA, chunked torch elsewhere
+        y = ssm_scan(x, dt, A, B, C)             # chunked torch (Triton with use_triton_scan)
         with use_reference_scan():
             torch.testing.assert_close(ssm_scan(x, dt, A, B, C), y, rtol=1e-2, atol=1e-2)
     """
