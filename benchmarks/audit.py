@@ -267,11 +267,18 @@ def summarise(plan, results, predictions, args) -> tuple[dict[str, Any], dict[st
         sup = results[ds]["supernet"]
         runs = results[ds]["standalone"]
         by = {(r["arch_key"], r["seed"]): r for r in runs}
-        selection = [s for s in p["selection"]
-                     if all((s.arch.key(), seed) in by for seed in range(args.seeds))]
+        metric_name = ("test_loss" if p["space"].modality == "sequence" else "test_accuracy")
+        # a run that diverged (NaN / inf score) is reported, not ranked: one bad run must not
+        # throw away the rest of an audit's device time
+        diverged = sorted({k for (k, _), r in by.items()
+                           if not np.isfinite(float(r.get(metric_name, float("nan"))))}
+                          | {k for k, v in ((sup or {}).get(metric_name) or {}).items()
+                             if not np.isfinite(float(v))})
+        selection = [s for s in p["selection"] if s.arch.key() not in diverged
+                     and all((s.arch.key(), seed) in by for seed in range(args.seeds))]
         keys = [s.arch.key() for s in selection]
         entry: dict[str, Any] = {"archs_complete": len(keys), "runs": len(runs),
-                                 "recipe": p["recipe"].to_dict()}
+                                 "diverged": diverged, "recipe": p["recipe"].to_dict()}
         raw[ds] = {"standalone": runs, "recipe": p["recipe"].to_dict(),
                    "selection": [s.to_dict() for s in p["selection"]],
                    "supernet": sup, "predictor": dict(zip(

@@ -2,7 +2,7 @@
 
 The Triton path (`kernels.ssm.triton_ssd`) is **opt-in** until it passes its GPU tests: on
 the H200 (2026-12-03) its bf16 path gave wrong dB gradients and illegal memory accesses, and
-fp32 supernet / stand-alone training through it produced NaN losses (BENCHMARKS.md, #18).
+an audit whose training went through it scored NaN (BENCHMARKS.md, #18).
 Enable it with ``NAS_SSM_TRITON=1`` or, for a block of code, ``with use_triton_scan():``; it
 then runs when Triton is importable, the tensors are on a CUDA device in float32 / bfloat16 /
 float16, and the reference is not forced. Force the pure-torch reference (to compare, to
