@@ -17,7 +17,7 @@ def conv_forward(
     norm_weight: Tensor,
     norm_bias: Tensor,
     dw_weight: Tensor,
-    dw_bias: Tensor,
+    dw_bias: Tensor | None,
     pw_weight: Tensor,
     pw_bias: Tensor,
     *,
@@ -48,7 +48,7 @@ class ConvLayer(nn.Module):
         d, k = spec.dim, spec.kernel_size
         self.norm = nn.LayerNorm(d, **kw)
         if spec.grid is not None:
-            self.dw = nn.Conv2d(d, d, k, padding=k // 2, groups=d, **kw)
+            self.dw: nn.Conv2d | nn.Conv1d = nn.Conv2d(d, d, k, padding=k // 2, groups=d, **kw)
         else:
             self.dw = nn.Conv1d(d, d, k, groups=d, **kw)
         self.pw = nn.Linear(d, d, **kw)

@@ -23,8 +23,8 @@ def resize_images(x: Tensor, resolution: int) -> Tensor:
     return F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
 
 
-def image_stem_forward(x: Tensor, patch_weight: Tensor, patch_bias: Tensor, pos_embed: Tensor,
-                       *, resolution: int) -> Tensor:
+def image_stem_forward(x: Tensor, patch_weight: Tensor, patch_bias: Tensor | None,
+                       pos_embed: Tensor, *, resolution: int) -> Tensor:
     """x: (B, C, H, W) -> (B, G*G, D); patch_weight (D, C, p, p); pos_embed (1, G*G, D)."""
     x = resize_images(x, resolution)
     B, C, H, W = x.shape
@@ -62,8 +62,8 @@ def _patches3x3_sliced(xp: Tensor, stride: int) -> Tensor:
     return cols.permute(0, 3, 4, 1, 2).reshape(B, h * w, C * 9)
 
 
-def conv_stem_forward(x: Tensor, conv_weight: Tensor, conv_bias: Tensor, *, resolution: int,
-                      stride: int) -> Tensor:
+def conv_stem_forward(x: Tensor, conv_weight: Tensor, conv_bias: Tensor | None, *,
+                      resolution: int, stride: int) -> Tensor:
     """x: (B, C, H, W) -> (B, G*G, D) with G = ceil(resolution / stride); conv_weight (D, C, 3, 3).
 
     Overlapping 3x3 windows keep the fine strokes that a 4x4 patch stem averages away."""
@@ -81,7 +81,7 @@ def sequence_stem_forward(ids: Tensor, embed_weight: Tensor, pos_embed: Tensor) 
 
 
 def downsample_forward(x: Tensor, norm_weight: Tensor, norm_bias: Tensor, proj_weight: Tensor,
-                       proj_bias: Tensor, *, grid: Grid) -> Tensor:
+                       proj_bias: Tensor | None, *, grid: Grid) -> Tensor:
     """(B, T, Din) -> (B, T', Dout): 3x3 stride-2 conv over the grid, or a linear map.
 
     proj_weight: (Dout, Din, 3, 3) for a grid, (Dout, Din) for sequences."""
@@ -154,7 +154,7 @@ class Downsample(nn.Module):
         kw = {"device": device, "dtype": dtype}
         self.norm = nn.LayerNorm(spec.in_dim, **kw)
         if spec.grid is None:
-            self.proj: nn.Module = nn.Linear(spec.in_dim, spec.out_dim, **kw)
+            self.proj: nn.Linear | nn.Conv2d = nn.Linear(spec.in_dim, spec.out_dim, **kw)
         else:
             self.proj = nn.Conv2d(spec.in_dim, spec.out_dim, 3, stride=2, padding=1, **kw)
 

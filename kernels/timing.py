@@ -24,6 +24,7 @@ Protocol (the same for layers and whole models, so their numbers compose):
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import random
@@ -242,7 +243,7 @@ def measure_interleaved(calls: Sequence[tuple[Callable[[Tensor], object],
                 runner.run(1)
         wanted = config.min_sample_ms / 1e3
         for runner in runners:
-            one = sample(lambda r=runner: r.run(1))
+            one = sample(functools.partial(runner.run, 1))
             runner.number = min(config.max_calls_per_sample,
                                 max(1, math.ceil(wanted / max(one, 1e-9))))
         per_call: list[list[float]] = [[] for _ in runners]

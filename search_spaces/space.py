@@ -42,6 +42,7 @@ class Choice:
     """An elastic dimension: a non-empty tuple of distinct values, smallest to largest."""
 
     __slots__ = ("values",)
+    values: tuple[Any, ...]  # set once in __init__ through object.__setattr__
 
     def __init__(self, *values: Any) -> None:
         if len(values) == 1 and isinstance(values[0], (list, tuple)):
@@ -299,9 +300,12 @@ class SearchSpace:
             options = stage.layer_options()
             mixing = [o for o in options if o.mixer != "glu_mlp"]
             channel = [o for o in options if o.mixer == "glu_mlp"]
-            pattern = [max(group, key=lambda o, w=width, t=tokens, g=grid:
-                           layer_flops(self._mixer_spec(o, w, t, g)))
-                       for group in (mixing, channel) if group]
+
+            def flops_of(o: LayerArch, w: int = width, t: int = tokens,
+                         g: tuple[int, int] | None = grid) -> int:
+                return layer_flops(self._mixer_spec(o, w, t, g))
+
+            pattern = [max(group, key=flops_of) for group in (mixing, channel) if group]
             layers = tuple(pattern[j % len(pattern)] for j in range(stage.depth.max))
             stages.append(StageArch(depth=stage.depth.max, width=width, layers=layers))
         return Arch(resolution=resolution, stages=tuple(stages), stem=stem)
@@ -408,11 +412,13 @@ class SearchSpace:
         if layer.mixer == "attention":
             return MixerSpec("attention", width, tokens, grid, head_dim=self.head_dim)
         if layer.mixer == "glu_mlp":
+            assert layer.hidden_ratio is not None  # LayerArch checks each mixer's knob
             return MixerSpec("glu_mlp", width, tokens, grid,
                              hidden=glu_hidden(width, layer.hidden_ratio))
         if layer.mixer == "ssm":
             return MixerSpec("ssm", width, tokens, grid, head_dim=self.ssm_head_dim,
                              state_size=self.ssm_state_size)
+        assert layer.kernel_size is not None  # LayerArch checks each mixer's knob
         return MixerSpec("conv", width, tokens, grid, kernel_size=layer.kernel_size)
 
     def _stem_spec(self, resolution: int, stem: str | None, width: int) -> StemSpec:
