@@ -32,6 +32,7 @@ from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 from sklearn.linear_model import BayesianRidge
 
 from predictors.encoding import ArchBatchEncoder, archs_to_matrix
+from predictors.metrics import Floats
 from predictors.persistence import (
     check_labels,
     items_from_json,
@@ -52,7 +53,7 @@ class FlatPredictor(ABC):
 
     kind: ClassVar[str] = ""
 
-    def __init__(self, space: SearchSpace, *, seed: int = 0) -> None:
+    def __init__(self, space: SearchSpace | None, *, seed: int = 0) -> None:
         if not isinstance(space, SearchSpace):
             raise ValueError(f"space: expected a SearchSpace, got {type(space).__name__}")
         self.space = space
@@ -78,7 +79,7 @@ class FlatPredictor(ABC):
                                  f"{type(item).__name__} (use GNNPredictor for graphs)")
         return archs_to_matrix(self.space, items, encoder=self._encoder)
 
-    def fit(self, items: Sequence[Arch], y: Sequence[float]) -> FlatPredictor:
+    def fit(self, items: Sequence[Arch], y: Floats) -> FlatPredictor:
         """Fit on archs and labels (B,); returns self."""
         y_arr = check_labels(items, y)
         x = self._matrix(items)
@@ -91,7 +92,7 @@ class FlatPredictor(ABC):
         self._fitted = True
         return self
 
-    def update(self, items: Sequence[Arch], y: Sequence[float]) -> FlatPredictor:
+    def update(self, items: Sequence[Arch], y: Floats) -> FlatPredictor:
         """Add labelled archs and refit on everything."""
         y_arr = check_labels(items, y)
         return self.fit(self._train_items + list(items), np.concatenate([self._train_y, y_arr]))
@@ -133,7 +134,7 @@ class FlatPredictor(ABC):
 class RandomForestPredictor(FlatPredictor):
     kind = "random_forest"
 
-    def __init__(self, space: SearchSpace, *, seed: int = 0, n_estimators: int = 300,
+    def __init__(self, space: SearchSpace | None, *, seed: int = 0, n_estimators: int = 300,
                  max_features: float = 0.5) -> None:
         super().__init__(space, seed=seed)
         self.n_estimators, self.max_features = n_estimators, max_features
@@ -155,7 +156,7 @@ class RandomForestPredictor(FlatPredictor):
 class GradientBoostingPredictor(FlatPredictor):
     kind = "gradient_boosting"
 
-    def __init__(self, space: SearchSpace, *, seed: int = 0, n_estimators: int = 300,
+    def __init__(self, space: SearchSpace | None, *, seed: int = 0, n_estimators: int = 300,
                  learning_rate: float = 0.05, max_depth: int = 3, members: int = 5) -> None:
         super().__init__(space, seed=seed)
         self.n_estimators, self.learning_rate = n_estimators, learning_rate
@@ -181,7 +182,7 @@ class GradientBoostingPredictor(FlatPredictor):
 class GaussianProcessPredictor(FlatPredictor):
     kind = "gaussian_process"
 
-    def __init__(self, space: SearchSpace, *, seed: int = 0, restarts: int = 2) -> None:
+    def __init__(self, space: SearchSpace | None, *, seed: int = 0, restarts: int = 2) -> None:
         super().__init__(space, seed=seed)
         self.restarts = restarts
 

@@ -306,9 +306,9 @@ class ArchBatchEncoder:
         start = 0
         for depths, (members, id_lists) in by_shape.items():
             count = len(members)
-            ids = np.asarray(id_lists, dtype=np.int64)  # (G, n)
-            nodes = ids.shape[1]
-            rows.append(ids.T.reshape(-1))  # position-major
+            id_table = np.asarray(id_lists, dtype=np.int64)  # (G, n)
+            nodes = id_table.shape[1]
+            rows.append(id_table.T.reshape(-1))  # position-major
             batch.append(np.tile(np.asarray(members, dtype=np.int64), nodes))
             template = self.template(depths)  # (2, E)
             offsets = np.arange(count, dtype=np.int64)

@@ -200,6 +200,11 @@ class EnsembleGraphNet(nn.Module):
     so for archs the input layer runs on a few hundred distinct rows instead of every node.
     """
 
+    feature_mean: torch.Tensor  # buffers, registered in __init__
+    feature_std: torch.Tensor
+    total_mean: torch.Tensor
+    total_std: torch.Tensor
+
     def __init__(self, *, members: int, num_ops: int, num_features: int, hidden: int,
                  layers: int, op_dim: int, heads: int = 0, graph_features: bool = True,
                  mean: bool = False) -> None:

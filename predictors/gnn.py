@@ -54,6 +54,7 @@ from predictors.encoding import (
     graph_to_data,
 )
 from predictors.ensemble_layers import EnsembleGraphNet
+from predictors.metrics import Floats
 from predictors.persistence import (
     check_labels,
     items_from_json,
@@ -311,7 +312,7 @@ class GNNPredictor:
 
     # ---- training ------------------------------------------------------------------------
 
-    def fit(self, items: Sequence[Arch | nx.DiGraph], y: Sequence[float]) -> GNNPredictor:
+    def fit(self, items: Sequence[Arch | nx.DiGraph], y: Floats) -> GNNPredictor:
         """Train the ensemble from scratch on ``items`` and labels ``y`` (B,); returns self."""
         y_arr = check_labels(items, y)
         items = list(items)
@@ -415,7 +416,7 @@ class GNNPredictor:
         return net(g.op, g.x, g.edge_index, g.batch, g.num_graphs, rows=g.rows,
                    groups=g.groups)  # (M, B)
 
-    def update(self, items: Sequence[Arch | nx.DiGraph], y: Sequence[float]) -> GNNPredictor:
+    def update(self, items: Sequence[Arch | nx.DiGraph], y: Floats) -> GNNPredictor:
         """Add labelled items to the training set and refit from scratch (active learning)."""
         y_arr = check_labels(items, y)
         if self._train_items and items_kind(list(items)) != items_kind(self._train_items):

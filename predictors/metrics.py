@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
 import numpy as np
 from scipy import stats
 
+#: 1-D numbers: a sequence of floats or an array (converted with ``np.asarray``)
+Floats: TypeAlias = "np.ndarray | Sequence[float]"
 
-def _pair(a: Sequence[float], b: Sequence[float], *, names: tuple[str, str] = ("pred", "true"),
+
+def _pair(a: Floats, b: Floats, *, names: tuple[str, str] = ("pred", "true"),
           minimum: int = 2) -> tuple[np.ndarray, np.ndarray]:
     """Two equal-length finite 1-D float arrays, or ValueError naming the problem."""
     out = []
@@ -42,19 +46,19 @@ def _correlation(value: float) -> float:
     return 0.0 if math.isnan(value) else float(value)
 
 
-def kendall_tau(pred: Sequence[float], true: Sequence[float]) -> float:
+def kendall_tau(pred: Floats, true: Floats) -> float:
     """Kendall's tau-b (ties handled) between predictions and labels, in [-1, 1]."""
     p, t = _pair(pred, true)
     return _correlation(stats.kendalltau(p, t).statistic)
 
 
-def spearman_rho(pred: Sequence[float], true: Sequence[float]) -> float:
+def spearman_rho(pred: Floats, true: Floats) -> float:
     """Spearman's rank correlation between predictions and labels, in [-1, 1]."""
     p, t = _pair(pred, true)
     return _correlation(stats.spearmanr(p, t).statistic)
 
 
-def top_k_precision(pred: Sequence[float], true: Sequence[float], *, k: int | None = None,
+def top_k_precision(pred: Floats, true: Floats, *, k: int | None = None,
                     fraction: float | None = None, lower_is_better: bool = True) -> float:
     """Share of the true best ``k`` items found among the predicted best ``k``.
 
@@ -99,7 +103,7 @@ def spearman_brown_tau(tau_half: float, *, factor: float = 2.0) -> float:
     return float(2 / math.pi * math.asin(min(1.0, r_full)))
 
 
-def noise_ceiling_tau(labels_a: Sequence[float], labels_b: Sequence[float], *,
+def noise_ceiling_tau(labels_a: Floats, labels_b: Floats, *,
                       spearman_brown: bool = True) -> float:
     """The tau that two independent evaluations of the same archs agree to.
 
@@ -118,7 +122,7 @@ def noise_ceiling_tau(labels_a: Sequence[float], labels_b: Sequence[float], *,
     return spearman_brown_tau(tau_half) if spearman_brown else tau_half
 
 
-def truth_ceiling_tau(labels_a: Sequence[float], labels_b: Sequence[float]) -> float:
+def truth_ceiling_tau(labels_a: Floats, labels_b: Floats) -> float:
     """Estimated tau between the noise-free score and the full-set labels (mean of halves).
 
     Classical test theory: the reliability of the full-set labels is the Spearman-Brown
@@ -141,8 +145,8 @@ def truth_ceiling_tau(labels_a: Sequence[float], labels_b: Sequence[float]) -> f
     return float(2 / math.pi * math.asin(math.sqrt(min(1.0, reliability))))
 
 
-def bootstrap_ci(metric_fn: Callable[[np.ndarray, np.ndarray], float], a: Sequence[float],
-                 b: Sequence[float], *, n: int = 1000, seed: int = 0,
+def bootstrap_ci(metric_fn: Callable[[np.ndarray, np.ndarray], float], a: Floats,
+                 b: Floats, *, n: int = 1000, seed: int = 0,
                  level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of ``metric_fn(a, b)`` resampling pairs (a_i, b_i).
 

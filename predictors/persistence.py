@@ -21,6 +21,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from predictors.metrics import Floats
 from search_spaces import Arch, Choice, SearchSpace, Stage
 
 FORMAT = "nas-predictor"
@@ -42,7 +43,7 @@ def items_kind(items: Sequence[Any]) -> str:
     raise ValueError(f"items: expected all Arch objects or all networkx.DiGraph, got {kinds}")
 
 
-def check_labels(items: Sequence[Any], y: Sequence[float]) -> np.ndarray:
+def check_labels(items: Sequence[Any], y: Floats) -> np.ndarray:
     """Labels as a (B,) float64 array; ValueError naming the problem (length, NaN, empty)."""
     try:
         arr = np.asarray(y, dtype=np.float64)

@@ -11,7 +11,8 @@ from predictors.persistence import read_config
 from search_spaces import SearchSpace
 
 Predictor = Union[GNNPredictor, FlatPredictor]
-PREDICTORS: dict[str, type] = {GNNPredictor.kind: GNNPredictor, **BASELINES}
+PREDICTORS: dict[str, type[GNNPredictor] | type[FlatPredictor]] = {
+    GNNPredictor.kind: GNNPredictor, **BASELINES}
 
 
 def list_predictors() -> list[str]:
