@@ -9,7 +9,7 @@ supernet and the exported model run the same maths on the same numbers.
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from typing import Any, Callable
+from typing import Any, Callable, Generic, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -34,25 +34,29 @@ def init_linear_(weight: Tensor, std: float = 0.02) -> None:
     nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
 
 
-class ElasticLayer(nn.Module, metaclass=ABCMeta):
+#: the layer spec an elastic layer takes (a stem takes a StemSpec, a mixer a MixerSpec...)
+SpecT = TypeVar("SpecT", bound=LayerSpec)
+
+
+class ElasticLayer(nn.Module, Generic[SpecT], metaclass=ABCMeta):
     """Holds the max-size weights of one layer slot (or one mixer of a slot)."""
 
     kernel: Callable[..., Tensor]
 
     @abstractmethod
-    def active_weight(self, spec: LayerSpec) -> dict[str, Tensor]:
+    def active_weight(self, spec: SpecT) -> dict[str, Tensor]:
         """Views of the max-size weights for ``spec``: pure, no copies, no side effects."""
 
-    def kernel_options(self, spec: LayerSpec) -> dict[str, Any]:
+    def kernel_options(self, spec: SpecT) -> dict[str, Any]:
         """Keyword arguments of ``kernel`` other than the weights (grid, head size...)."""
         return {}
 
-    def forward(self, x: Tensor, spec: LayerSpec) -> Tensor:
+    def forward(self, x: Tensor, spec: SpecT) -> Tensor:
         return type(self).kernel(x, **as_kwargs(self.active_weight(spec)),
                                  **self.kernel_options(spec))
 
     @torch.no_grad()
-    def export(self, spec: LayerSpec) -> nn.Module:
+    def export(self, spec: SpecT) -> nn.Module:
         """A static `kernels` layer for ``spec`` holding copies of the active weights."""
         ref = next(self.parameters())
         layer = build_layer(spec, device=ref.device, dtype=ref.dtype)

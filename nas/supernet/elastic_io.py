@@ -7,7 +7,7 @@ the first ``T`` learned positions.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, cast
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +36,7 @@ def resize_positions(pos: Tensor, grid: tuple[int, int], out_grid: tuple[int, in
     return img.flatten(2).transpose(1, 2)  # (1, H'*W', D)
 
 
-class ElasticImageStem(ElasticLayer):
+class ElasticImageStem(ElasticLayer[StemSpec]):
     """Patch stem and / or overlapping conv stem of an image space.
 
     The patch stem holds max-width patch weights and one positional table at the largest
@@ -70,10 +70,11 @@ class ElasticImageStem(ElasticLayer):
         if spec.stem == "conv":
             return {"conv.weight": prefix(self.conv_weight, d),
                     "conv.bias": prefix(self.conv_bias, d)}
+        grid = cast("tuple[int, int]", spec.grid)  # an image StemSpec always has a grid
         return {"patch.weight": prefix(self.patch_weight, d),
                 "patch.bias": prefix(self.patch_bias, d),
                 "pos_embed": resize_positions(prefix(self.pos_embed, 1, self.pos_embed.shape[1], d),
-                                              self.max_grid, spec.grid)}
+                                              self.max_grid, grid)}
 
     def kernel_options(self, spec: StemSpec) -> dict[str, Any]:
         if spec.stem == "conv":
@@ -81,11 +82,12 @@ class ElasticImageStem(ElasticLayer):
         return {"resolution": spec.resolution}
 
     def forward(self, x: Tensor, spec: StemSpec) -> Tensor:
-        kernel = conv_stem_forward if spec.stem == "conv" else image_stem_forward
+        kernel: Callable[..., Tensor] = (conv_stem_forward if spec.stem == "conv"
+                                         else image_stem_forward)
         return kernel(x, **as_kwargs(self.active_weight(spec)), **self.kernel_options(spec))
 
 
-class ElasticSequenceStem(ElasticLayer):
+class ElasticSequenceStem(ElasticLayer[StemSpec]):
     kernel = staticmethod(sequence_stem_forward)
 
     def __init__(self, vocab_size: int, max_dim: int, max_tokens: int) -> None:
@@ -105,7 +107,7 @@ class ElasticSequenceStem(ElasticLayer):
         return sequence_stem_forward(x[:, : spec.tokens], w["embed.weight"], w["pos_embed"])
 
 
-class ElasticDownsample(ElasticLayer):
+class ElasticDownsample(ElasticLayer[DownsampleSpec]):
     kernel = staticmethod(downsample_forward)
 
     def __init__(self, max_in: int, max_out: int, *, two_d: bool) -> None:
@@ -127,7 +129,7 @@ class ElasticDownsample(ElasticLayer):
         return {"grid": spec.grid}
 
 
-class ElasticHead(ElasticLayer):
+class ElasticHead(ElasticLayer[HeadSpec]):
     kernel = staticmethod(head_forward)
 
     def __init__(self, max_dim: int, num_outputs: int) -> None:

@@ -29,7 +29,7 @@ def _norm_params(dim: int) -> tuple[nn.Parameter, nn.Parameter]:
     return nn.Parameter(torch.ones(dim)), nn.Parameter(torch.zeros(dim))
 
 
-class ElasticAttention(_ElasticNormMixin, ElasticLayer):
+class ElasticAttention(_ElasticNormMixin, ElasticLayer[MixerSpec]):
     kernel = staticmethod(attention_forward)
 
     def __init__(self, max_dim: int) -> None:
@@ -54,7 +54,7 @@ class ElasticAttention(_ElasticNormMixin, ElasticLayer):
         return {"head_dim": spec.head_dim, "causal": spec.causal}
 
 
-class ElasticGLUMLP(_ElasticNormMixin, ElasticLayer):
+class ElasticGLUMLP(_ElasticNormMixin, ElasticLayer[MixerSpec]):
     kernel = staticmethod(glu_mlp_forward)
 
     def __init__(self, max_dim: int, max_hidden: int) -> None:
@@ -72,7 +72,7 @@ class ElasticGLUMLP(_ElasticNormMixin, ElasticLayer):
                 "down.weight": prefix(self.down_weight, d, h)}
 
 
-class ElasticConv(_ElasticNormMixin, ElasticLayer):
+class ElasticConv(_ElasticNormMixin, ElasticLayer[MixerSpec]):
     kernel = staticmethod(conv_forward)
 
     def __init__(self, max_dim: int, max_kernel: int, *, two_d: bool) -> None:
@@ -103,7 +103,7 @@ class ElasticConv(_ElasticNormMixin, ElasticLayer):
         return {"grid": spec.grid}
 
 
-class ElasticSSM(_ElasticNormMixin, ElasticLayer):
+class ElasticSSM(_ElasticNormMixin, ElasticLayer[MixerSpec]):
     kernel = staticmethod(ssm_forward)
 
     def __init__(self, max_dim: int, head_dim: int, state_size: int) -> None:

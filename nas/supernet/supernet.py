@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import cast
 
 from torch import Tensor, nn
 
@@ -82,8 +83,10 @@ class Supernet(nn.Module):
         modules: list[ElasticLayer] = [self.stem]
         for i, stage in enumerate(arch.stages):
             if i > 0:
-                modules.append(self.downsamples[i - 1])
-            modules += [self.stages[i][j][layer.mixer] for j, layer in enumerate(stage.layers)]
+                modules.append(cast(ElasticLayer, self.downsamples[i - 1]))
+            slots = cast(nn.ModuleList, self.stages[i])  # one ModuleDict of mixers per slot
+            modules += [cast(ElasticLayer, cast(nn.ModuleDict, slots[j])[layer.mixer])
+                        for j, layer in enumerate(stage.layers)]
         modules.append(self.head)
         return list(zip(modules, specs))
 
