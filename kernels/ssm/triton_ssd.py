@@ -18,8 +18,13 @@ decay is ``row sums - column sums`` of the strictly lower part of ``M = L o C B^
 plus the inter-chunk and state terms; ``d a`` is its reverse cumsum inside the chunk.
 
 Every exp goes through `_decay` (argument clamped to ``[LOG_DECAY_MIN, 0]``, as the reference
-does). Accumulation is float32; the matmul inputs are bf16 / fp16 when x, B and C all are, else
-float32 with ``input_precision="ieee"`` (no TF32), so float32 inputs give float32 accuracy.
+does). Accumulation is float32, and by default every matmul is an exact float32 dot
+(``input_precision="ieee"``, no TF32, no tensor cores) whatever the input dtype: bf16 / fp16
+inputs are upcast in registers. The 16-bit tensor-core dots (Hopper wgmma) are opt-in with
+``NAS_SSM_TRITON_TENSOR_CORES=1`` (used when x, B and C are all bf16 or all fp16): on the H200
+with Triton 3.6 (2026-12-03, #18) they gave a wrong bf16 dB (the ``dy dx^T`` dot summed only
+the first 16 of the 32 head-dim entries, matching the printed values exactly) and illegal
+memory accesses, with the kernel source unchanged between dtypes; see `_dot_kind`.
 Time may be scanned backwards (``reverse=True``: the scan of the flipped sequence, flipped
 back) without copying: the kernels map chunk positions to ``T - 1 - t``.
 
@@ -48,6 +53,7 @@ CHUNK = 64  # steps per chunk (the tl.dot M/N/K of the intra-chunk matmuls)
 _STATE_BLOCK = 128  # state entries per program of the pass over chunks
 _SCAN_CHUNKS = 16  # chunks per step of that pass (one associative scan)
 _DOT_FP32, _DOT_BF16, _DOT_FP16 = 0, 1, 2
+TENSOR_CORE_ENV = "NAS_SSM_TRITON_TENSOR_CORES"  # opt-in 16-bit tensor-core dots (see _dot_kind)
 
 
 if HAS_TRITON:
@@ -280,11 +286,22 @@ if HAS_TRITON:
 
 
 def _dot_kind(*tensors: Tensor) -> int:
-    """16-bit tensor-core dots when every matmul input is 16-bit, else exact float32 dots.
+    """The dot kind of the kernels: exact float32 dots (``_DOT_FP32``) unless
+    ``NAS_SSM_TRITON_TENSOR_CORES`` is set (to anything but "", "0", "false", "no") and every
+    matmul input is bf16 (``_DOT_BF16``) or every one fp16 (``_DOT_FP16``).
 
-    The Triton interpreter (TRITON_INTERPRET=1) mis-computes 16-bit dots, so it gets float32.
+    Why float32 by default, also for bf16 / fp16 inputs: the 16-bit variant compiles to Hopper
+    wgmma, which on the H200 with Triton 3.6 miscomputed (the bf16 dB at T = 1, head dim 32,
+    state 64 equals exactly what ``dy dx^T`` over only the first 16 of the 32 head-dim entries
+    gives) and raised illegal memory accesses (#18); the kernels are the same source for every
+    dtype, and the float32 variant (FMA dots, no wgmma) passed on that GPU. Until the 16-bit
+    dots pass ``NAS_SSM_TRITON_TENSOR_CORES=1 pytest -m gpu tests/test_ssm_triton.py`` they stay
+    opt-in. The Triton interpreter (TRITON_INTERPRET=1) mis-computes bf16 dots (it multiplies
+    the bit patterns), so it always gets float32.
     """
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
+        return _DOT_FP32
+    if os.environ.get(TENSOR_CORE_ENV, "").strip().lower() in ("", "0", "false", "no"):
         return _DOT_FP32
     dtypes = {t.dtype for t in tensors}
     if dtypes == {torch.bfloat16}:
