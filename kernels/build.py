@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from torch import nn
 
@@ -82,6 +82,8 @@ class StaticModel(nn.Module):
 
     ``forward(x)``: images (B, C, H, W) -> logits (B, classes); token ids (B, T) -> (B, T, V).
     """
+
+    arch: Any  # the search_spaces Arch it was exported from, set by nas.export (not by kernels)
 
     def __init__(self, specs: list[LayerSpec], *, device=None, dtype=None) -> None:
         super().__init__()

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -100,7 +101,7 @@ def evaluate_many_models(models: Sequence[Callable[[Tensor], Tensor]], x: Tensor
                     max_batches=max_batches)
     if not sums or sums[0][2] == 0:
         raise ValueError("evaluation split is empty")
-    return [EvalResult(loss=s[0] / s[2], accuracy=s[1] / s[2], count=s[2]) for s in sums]
+    return [EvalResult(loss=s[0] / s[2], accuracy=s[1] / s[2], count=int(s[2])) for s in sums]
 
 
 def _accumulate(models, sums, x, y, *, batch_size, device, max_batches) -> None:
@@ -125,8 +126,8 @@ def evaluate_model(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, *,
         return evaluate_many_models([model], x, y, batch_size=batch_size, device=device,
                                     max_batches=max_batches)[0]
     finally:
-        if was_training:
-            model.train()
+        if was_training:  # then it is a torch module
+            cast(torch.nn.Module, model).train()
 
 
 def evaluate_many(supernet: Supernet, archs: Sequence[Arch], x: Tensor, y: Tensor, *,

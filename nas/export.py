@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -89,7 +90,7 @@ def check_inputs(model: StaticModel, *, batch_sizes: tuple[int, ...] = (1, 7),
     for a sequence model also a shorter length (half the context, at least 1)."""
     gen = torch.Generator().manual_seed(seed)
     inputs = [example_input_for(model, b, generator=gen) for b in batch_sizes]
-    stem = model.specs[0]
+    stem = cast(StemSpec, model.specs[0])  # a StaticModel starts with its stem
     if stem.modality == "sequence" and stem.tokens > 1:
         inputs.append(example_input_for(model, 3, generator=gen)[:, :max(1, stem.tokens // 2)])
     return inputs
@@ -97,7 +98,8 @@ def check_inputs(model: StaticModel, *, batch_sizes: tuple[int, ...] = (1, 7),
 
 def dynamic_axes(model: StaticModel) -> dict[str, dict[int, str]]:
     """The ONNX dynamic axes: ``batch`` always, ``length`` for a sequence model."""
-    axes = {0: "batch", 1: "length"} if model.specs[0].modality == "sequence" else {0: "batch"}
+    stem = cast(StemSpec, model.specs[0])  # a StaticModel starts with its stem
+    axes = {0: "batch", 1: "length"} if stem.modality == "sequence" else {0: "batch"}
     return {"input": dict(axes), "output": dict(axes)}
 
 

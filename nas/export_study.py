@@ -34,9 +34,9 @@ def choose_arch(ctx: StudyContext, *, run: str = "search", arch_key: str | None 
         records = store.get_archs(study=name, keys=[arch_key])
         if not records:
             raise ValueError(f"--arch {arch_key}: no such arch in study {name!r}")
-        front = {r.arch_key: r.objectives for r in store.get_front(study=name, run=run)} if any(
-            r.name == run for r in store.list_search_runs(study=name)) else {}
-        return Arch.from_json(records[0].arch_json), front.get(arch_key, {})
+        on_front = {r.arch_key: r.objectives for r in store.get_front(study=name, run=run)
+                    } if any(r.name == run for r in store.list_search_runs(study=name)) else {}
+        return Arch.from_json(records[0].arch_json), on_front.get(arch_key, {})
     if not any(r.name == run for r in store.list_search_runs(study=name)):
         raise ValueError(f"study {name!r} has no search run {run!r}: run `nas search` first")
     front = store.get_front(study=name, run=run)
@@ -181,6 +181,7 @@ def export_study(ctx: StudyContext, *, arch_key: str | None = None,
                            "trust": latency_trust(table.validation).to_dict()}
     card["audit"] = audit_card(ctx, arch)
     study = ctx.store.get_study(name=ctx.name)
+    assert study is not None  # the context was opened on this study
     card["reproducibility"] = {"study_file": study.study_path, "study_hash": study.study_hash,
                                "package_versions": study.package_versions,
                                "git_commit": study.git_commit, "seeds": study.seeds,

@@ -35,6 +35,7 @@ def load_stored_table(store: Store, *, space: str, device_type: str | None = Non
     head = max(candidates, key=lambda t: t.updated_at)
     record = store.get_latency_table(fingerprint_id=head.fingerprint_id, mode=head.mode,
                                      batch_size=head.batch_size, dtype=head.dtype, space=space)
+    assert record is not None  # listed just above
     validation = dict(record.validation or {})
     meta = validation.pop("meta", {})
     return LatencyTable(

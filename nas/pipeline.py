@@ -19,11 +19,11 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from rich.console import Console
 
@@ -442,12 +442,14 @@ def stage_profile(ctx: StudyContext) -> dict[str, Any]:
                                seed=ctx.study.seed)
         table.save(out)
     store_table(ctx.store, table, space=ctx.space_key())
+    validation = table.validation
+    assert validation is not None  # calibrate_and_validate ran unless it was there already
     ctx.console.print(f"latency table {table.fingerprint.id} ({len(table)} layers): "
-                      f"{validation_line(table.validation)}")
+                      f"{validation_line(validation)}")
     trust = latency_trust(table.validation)
     for line in trust.lines():
         ctx.console.print(line, style=None if trust.trusted else "bold yellow", markup=False)
-    cal = table.validation.get("calibrated", {})
+    cal = validation.get("calibrated", {})
     return {"fingerprint": table.fingerprint.id, "entries": len(table), "file": str(out),
             **{k: cal[k] for k in ("mape", "within10", "kendall") if k in cal},
             "repeat_within10": trust.repeat_within10, "latency_trust": trust.status}
@@ -602,7 +604,8 @@ def stage_predict(ctx: StudyContext) -> dict[str, Any]:
                "top5pct_precision": top_k_precision(mean, y[test], fraction=0.05),
                "n_train": int(len(train)), "n_test": int(len(test))}
     if all(v is not None for v in half_a + half_b):
-        metrics["noise_ceiling_tau"] = noise_ceiling_tau(half_a, half_b)
+        metrics["noise_ceiling_tau"] = noise_ceiling_tau(cast("list[float]", half_a),
+                                                         cast("list[float]", half_b))
     sha = ctx.checkpoint_sha()
     ctx.store.add_evaluations(study=ctx.name, evaluations=[
         Evaluation(arch_key=archs[i].key(), metric="val_loss", value=float(m),
@@ -706,7 +709,8 @@ def run_stage(ctx: StudyContext, stage: str, **options: Any) -> dict[str, Any]:
     return detail
 
 
-def run_pipeline(ctx: StudyContext, *, redo: list[str] = (), nproc: int = 1) -> list[str]:
+def run_pipeline(ctx: StudyContext, *, redo: Sequence[str] = (), nproc: int = 1,
+                 ) -> list[str]:
     """Run every stage that is not done (plus those in ``redo``); returns the stages run.
     ``nproc`` > 1 trains the supernet data-parallel (`stage_train`)."""
     unknown = [s for s in redo if s not in STAGE_FUNCTIONS]

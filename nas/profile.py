@@ -77,7 +77,8 @@ def progress_bar(total: int, description: str, *, enabled: bool = True,
         task = progress.add_task(description, total=total, note="")
 
         def advance(n: int = 1, note: str = "") -> None:
-            progress.update(task, advance=n, **({"note": note} if note else {}))
+            fields: dict[str, Any] = {"note": note} if note else {}
+            progress.update(task, advance=n, **fields)
         yield advance
 
 
@@ -141,9 +142,9 @@ class ProfileConfig:
             object.__setattr__(self, "layer_timing", layer)
         if self.model_timing is None:
             object.__setattr__(self, "model_timing", model)
-        if self.block is None:
-            object.__setattr__(self, "block", 64 if kind == "cpu" else 4096)
-        if self.block < 1 or self.model_block < 1:
+        block = self.block if self.block is not None else (64 if kind == "cpu" else 4096)
+        object.__setattr__(self, "block", block)
+        if block < 1 or self.model_block < 1:
             raise ValueError("block and model_block must be >= 1")
 
     def fingerprint(self) -> DeviceFingerprint:
@@ -175,25 +176,27 @@ def build_table(space: SearchSpace, *, config: ProfileConfig, out: str | Path | 
     after each block (a test interrupts the build by raising from it).
     """
     fp = config.fingerprint()
+    timing, block = config.layer_timing, config.block
+    assert timing is not None and block is not None  # ProfileConfig.__post_init__ fills them
     specs = enumerate_layer_specs(space)
     if out is not None and Path(out).exists():
         table = LatencyTable.load(out, fingerprint=fp)
     else:
         table = LatencyTable(fp)
     table.meta.setdefault("space", space.name)
-    table.meta["layer_timing"] = asdict(config.layer_timing)
+    table.meta["layer_timing"] = asdict(timing)
     # shuffled (seeded), so a slow phase of a shared machine hits random entries instead
     # of every entry of one resolution or width (enumeration order)
     todo = [s for s in specs if s not in table]
-    random.Random(config.layer_timing.seed).shuffle(todo)
+    random.Random(timing.seed).shuffle(todo)
     total, done = len(specs), len(specs) - len(todo)
     kwargs = config.measure_kwargs()
     start = time.perf_counter()
     with progress_bar(len(todo), f"latency table {space.name}",
                       enabled=show_progress) as advance:
-        for i in range(0, len(todo), config.block):
-            chunk = todo[i:i + config.block]
-            for spec, m in zip(chunk, measure_layers(chunk, config=config.layer_timing,
+        for i in range(0, len(todo), block):
+            chunk = todo[i:i + block]
+            for spec, m in zip(chunk, measure_layers(chunk, config=timing,
                                                      **kwargs)):
                 table.add(spec, m)
             done += len(chunk)
@@ -214,13 +217,18 @@ def measure_archs(space: SearchSpace, archs: Sequence[Arch], *, config: ProfileC
     measured interleaved (``model_block`` models at a time) as the table's entries were."""
     models = [space.layers(a) for a in archs]
     kwargs = config.measure_kwargs()
-    rounds = config.model_timing.repeats
+    timing = config.model_timing
+    assert timing is not None  # ProfileConfig.__post_init__ fills it
+    rounds = timing.repeats
     result: list[float] = []
     with progress_bar(rounds * len(models), description, enabled=show_progress) as advance:
         for i in range(0, len(models), config.model_block):
             chunk = models[i:i + config.model_block]
-            ms = measure_models(chunk, config=config.model_timing,
-                                on_round=lambda d, t, n=len(chunk): advance(n), **kwargs)
+
+            def on_round(done: int, total: int, n: int = len(chunk)) -> None:
+                advance(n)
+
+            ms = measure_models(chunk, config=timing, on_round=on_round, **kwargs)
             result += [m.median_ms for m in ms]
     return result
 
@@ -228,7 +236,7 @@ def measure_archs(space: SearchSpace, archs: Sequence[Arch], *, config: ProfileC
 def distinct_archs(space: SearchSpace, n: int, rng: np.random.Generator, *,
                    exclude: Collection[str] = ()) -> list[Arch]:
     """``n`` random archs with distinct keys, none of them in ``exclude``."""
-    seen, archs = set(exclude), []
+    seen, archs = set(exclude), list[Arch]()
     for _ in range(200 * n + 100):
         if len(archs) == n:
             break
@@ -343,6 +351,7 @@ class LatencyTrust:
         ceiling = ("repeat ceiling not measured" if self.repeat_within10 is None else
                    f"this machine repeats within +-10 % for "
                    f"{100 * self.repeat_within10:.0f} % of models")
+        assert self.within10 is not None and self.mape is not None  # set once validated
         head = "trusted" if self.trusted else "UNRELIABLE"
         return (f"latency table {head}: {self.prediction} prediction within +-10 % for "
                 f"{100 * self.within10:.0f} % of models (MAPE {100 * self.mape:.1f} %); "
@@ -364,7 +373,9 @@ class LatencyTrust:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> LatencyTrust:
         """The verdict from `to_dict` (a model card's, read back from JSON)."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in data.items()}
+        return cls(**fields)
 
 
 def latency_trust(validation: Mapping[str, Any] | None, *,
@@ -482,6 +493,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     cal = table.calibration
+    assert cal is not None  # calibrate_and_validate calibrated the table
     print(f"{len(table)} entries in {table.meta['build_seconds']:.1f} s -> {args.out}")
     print(f"calibration: {cal.scale:.3f} x sum + {cal.per_layer_ms:.4f} ms/layer + "
           f"{cal.intercept_ms:.4f} ms (fitted on {cal.n_models} models)")

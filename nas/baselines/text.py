@@ -27,6 +27,7 @@ import math
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -213,9 +214,9 @@ def fit_lm(model: nn.Module, *, train: TextStream | tuple[Tensor, Tensor], recip
     model = model.to(device).train()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
+    fused: dict[str, Any] = {"fused": True} if device.type == "cuda" else {}
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=recipe.lr,
-                            **({"fused": True} if device.type == "cuda" else {}))
+                             {"params": no_decay, "weight_decay": 0.0}], lr=recipe.lr, **fused)
     schedule = TrainConfig(steps=recipe.steps, warmup_steps=recipe.warmup_steps,
                            min_lr_ratio=recipe.min_lr_ratio)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, schedule))
@@ -227,6 +228,7 @@ def fit_lm(model: nn.Module, *, train: TextStream | tuple[Tensor, Tensor], recip
     tail, tail_from = [], recipe.steps - max(1, recipe.steps // 10)
 
     def score(step: int) -> None:
+        assert val is not None  # called only with a validation split
         loss = evaluate_model(model, val[0], val[1], batch_size=eval_batch_size,
                               device=device).loss
         model.train()

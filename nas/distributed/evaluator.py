@@ -107,6 +107,7 @@ class StoringEvaluator:
         results = self._stored(unique) if self.store is not None and self.reuse_stored else {}
         todo = [a for k, a in unique.items() if k not in results]
         if todo and self.store is not None:
+            assert self.study is not None  # store and study come together (__init__)
             self.store.upsert_archs(study=self.study, archs=[
                 ArchRecord.from_arch(a, flops=self.space.flops(a), params=self.space.params(a))
                 for a in todo])
@@ -126,9 +127,11 @@ class StoringEvaluator:
 
     def _stored(self, unique: dict[str, Arch]) -> dict[str, Result]:
         found: dict[str, dict[str, float]] = {}
+        store, study = self.store, self.study
+        assert store is not None and study is not None  # called only with a store
         for metric in self.metrics:
-            for ev in self.store.get_evaluations(
-                    study=self.study, metric=metric, source="supernet", split=self.split,
+            for ev in store.get_evaluations(
+                    study=study, metric=metric, source="supernet", split=self.split,
                     checkpoint=self.checkpoint, arch_keys=unique):
                 if ev.fidelity == self.fidelity:
                     found.setdefault(ev.arch_key, {})[metric] = ev.value
@@ -141,6 +144,7 @@ class StoringEvaluator:
     def _save(self, rows: Iterable[Result]) -> None:
         if self.store is None:
             return
+        assert self.study is not None  # store and study come together (__init__)
         self.store.add_evaluations(study=self.study, evaluations=[
             Evaluation(arch_key=r["arch_key"], metric=name, value=r[name], source="supernet",
                        checkpoint=self.checkpoint, fidelity=self.fidelity, split=self.split)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from nas.storage import Store, TrialRecord, open_store
 from nas.study import Study, load_study
@@ -205,7 +205,7 @@ def run_tune(*, study_file: str | Path | None = None, study: Study | None = None
         raise ValueError(f"workers: expected >= 1, got {workers}")
     if cpus_per_trial <= 0 or gpus_per_trial < 0:
         raise ValueError("cpus_per_trial must be > 0 and gpus_per_trial >= 0")
-    study = study or load_study(study_file)
+    study = study or load_study(cast("str | Path", study_file))  # exactly one was given
     own_store = store is None
     store = store or open_store(storage_url)
     try:
@@ -287,7 +287,7 @@ def best_trial(*, store: Store, study: str) -> TrialRecord:
         raise ValueError(f"study {study!r} has no finished tuning trial: run `nas tune` first")
     full = [t for t in finished if t.status == "done"] or finished
     sign = -1.0 if full[0].config.get("mode") == "max" else 1.0
-    return min(full, key=lambda t: (sign * t.score, t.number))
+    return min(full, key=lambda t: (sign * cast(float, t.score), t.number))  # not None here
 
 
 def best_recipe(*, store: Store, study: str, steps: int | None = None) -> dict[str, Any]:

@@ -259,6 +259,7 @@ class SearchSession:
         import tempfile
         from pathlib import Path
 
+        assert self.run_name is not None  # a search with a store has one (_open_run)
         labelled = self.evaluator.labelled
         record = {"kind": "search", "step": len(labelled), "method": self.method,
                   "labelled": [a.key() for a in labelled[self._logged:]]}

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Insert, Table, func, select
+from sqlalchemy import Connection, Engine, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -65,7 +65,8 @@ class Transactions:
                 raise StoreError(f"database error at {self.url}: {first_line(err)}") from err
         raise AssertionError("unreachable")
 
-    def _insert(self, model: type[Base]) -> Insert:
+    def _insert(self, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
+        """The dialect's INSERT (it has ``on_conflict_do_nothing`` / ``_do_update``)."""
         dialect = postgresql if self.dialect == "postgresql" else sqlite
         return dialect.insert(table_of(model))
 

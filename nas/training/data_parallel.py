@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -89,7 +89,7 @@ class Replica:
         this launch-bound supernet pays per kernel, so pack, reduce, scale and unpack are
         four C++ calls, not one copy per parameter."""
         params = [p for p in net.parameters() if p.grad is not None]
-        grads = [p.grad for p in params]
+        grads = cast("list[torch.Tensor]", [p.grad for p in params])  # all set (filtered)
         vote = torch.full((1,), float(out_of_time), device=grads[0].device)
         extras = torch.cat([torch.stack(losses).float().reshape(-1), vote])
         flat = _flatten_dense_tensors([*grads, extras])
@@ -130,9 +130,9 @@ def _rank_devices(device: str, nproc: int) -> list[str]:
 
 def _rank_main(rank: int, world_size: int, init_file: str, devices: list[str],
                space_factory: Callable[[], SearchSpace],
-               train: tuple[torch.Tensor, ...] | TextStream,
-               val: tuple[torch.Tensor, ...], config: TrainConfig, out_dir: str, resume: bool,
-               stop_at: int | None, progress: bool, time_limit_s: float | None,
+               train: tuple[torch.Tensor, torch.Tensor] | TextStream,
+               val: tuple[torch.Tensor, torch.Tensor], config: TrainConfig, out_dir: str,
+               resume: bool, stop_at: int | None, progress: bool, time_limit_s: float | None,
                threads: int) -> None:
     """One rank: join the group (NCCL on GPUs, gloo on CPU), train, leave."""
     device = torch.device(devices[rank])
@@ -140,10 +140,10 @@ def _rank_main(rank: int, world_size: int, init_file: str, devices: list[str],
         torch.cuda.set_device(device)
     if config.threads is None:
         torch.set_num_threads(threads)
+    device_id: dict[str, Any] = {"device_id": device} if device.type == "cuda" else {}
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                             init_method=f"file://{init_file}", rank=rank,
-                            world_size=world_size, timeout=timedelta(minutes=10),
-                            **({"device_id": device} if device.type == "cuda" else {}))
+                            world_size=world_size, timeout=timedelta(minutes=10), **device_id)
     try:
         train_supernet(space=space_factory(), train=train, val=val, config=config,
                        out_dir=out_dir, resume=resume, stop_at=stop_at,

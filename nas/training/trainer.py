@@ -23,7 +23,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -251,7 +251,8 @@ def train_supernet(
     if stream is not None:
         stream = stream.to(device)
     else:
-        x_train, y_train = train[0].to(device), train[1].to(device)
+        pair = cast("tuple[torch.Tensor, torch.Tensor]", train)  # stream is None: (x, y)
+        x_train, y_train = pair[0].to(device), pair[1].to(device)
         batches = _EpochBatches(x_train.shape[0], config.batch_size, config.seed)
 
     def batch_at(step_index: int) -> tuple[torch.Tensor, torch.Tensor]:
