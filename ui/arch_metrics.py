@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -153,7 +153,9 @@ def _pick(values: Mapping[tuple[str, str, str], float], key: str, name: str,
     that has it) and the words for where it came from; (NaN, "") when missing."""
     for candidate in (SOURCES if source == "best" else (source,)):
         metric, words = MEASURED.get(candidate, {}).get(name, (None, ""))
-        value = None if metric is None else values.get((key, metric, candidate))
+        if metric is None:  # this source does not measure ``name``
+            continue
+        value = values.get((key, metric, candidate))
         if value is not None:
             if candidate == "standalone":
                 n = int(values.get((key, metric, "standalone:n"), 1))
@@ -220,7 +222,7 @@ def arch_points(archs: Sequence[ArchRecord], evaluations: Iterable[Evaluation], 
     return pd.DataFrame(rows, columns=columns)
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 

@@ -99,6 +99,7 @@ def main() -> None:
     elif stored_table is not None:
         show_trust(stored_table)
     arch = queries.arch_by_key(url, record.name, key)
+    assert arch is not None  # the keys are the study's own archs
     rows, predicted = layers_of(url, record, arch, table)
     max_dim = max(int(r["dim"] or 1) for r in rows)
     show_arch(url, record, key, table=table, slot="main", with_numbers=False)
@@ -126,6 +127,7 @@ def main() -> None:
                          format_func=lambda k: k if k == NO_COMPARE else f"{labels[k]}  [{k}]")
     if other != NO_COMPARE:
         other_arch = queries.arch_by_key(url, record.name, other)
+        assert other_arch is not None  # the keys are the study's own archs
         other_rows, _ = layers_of(url, record, other_arch, table)
         max_dim = max(max_dim, *(int(r["dim"] or 1) for r in other_rows))
         left, right = st.columns(2)

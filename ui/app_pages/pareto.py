@@ -172,7 +172,7 @@ def main() -> None:
     runs = queries.search_runs(url, record.name)
     tables = queries.table_choices(url, record)
     c1, c2, c3 = st.columns(3)
-    run = c1.selectbox("Search run", [r.name for r in reversed(runs)] + [NO_RUN],
+    run: str | None = c1.selectbox("Search run", [r.name for r in reversed(runs)] + [NO_RUN],
                        help="Its stored front is highlighted, its knee starred.")
     run = None if run == NO_RUN else run
     table_label = c2.selectbox("Latency table (device, mode)", list(tables) or ["(none)"])
@@ -196,9 +196,10 @@ def main() -> None:
     cheap = [c for c in available if c in ("latency_ms", "flops", "params")] or available
     measured = [c for c in available if c in ("accuracy", "loss")] or available
     c4, c5, c6 = st.columns(3)
-    x = c4.selectbox("x", available, index=available.index(cheap[0]), format_func=OBJECTIVES.get)
+    x = c4.selectbox("x", available, index=available.index(cheap[0]),
+                     format_func=lambda c: OBJECTIVES[c])  # available: keys of OBJECTIVES
     y = c5.selectbox("y", available, index=available.index(measured[0]),
-                     format_func=OBJECTIVES.get)
+                     format_func=lambda c: OBJECTIVES[c])
     latency = df["latency_ms"].astype(float)
     budget = None
     if np.isfinite(latency).any():

@@ -50,10 +50,11 @@ def main() -> None:
             st.caption("The predicted archs have no supernet label of this metric.")
         else:
             t = tau(pairs["predictor"], pairs["supernet"])
-            cols = st.columns(3)
-            cols[0].metric("Kendall tau", f"{t:.3f}")
-            cols[1].metric("noise ceiling", f"{ceiling:.3f}" if math.isfinite(ceiling) else "-")
-            cols[2].metric("archs", len(pairs))
+            pair_cols = st.columns(3)
+            pair_cols[0].metric("Kendall tau", f"{t:.3f}")
+            pair_cols[1].metric("noise ceiling",
+                                f"{ceiling:.3f}" if math.isfinite(ceiling) else "-")
+            pair_cols[2].metric("archs", len(pairs))
             st.plotly_chart(predicted_vs_true_figure(
                 pairs["predictor"], pairs["supernet"],
                 [names.get(k, k) for k in pairs["arch_key"]], metric=metric),
