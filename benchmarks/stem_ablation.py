@@ -39,12 +39,17 @@ VARIANTS = ("base", "noreg", "patch", "convs2", "nodp", "dw05")
 PANEL_SEED = 7
 
 
-def run_variant(variant: str, steps: int, device: str, work: Path) -> dict:
+def run_variant(variant: str, steps: int, device: str, work: Path,
+                study_file: str = "studies/mnist_hybrid.py") -> dict:
+    import torch
+
     from nas.evaluation import evaluate_many
     from nas.study import load_study
     from nas.training import train_supernet
 
-    study = load_study(ROOT / "studies" / "mnist_hybrid.py")
+    if device == "cpu":
+        torch.set_num_threads(1)  # the variants run side by side, one core each
+    study = load_study(ROOT / study_file)
     overrides = dict(study.space_overrides)
     train = dict(steps=steps, device=device, eval_every=steps, checkpoint_every=steps,
                  warmup_steps=steps // 20)
@@ -75,15 +80,20 @@ def run_variant(variant: str, steps: int, device: str, work: Path) -> dict:
     train_acc = [100 * r.accuracy for r in evaluate_many(
         result.supernet, archs[:6], data.train.x[:5000], data.train.y[:5000], batch_size=1000,
         device=device)]
+    val_by_stem = {stem: statistics.mean(v for a, v in zip(archs[2:], val[2:]) if a.stem == stem)
+                   for stem in sorted({str(a.stem) for a in archs[2:]})}
     return {"variant": variant, "steps": steps, "train_seconds": seconds, "largest": val[0],
             "smallest": val[1], "random_mean": statistics.mean(val[2:]),
             "random_min": min(val[2:]), "random": val[2:], "train_acc_first6": train_acc,
-            "stems": list(overrides.get("stems", ())), "random_stems": [a.stem for a in archs[2:]]}
+            "stems": list(overrides.get("stems", ())), "random_stems": [a.stem for a in archs[2:]],
+            "random_mean_by_stem": val_by_stem, "study": study.name}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda")
+    p.add_argument("--study", default="studies/mnist_hybrid.py",
+                   help="an image study with a stem choice (default the MNIST one)")
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "stem_ablation")
@@ -92,7 +102,7 @@ def main() -> None:
     if args.steps < 20:
         p.error("--steps must be >= 20")
     if args.job:
-        out = run_variant(args.job, args.steps, args.device, args.work)
+        out = run_variant(args.job, args.steps, args.device, args.work, args.study)
         (args.work / f"{args.job}.json").write_text(json.dumps(out))
         return
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -101,7 +111,8 @@ def main() -> None:
         p.error(f"--variants: {bad or 'empty'} not in {VARIANTS}")
     args.work.mkdir(parents=True, exist_ok=True)
     procs = [subprocess.Popen([sys.executable, __file__, "--device", args.device, "--steps",
-                               str(args.steps), "--work", str(args.work), "--job", v])
+                               str(args.steps), "--work", str(args.work), "--study",
+                               args.study, "--job", v])
              for v in variants]
     failed = [v for v, proc in zip(variants, procs) if proc.wait() != 0]
     if failed:
@@ -109,9 +120,11 @@ def main() -> None:
     runs = {v: json.loads((args.work / f"{v}.json").read_text()) for v in variants}
     metrics = {v: {k: r[k] for k in ("largest", "smallest", "random_mean", "random_min",
                                      "train_seconds")} for v, r in runs.items()}
-    path = write_result("stem_ablation", metrics=metrics, raw={"runs": runs},
+    name = Path(args.study).stem
+    metrics = {name: metrics}
+    path = write_result("stem_ablation", metrics=metrics, raw={name: {"runs": runs}},
                         device=device_name(args.device))
-    for v, m in metrics.items():
+    for v, m in metrics[name].items():
         print(f"{v:8s} largest {m['largest']:.1f} smallest {m['smallest']:.1f} "
               f"random mean {m['random_mean']:.2f} min {m['random_min']:.1f}")
     print(f"wrote {path}")
