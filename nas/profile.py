@@ -236,7 +236,8 @@ def measure_archs(space: SearchSpace, archs: Sequence[Arch], *, config: ProfileC
 def distinct_archs(space: SearchSpace, n: int, rng: np.random.Generator, *,
                    exclude: Collection[str] = ()) -> list[Arch]:
     """``n`` random archs with distinct keys, none of them in ``exclude``."""
-    seen, archs = set(exclude), list[Arch]()
+    seen = set(exclude)
+    archs: list[Arch] = []
     for _ in range(200 * n + 100):
         if len(archs) == n:
             break
