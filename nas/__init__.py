@@ -1,5 +1,8 @@
 """The NAS engine: supernet, training, evaluation, export, search, storage, CLI.
 
+The Python API: ``with nas.open_study("studies/quickstart.py") as study: study.run()``
+(`nas.api`), then ``study.front()`` and ``study.export()``.
+
 Public objects load lazily (PEP 562), so `nas --help` does not import torch, and importing
 `nas` never pulls in Ray, Optuna, SQLAlchemy or Streamlit: profiling and training run on a
 bare GPU box with torch alone.
@@ -11,6 +14,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "Study": "nas.study",
+    "StudyRun": "nas.api",
+    "open_study": "nas.api",
     "Supernet": "nas.supernet",
     "export_subnet": "nas.export",
     "load_subnet": "nas.export",
