@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import torch
 
-from nas.data.splits import TextStream
+from nas.data.splits import DataSplits, TensorSplit, TextStream
 from nas.evaluation import device_kernels, evaluate_many, task_loss
 from nas.supernet import Regularizer, Supernet, step_generator
 from nas.supernet.regularize import STREAM_DROP, STREAM_SAMPLE_DROP
@@ -177,11 +177,37 @@ def apply_update(net: Supernet, opt: torch.optim.Optimizer,
     return lr
 
 
+def _training_inputs(data: DataSplits | None, train: Any, val: Any,
+                     ) -> tuple[tuple[torch.Tensor, torch.Tensor] | TextStream,
+                                tuple[torch.Tensor, torch.Tensor]]:
+    """``(train, val)`` from ``data`` (what `load_data` returns) or from the ``train`` /
+    ``val`` arguments, where a `TensorSplit` stands for its ``(x, y)``."""
+    if data is not None:
+        if train is not None or val is not None:
+            raise ValueError("train_supernet: pass data= (the DataSplits) or train= and val=, "
+                             "not both")
+        if not isinstance(data, DataSplits):
+            raise ValueError(f"data: expected the DataSplits of load_data, got "
+                             f"{type(data).__name__}")
+        return data.train_source(), (data.val.x, data.val.y)
+    if train is None or val is None:
+        raise ValueError("train_supernet: pass data= (the DataSplits of load_data), or both "
+                         "train= and val=")
+    train = (train.x, train.y) if isinstance(train, TensorSplit) else train
+    val = (val.x, val.y) if isinstance(val, TensorSplit) else val
+    if not (isinstance(val, (tuple, list)) and len(val) == 2
+            and all(isinstance(t, torch.Tensor) for t in val)):
+        raise ValueError(f"val: expected (x, y) tensors or a TensorSplit, got "
+                         f"{type(val).__name__}")
+    return train, (val[0], val[1])
+
+
 def train_supernet(
     *,
     space: SearchSpace,
-    train: tuple[torch.Tensor, torch.Tensor] | TextStream,
-    val: tuple[torch.Tensor, torch.Tensor],
+    data: DataSplits | None = None,
+    train: tuple[torch.Tensor, torch.Tensor] | TensorSplit | TextStream | None = None,
+    val: tuple[torch.Tensor, torch.Tensor] | TensorSplit | None = None,
     config: TrainConfig,
     out_dir: str | Path,
     resume: bool = False,
@@ -193,7 +219,9 @@ def train_supernet(
 ) -> TrainResult:
     """Train a supernet of ``space`` on ``train``, watching a panel on ``val``.
 
-    ``train`` is ``(x (N, ...), y (N, ...))`` (per-epoch shuffled batches) or a
+    ``data``: the `DataSplits` that `nas.data.load_data` (or `Study.load_data`) returns,
+    standing for ``train=data.train_source()`` and ``val=data.val``. Otherwise ``train`` is
+    ``(x (N, ...), y (N, ...))`` or a `TensorSplit` (per-epoch shuffled batches) or a
     `TextStream` (step ``s`` trains on ``config.batch_size`` windows at random offsets
     drawn from ``(config.seed, s)``: `DataSplits.train_source` gives the right one).
 
@@ -207,6 +235,7 @@ def train_supernet(
     ``config.batch_size``, gradients are averaged over the ranks once per step, and only
     rank 0 evaluates, logs and writes checkpoints, which are the same as a one-process run's.
     """
+    train, val = _training_inputs(data, train, val)
     out = Path(out_dir)
     ckpt_path, log_path = out / CHECKPOINT_NAME, out / METRICS_NAME
     if ckpt_path.exists() and not resume:

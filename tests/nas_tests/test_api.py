@@ -103,3 +103,34 @@ def test_bad_inputs_get_one_clear_error_and_write_nothing(tmp_path):
             run.export(max_latency_ms=-1.0)
         assert set(run.status().values()) == {None}
     assert not runs.exists()  # refused calls wrote no run folder
+
+
+def test_train_supernet_takes_the_data_splits_of_load_data(tmp_path):
+    """``data=`` (what `load_data` returns) trains exactly as ``train=(x, y), val=(x, y)``;
+    a `TensorSplit` stands for its ``(x, y)``; mixing the two forms is refused."""
+    import torch
+
+    from nas.training import train_supernet
+
+    study = load_study(write_study(tmp_path, name="api_data"))
+    space, data = study.build_space(), study.load_data()
+    config = study.training.with_overrides(steps=4, eval_every=2, checkpoint_every=2)
+    common = dict(space=space, config=config, progress=False)
+    by_splits = train_supernet(data=data, out_dir=tmp_path / "a", **common)
+    by_tensors = train_supernet(train=(data.train.x, data.train.y),
+                                val=(data.val.x, data.val.y), out_dir=tmp_path / "b", **common)
+    by_split_objects = train_supernet(train=data.train, val=data.val, out_dir=tmp_path / "c",
+                                      **common)
+    for other in (by_tensors, by_split_objects):
+        for (name, a), b in zip(by_splits.supernet.state_dict().items(),
+                                other.supernet.state_dict().values()):
+            assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="not both"):
+        train_supernet(data=data, train=data.train, out_dir=tmp_path / "d", **common)
+    with pytest.raises(ValueError, match="DataSplits"):
+        train_supernet(data=(data.train.x, data.train.y), out_dir=tmp_path / "d", **common)
+    with pytest.raises(ValueError, match="both train= and val="):
+        train_supernet(train=data.train, out_dir=tmp_path / "d", **common)
+    with pytest.raises(ValueError, match="val: expected"):
+        train_supernet(train=data.train, val=data.val.x, out_dir=tmp_path / "d", **common)
+    assert not (tmp_path / "d").exists()
