@@ -228,15 +228,15 @@ def _finite(value: Any) -> TypeGuard[float]:
 
 def pareto_mask(x: Sequence[float], y: Sequence[float], *, maximise_x: bool = False,
                 maximise_y: bool = True) -> np.ndarray:
-    """Non-dominated points of a 2-D objective set, as a boolean mask (a sweep along x)."""
+    """Non-dominated points of a 2-D objective set, as a boolean mask: the search's own
+    `nas.search.pareto.non_dominated_mask` with the maximised objectives negated."""
+    from nas.search.pareto import non_dominated_mask
+
     xs = np.asarray(x, dtype=float) * (-1 if maximise_x else 1)
     ys = np.asarray(y, dtype=float) * (-1 if maximise_y else 1)
-    mask = np.zeros(len(xs), dtype=bool)
-    best = math.inf
-    for i in np.lexsort((ys, xs)):  # by x, then by y: both minimised here
-        if ys[i] < best:
-            mask[i], best = True, ys[i]
-    return mask
+    if xs.size == 0:
+        return np.zeros(0, dtype=bool)
+    return non_dominated_mask(np.stack([xs, ys], axis=1))
 
 
 def layer_rows(space: SearchSpace, arch: Arch,

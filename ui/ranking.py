@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-from scipy import stats
 
 
 def paired(frame: pd.DataFrame, *, metric: str, source_a: str, source_b: str) -> pd.DataFrame:
@@ -20,27 +19,25 @@ def paired(frame: pd.DataFrame, *, metric: str, source_a: str, source_b: str) ->
 
 
 def tau(a, b) -> float:
-    """Kendall tau-b (0 when one side is constant), as `predictors.metrics.kendall_tau`."""
+    """Kendall tau-b, `predictors.metrics.kendall_tau` (NaN for fewer than two archs)."""
+    from predictors.metrics import kendall_tau
+
     if len(a) < 2:
         return math.nan
-    value = stats.kendalltau(list(a), list(b)).statistic
-    return 0.0 if math.isnan(value) else float(value)
+    return kendall_tau(list(a), list(b))
 
 
 def noise_ceiling(frame: pd.DataFrame) -> tuple[float, int]:
     """Agreement of the supernet losses on the two validation halves, corrected to
-    full-size labels, and the number of archs it is measured on. Same formula as
-    `predictors.metrics.noise_ceiling_tau` (Spearman-Brown through Greiner's relation),
-    written out here because importing `predictors` loads torch-geometric (seconds)."""
+    full-size labels (`predictors.metrics.noise_ceiling_tau`), and the number of archs it is
+    measured on (NaN below three)."""
+    from predictors.metrics import noise_ceiling_tau
+
     supernet = frame[frame["source"] == "supernet"]
     halves = [supernet[supernet["metric"] == m].groupby("arch_key")["value"].last().rename(m)
               for m in ("val_loss_a", "val_loss_b")]
     both = pd.concat(halves, axis=1, join="inner")
     if len(both) < 3:
         return math.nan, len(both)
-    half = tau(both["val_loss_a"], both["val_loss_b"])
-    if half <= 0:
-        return half, len(both)
-    r_half = math.sin(math.pi / 2 * half)
-    r_full = 2 * r_half / (1 + r_half)
-    return 2 / math.pi * math.asin(min(1.0, r_full)), len(both)
+    return noise_ceiling_tau(both["val_loss_a"].to_numpy(), both["val_loss_b"].to_numpy()), \
+        len(both)

@@ -111,3 +111,16 @@ def test_bootstrap_ci_brackets_the_estimate(rng):
 def test_bad_inputs_raise_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_metrics_import_without_torch_geometric():
+    """`predictors` loads lazily: the app's metrics (noise ceiling, tau) come from
+    `predictors.metrics` without torch-geometric, which only the GNN needs."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import predictors.metrics, ui.ranking; "
+            "print('torch_geometric' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.strip() == "False"
