@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from nas.pipeline import StudyContext
     from nas.storage import FrontRow
@@ -164,6 +164,16 @@ def open_study(study: str | Path | Study, *, storage: str | None = None, force: 
         runs_root: folder of the runs (checkpoints, tables, exports): ``<runs_root>/<name>``.
         wait: if another run holds the study, wait for it instead of refusing.
     """
+    return open_study_run(study, storage=storage, force=force, device=device,
+                          runs_root=runs_root, wait=wait, command="nas.open_study")
+
+
+def open_study_run(study: str | Path | Study, *, storage: str | None, force: bool,
+                   device: str | None, runs_root: str | Path, wait: bool, command: str,
+                   before_store: Callable[[Study], object] | None = None) -> StudyRun:
+    """`open_study` for the API and the CLI alike: ``command`` names the lease's holder;
+    ``before_store(study)`` runs after the study is checked and before the store is opened
+    (the CLI checks an input file there), so a bad input writes nothing."""
     from nas.pipeline import StudyLease, prepare_study
     from nas.pipeline import open_study as open_context
     from nas.storage import open_store
@@ -172,15 +182,17 @@ def open_study(study: str | Path | Study, *, storage: str | None = None, force: 
     if isinstance(study, Study):
         checked = check_study(study, device=device)  # before anything is written
         text = study_file_text(study)
+        if before_store is not None:
+            before_store(checked.study)
         path = Path(runs_root) / study.name / "study.py"
         if not path.is_file() or path.read_text() != text:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
     elif isinstance(study, (str, Path)):
         path = Path(study)
-        if not path.is_file():
-            raise FileNotFoundError(f"study file {path}: no such file")
-        checked = prepare_study(path, device=device)
+        checked = prepare_study(path, device=device)  # StudyFileError for a missing file
+        if before_store is not None:
+            before_store(checked.study)
     else:
         raise TypeError(f"study: a study file path or a nas.study.Study, got "
                         f"{type(study).__name__}")
@@ -188,7 +200,7 @@ def open_study(study: str | Path | Study, *, storage: str | None = None, force: 
     try:
         store = stack.enter_context(open_store(storage))
         lease = stack.enter_context(StudyLease(store=store, study=checked.study.name,
-                                               command="nas.open_study", wait=wait))
+                                               command=command, wait=wait))
         context = open_context(path, store=store, force=force, device=device,
                                runs_root=runs_root, checked=checked, lease=lease)
     except BaseException:

@@ -70,15 +70,12 @@ def _study(study_file: Path, storage: Optional[str], *, command: str, force: boo
     file's check) before any store is opened, then open the store, take the study's lease
     (refusing, or waiting with ``wait``, while another run holds it) and open the study; the
     lease is given back on the way out."""
-    from nas.pipeline import StudyLease, open_study, prepare_study
+    from nas.api import open_study_run
 
-    checked = prepare_study(study_file, device=device)
-    if before_store is not None:
-        before_store(checked.study)
-    with _store(storage) as store, StudyLease(store=store, study=checked.study.name,
-                                              command=command, wait=wait) as lease:
-        yield open_study(study_file, store=store, force=force, device=device, checked=checked,
-                         lease=lease)
+    with open_study_run(study_file, storage=storage, force=force, device=device,
+                        runs_root="runs", wait=wait, command=command,
+                        before_store=before_store) as run:
+        yield run.context
 
 
 def _fail(exc: BaseException) -> None:

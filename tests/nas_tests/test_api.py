@@ -11,7 +11,7 @@ import pytest
 
 import nas
 from nas.storage import LeaseHeldError, StoreError
-from nas.study import StudyInvalidError, load_study
+from nas.study import StudyFileError, StudyInvalidError, load_study
 
 from .pipeline_helpers import write_study
 
@@ -81,7 +81,7 @@ def test_a_held_study_is_refused_while_open(tmp_path):
 def test_bad_inputs_get_one_clear_error_and_write_nothing(tmp_path):
     path = write_study(tmp_path, name="api_bad")
     runs = tmp_path / "runs"
-    with pytest.raises(FileNotFoundError, match="no such file"):
+    with pytest.raises(StudyFileError, match="study file not found"):
         nas.open_study(tmp_path / "missing.py", storage=f"sqlite:///{tmp_path / 's.db'}")
     with pytest.raises(TypeError, match="study file path or a nas.study.Study"):
         nas.open_study(42, storage=f"sqlite:///{tmp_path / 's.db'}")  # type: ignore[arg-type]
