@@ -1,4 +1,11 @@
-"""Shared fixtures: fixed seeds, the repo root, and a GPU marker that skips without CUDA."""
+"""Shared fixtures: fixed seeds, the repo root, and a GPU marker that skips without CUDA.
+
+Every test process runs torch on one intra-op thread, and so does every process a test
+starts (`nas` commands, spawned ranks, the Streamlit server: ``OMP_NUM_THREADS=1``, unless
+set): the models are tiny and gain nothing from two, while two spinning OpenMP threads on a
+2-core machine that also runs a subprocess, a Ray worker or a browser make a step up to ~4x
+slower (measured: the UI fixture study builds in 10 s on one thread, 36 s on two).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NAS_SHARED_DATA", REPO.parent / "shared" / "data"))
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):
