@@ -250,20 +250,20 @@ def test_python_m_nas_profile_prints_validation_repeat_ceiling_and_verdict(tmp_p
 # -- through the CLI: nas run, nas export, nas show ---------------------------------------
 
 
-@pytest.fixture(scope="module")
-def finished_study(tmp_path_factory):
-    """The tiny study run through every stage by `nas run` (about 2 minutes on 2 cores)."""
+@pytest.fixture
+def finished_study(finished_tiny_run, tmp_path):
+    """A copy of the tiny study run through every stage by `nas run` (the session's
+    `finished_tiny_run`), in ``tmp_path / "study"``."""
     import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from pipeline_helpers import nas, write_study
+    from pipeline_helpers import nas
 
-    root = tmp_path_factory.mktemp("truth")
-    study = write_study(root)
-    url = f"sqlite:///{root / 'db.sqlite'}"
-    out = nas("run", str(study), "--storage", url, cwd=root)
-    return SimpleNamespace(root=root, study=study, url=url, stdout=out.stdout, nas=nas)
+    root = tmp_path / "study"
+    study, url = finished_tiny_run.copy_to(root)
+    return SimpleNamespace(root=root, study=study, url=url, stdout=finished_tiny_run.stdout,
+                           nas=nas)
 
 
 def load_supernet(root, url):
