@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -37,6 +39,22 @@ def _one_line_error(out) -> str:
     return lines[0]
 
 
+def nas_in_process(*args: str, cwd: Path, monkeypatch, capsys) -> SimpleNamespace:
+    """`nas ARGS` run by the console script's own `nas.cli.main` in this process (what the
+    subprocess runs, without paying ~8 s of imports and start-up again): its exit code,
+    stdout and stderr, as `pipeline_helpers.nas` returns them."""
+    import nas.cli
+
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["nas", *args])
+    monkeypatch.setitem(nas.cli._state, "debug", False)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        nas.cli.main()
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=info.value.code, stdout=out.out, stderr=out.err)
+
+
 BAD_STUDIES = {
     "channels": (("'in_channels': 1", "'in_channels': 3"), "in_channels"),
     "width": (("'widths': ((8,), (8, 16))", "'widths': ((-8,), (8, 16))"), "stages[0].width"),
@@ -44,19 +62,23 @@ BAD_STUDIES = {
     "space": (('space="hybrid_vit_tiny"', 'space="no_such_space"'), "no_such_space"),
     "classes": (("'num_classes': 10", "'num_classes': 4"), "num_classes"),
     "batch": (("batch_size=32", "batch_size=100000"), "training.batch_size"),
-    "predictor": (("seed=0),", "seed=0),\n    predictor=PredictorConfig(kind='nope'),"),
+    "predictor": (('PredictorConfig(kind="gnn"', "PredictorConfig(kind='nope'"),
                   "predictor.kind"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_STUDIES))
-def test_invalid_study_writes_nothing(tmp_path, case):
+def test_invalid_study_writes_nothing(tmp_path, case, monkeypatch, capsys):
+    """Each bad study through the CLI's own code; one also as a `python -m nas.cli` process."""
     (old, new), field = BAD_STUDIES[case]
     path = write_study(tmp_path, name=f"bad_{case}")
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new))
-    line = _one_line_error(nas("run", str(path), cwd=tmp_path, check=False))
+    out = (nas("run", str(path), cwd=tmp_path, check=False) if case == "width"
+           else nas_in_process("run", str(path), cwd=tmp_path, monkeypatch=monkeypatch,
+                               capsys=capsys))
+    line = _one_line_error(out)
     assert field in line
     assert _traces(tmp_path) == []  # no .nas store, no runs folder
 
@@ -104,10 +126,15 @@ def test_fixed_file_runs_without_force(tmp_path):
     (("run", "{study}", "--storage", "garbage://::not a url"), "not a database URL"),
     (("profile", "{study}", "--import", "{missing}"), "--import"),
 ])
-def test_bad_arguments_one_line_nothing_written(tmp_path, args, flag):
+def test_bad_arguments_one_line_nothing_written(tmp_path, args, flag, monkeypatch, capsys):
+    """Through the CLI's own code; the number checks that answer before any heavy import
+    also as `python -m nas.cli` processes (the others load the study first: ~8 s each)."""
     study = write_study(tmp_path)
+    process = args[0] in ("train", "search") and "--storage" not in args
     args = [a.format(study=study, missing=tmp_path / "missing.json") for a in args]
-    line = _one_line_error(nas(*args, cwd=tmp_path, check=False))
+    out = (nas(*args, cwd=tmp_path, check=False) if process
+           else nas_in_process(*args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys))
+    line = _one_line_error(out)
     assert flag in line
     assert _traces(tmp_path) == []
 
@@ -148,25 +175,41 @@ def _corrupt(table: LatencyTable, path: Path, how: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def imported_table(tmp_path_factory) -> Path:
+    """A folder whose store holds a good table imported by `nas profile --import` (done once:
+    each case copies the folder, so every refused import meets the same store)."""
+    root = tmp_path_factory.mktemp("imported")
+    study = write_study(root)
+    good = _table(load_study(study).build_space()).save(root / "good.json")
+    nas("profile", str(study), "--import", str(good), "--storage",
+        f"sqlite:///{root / 'db.sqlite'}", cwd=root)
+    return root
+
+
 @pytest.mark.parametrize("how", ["negative", "zero", "nan", "repeats", "truncated", "batch",
                                  "uncalibrated"])
-def test_bad_latency_table_is_refused_and_changes_nothing(tmp_path, how):
-    study = write_study(tmp_path)
+def test_bad_latency_table_is_refused_and_changes_nothing(tmp_path, imported_table, how,
+                                                          monkeypatch, capsys):
+    """Every kind of bad file through the CLI's own code; the first also as a real
+    `python -m nas.cli` process (the good import of `imported_table` is one too)."""
+    shutil.copytree(imported_table, tmp_path, dirs_exist_ok=True)
+    study = tmp_path / "tiny.py"
     space = load_study(study).build_space()
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    good = _table(space).save(tmp_path / "good.json")
-    nas("profile", str(study), "--import", str(good), "--storage", url, cwd=tmp_path)
     with open_store(url) as store:
         before = [(t.fingerprint_id, t.n_entries, t.updated_at)
                   for t in store.list_latency_tables()]
         stage_before = store.get_stage_status(study="tiny", stage="profile")
+    assert before and stage_before.status == "done"
     if how == "batch":
         bad = _table(space, batch_size=4).save(tmp_path / "bad.json")
     else:
         bad = _corrupt(_table(space), tmp_path / "bad.json", how)
-    line = _one_line_error(nas("profile", str(study), "--import", str(bad), "--storage", url,
-                               cwd=tmp_path, check=False))
-    assert "bad.json" in line
+    args = ("profile", str(study), "--import", str(bad), "--storage", url)
+    out = (nas(*args, cwd=tmp_path, check=False) if how == "negative"
+           else nas_in_process(*args, cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys))
+    assert "bad.json" in _one_line_error(out)
     with open_store(url) as store:
         after = [(t.fingerprint_id, t.n_entries, t.updated_at)
                  for t in store.list_latency_tables()]
@@ -236,7 +279,7 @@ def test_load_subnet_refuses_an_arch_outside_the_space(tmp_path):
         load_subnet(tmp_path / "out")
 
 
-def test_show_by_file_does_not_run_it(tmp_path):
+def test_show_by_file_does_not_run_it(tmp_path, monkeypatch, capsys):
     path = write_study(tmp_path)
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     with open_store(url) as store:
@@ -246,12 +289,13 @@ def test_show_by_file_does_not_run_it(tmp_path):
     out = nas("show", str(path), "--storage", url, cwd=tmp_path)
     assert "study tiny" in out.stdout
     assert not marker.exists()
-    out = nas("show", "tiny", "--storage", url, cwd=tmp_path)
-    assert "study tiny" in out.stdout
+    out = nas_in_process("show", "tiny", "--storage", url, cwd=tmp_path,
+                         monkeypatch=monkeypatch, capsys=capsys)
+    assert out.returncode == 0 and "study tiny" in out.stdout
     other = tmp_path / "elsewhere.py"
     other.write_text("import os\nNAME = os.environ['HOME']\nstudy = Study(name=NAME)\n")
-    line = _one_line_error(nas("show", str(other), "--storage", url, cwd=tmp_path,
-                               check=False))
+    line = _one_line_error(nas_in_process("show", str(other), "--storage", url, cwd=tmp_path,
+                                          monkeypatch=monkeypatch, capsys=capsys))
     assert "without running the file" in line
 
 

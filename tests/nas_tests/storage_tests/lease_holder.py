@@ -3,7 +3,10 @@
 ``python lease_holder.py URL STUDY OUT_DIR HOLD_S [wait]``: takes the lease of STUDY with
 `nas.pipeline.StudyLease` (waiting for it with ``wait``), writes ``OUT_DIR/<pid>.json`` with
 what happened (``{"held": true, "taken_over": ...}`` or ``{"held": false, "error": ...}``),
-holds the lease (beating) for HOLD_S seconds and gives it back.
+holds the lease (beating) for HOLD_S seconds and gives it back. With ``$LEASE_HOLDER_GATE``
+set to a path, it imports everything, then waits for that file to exist before it asks for
+the lease (so a test can start it early and still order it after another holder: the
+imports take seconds on a busy machine, longer than a holder may hold).
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from nas.storage import LeaseHeldError, open_store
 
 def main(url: str, study: str, out: Path, hold_s: float, wait: bool) -> int:
     report = out / f"{os.getpid()}.json"
+    gate = os.environ.get("LEASE_HOLDER_GATE")
+    while gate and not os.path.exists(gate):
+        time.sleep(0.02)
     with open_store(url) as store:
         lease = StudyLease(store=store, study=study, command="lease test", wait=wait,
                            poll_s=0.1)

@@ -33,10 +33,13 @@ def url(request, tmp_path):
     server.drop(name)
 
 
-def _start(url: str, out: Path, hold_s: float, wait: bool = False) -> subprocess.Popen:
+def _start(url: str, out: Path, hold_s: float, wait: bool = False,
+           gate: Path | None = None) -> subprocess.Popen:
+    """A lease holder process; with ``gate`` it asks for the lease once that file exists."""
     args = [sys.executable, str(HOLDER), url, "q", str(out), str(hold_s)]
+    env = {**os.environ, "LEASE_HOLDER_GATE": str(gate)} if gate else None
     return subprocess.Popen(args + (["wait"] if wait else []), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=env)
 
 
 def _report(out: Path, proc: subprocess.Popen, timeout: float = 60) -> dict:
@@ -53,9 +56,11 @@ def _report(out: Path, proc: subprocess.Popen, timeout: float = 60) -> dict:
 
 def test_second_process_is_refused_naming_the_owner(url, tmp_path):
     open_store(url).close()  # create the schema once, before the race
+    gate = tmp_path / "go"
     first = _start(url, tmp_path, hold_s=4)
+    second = _start(url, tmp_path, hold_s=0, gate=gate)  # imports while the first starts
     assert _report(tmp_path, first)["held"]
-    second = _start(url, tmp_path, hold_s=0)
+    gate.touch()  # the second asks only now, while the first holds the lease
     got = _report(tmp_path, second)
     assert second.wait(60) == 1
     assert not got["held"]
@@ -68,9 +73,11 @@ def test_second_process_is_refused_naming_the_owner(url, tmp_path):
 
 def test_waiting_process_gets_the_lease_after_the_owner(url, tmp_path):
     open_store(url).close()
+    gate = tmp_path / "go"
     first = _start(url, tmp_path, hold_s=3)
+    second = _start(url, tmp_path, hold_s=0, wait=True, gate=gate)
     held_first = _report(tmp_path, first)
-    second = _start(url, tmp_path, hold_s=0, wait=True)
+    gate.touch()  # it asks while the first holds the lease, so it has to wait
     got = _report(tmp_path, second)
     assert got["held"] and got["taken_over"] is None
     assert first.wait(60) == 0 and second.wait(60) == 0
@@ -79,11 +86,13 @@ def test_waiting_process_gets_the_lease_after_the_owner(url, tmp_path):
 
 def test_killed_owner_is_taken_over(url, tmp_path):
     open_store(url).close()
+    gate = tmp_path / "go"
     first = _start(url, tmp_path, hold_s=60)
+    second = _start(url, tmp_path, hold_s=0, gate=gate)
     assert _report(tmp_path, first)["held"]
     os.kill(first.pid, signal.SIGKILL)
     first.wait(30)
-    second = _start(url, tmp_path, hold_s=0)
+    gate.touch()  # it asks once the owner is dead
     got = _report(tmp_path, second)
     assert second.wait(60) == 0
     assert got["held"] and got["taken_over"] == {"host": socket.gethostname(),
