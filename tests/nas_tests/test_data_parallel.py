@@ -1,11 +1,13 @@
 """Data-parallel training on CPU (gloo, 2 spawned ranks) equals one process on the same
 global batch, and its checkpoints resume in either direction (2 -> 1 and 1 -> 2 ranks).
 
-Tolerance: parameters within 3e-5 absolute (they are O(1)); two ranks average two
+Tolerance: parameters within 6e-5 absolute (they are O(1)); two ranks average two
 half-batch means where one process takes one full-batch mean, so fp32 summation order
 differs (measured ~3e-7 after 6 steps in the patch-only space; 1.2e-5 since the space also
 searches the conv stem, whose near-zero gradients of the first steps AdamW normalises to
-full-size updates). The subnets of every step must be identical.
+full-size updates; 3.3e-5 since the SSM layer computes its four input projections as one
+GEMM, other GEMM shapes rounding differently), against ~1e-2 of training movement. The
+subnets of every step must be identical.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from search_spaces import get_space  # noqa: E402
 SPACE = partial(get_space, "hybrid_vit_tiny", in_channels=1, num_classes=4, resolutions=(8,),
                 patch_size=2, widths=((16,), (16, 32)), depths=((1,), (1, 2)), head_dim=8)
 TRAIN, VAL = synthetic(96, 0), synthetic(64, 1)
-ATOL = 3e-5
+ATOL = 6e-5
 
 
 def _single(out: Path, **kw):
@@ -54,7 +56,7 @@ def _assert_params_close(a: torch.nn.Module, b: torch.nn.Module) -> None:
     torch.manual_seed(CONFIG.seed)
     init = Supernet(SPACE()).state_dict()
     moved = max(float((sa[k] - init[k]).abs().max()) for k in sa)
-    assert moved > 100 * ATOL  # both trained: this is not a comparison of two inits
+    assert moved > 50 * ATOL  # both trained: this is not a comparison of two inits
 
 
 @pytest.mark.slow  # two spawned ranks import torch: ~10 s on a quiet 2-core CPU, 50 s loaded
