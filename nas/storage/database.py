@@ -127,8 +127,12 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('nas_begin', '')}")
 
 
-def _schema_heads(conn: Connection, shown: str) -> tuple[str, ...]:
-    """Revisions the database is at; refuses unknown (newer) ones and foreign tables."""
+def _schema_heads(conn: Connection, shown: str, *, check_foreign: bool = True,
+                  ) -> tuple[str, ...]:
+    """Revisions the database is at; refuses unknown (newer) ones and, with
+    ``check_foreign``, foreign tables (only under the migration lock: outside it, another
+    process may commit its new schema between the read of the revisions and the read of
+    the table names, which would look like foreign tables)."""
     heads = MigrationContext.configure(conn).get_current_heads()
     script = ScriptDirectory(str(MIGRATIONS))
     known = {rev.revision for rev in script.walk_revisions()}
@@ -136,7 +140,7 @@ def _schema_heads(conn: Connection, shown: str) -> tuple[str, ...]:
     if unknown:
         raise StoreError(f"database at {shown} was created by a newer version of nas (schema "
                          f"revision {', '.join(unknown)}); upgrade nas")
-    if not heads:
+    if not heads and check_foreign:
         clashing = sorted(set(inspect(conn).get_table_names()) & set(Base.metadata.tables))
         if clashing:
             raise StoreError(f"database at {shown} already has tables {clashing} that nas did "
@@ -150,7 +154,7 @@ def prepare_schema(engine: Engine, shown: str) -> None:
     try:
         with engine.connect() as conn:
             with conn.begin():
-                current = _schema_heads(conn, shown)
+                current = _schema_heads(conn, shown, check_foreign=False)
             if set(current) != set(head):  # look again under the lock: another process may
                 conn.execution_options(nas_begin="IMMEDIATE")  # have migrated meanwhile
                 with conn.begin():
