@@ -179,28 +179,27 @@ def open_study_run(study: str | Path | Study, *, storage: str | None, force: boo
     from nas.storage import open_store
     from nas.study import Study, check_study
 
+    text: str | None = None  # a Study object's file text, written once the store is open
     if isinstance(study, Study):
         checked = check_study(study, device=device)  # before anything is written
         text = study_file_text(study)
-        if before_store is not None:
-            before_store(checked.study)
         path = Path(runs_root) / study.name / "study.py"
-        if not path.is_file() or path.read_text() != text:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
     elif isinstance(study, (str, Path)):
         path = Path(study)
         checked = prepare_study(path, device=device)  # StudyFileError for a missing file
-        if before_store is not None:
-            before_store(checked.study)
     else:
         raise TypeError(f"study: a study file path or a nas.study.Study, got "
                         f"{type(study).__name__}")
+    if before_store is not None:
+        before_store(checked.study)
     stack = ExitStack()
     try:
         store = stack.enter_context(open_store(storage))
         lease = stack.enter_context(StudyLease(store=store, study=checked.study.name,
                                                command=command, wait=wait))
+        if text is not None and (not path.is_file() or path.read_text() != text):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
         context = open_context(path, store=store, force=force, device=device,
                                runs_root=runs_root, checked=checked, lease=lease)
     except BaseException:

@@ -87,6 +87,8 @@ def test_bad_inputs_get_one_clear_error_and_write_nothing(tmp_path):
         nas.open_study(42, storage=f"sqlite:///{tmp_path / 's.db'}")  # type: ignore[arg-type]
     with pytest.raises(StoreError):
         nas.open_study(path, storage="nosuchdialect://x", runs_root=runs)
+    with pytest.raises(StoreError):  # a Study object's file waits for a usable store
+        nas.open_study(load_study(path), storage="nosuchdialect://x", runs_root=runs)
     bad = load_study(path)
     bad = type(bad)(**{**bad.__dict__, "space": "no_such_space"})
     with pytest.raises(StudyInvalidError, match="no_such_space"):
