@@ -10,7 +10,11 @@ the first six of them on 5,000 training images (under- vs over-fitting):
 - ``noreg``: no augmentation, no label smoothing, no stochastic depth;
 - ``nodp``: no stochastic depth;
 - ``dw05``: distillation mixed half-and-half with the labels;
-- ``patch``: the patch stem only; ``convs2``: the stride-2 conv stem only.
+- ``patch``: the patch stem only; ``convs2``: the stride-2 conv stem only;
+- narrower grids (the suspected fix; resolutions 24 / 28, so the stem's token grid spans
+  6x6-14x14 instead of 4x4-28x28): ``hi_mix`` (patch and stride-2 conv stems), ``hi_s2``
+  (stride-2 conv stem only), ``hi_s2_nossm`` (the same without the SSM mixer), ``s2_28``
+  (stride-2 conv stem at the native 28 only).
 
     python benchmarks/stem_ablation.py --device cuda --steps 600
 """
@@ -35,7 +39,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_io import device_name, write_result  # noqa: E402
 
-VARIANTS = ("base", "noreg", "patch", "convs2", "nodp", "dw05")
+VARIANTS = ("base", "noreg", "patch", "convs2", "nodp", "dw05", "hi_mix", "hi_s2", "hi_s2_nossm",
+            "s2_28")
 PANEL_SEED = 7
 
 
@@ -57,6 +62,15 @@ def run_variant(variant: str, steps: int, device: str, work: Path,
         overrides["stems"] = ("patch",)
     elif variant == "convs2":
         overrides["stems"] = ("conv_s2",)
+    elif variant == "hi_mix":
+        overrides.update(stems=("patch", "conv_s2"), resolutions=(24, 28))
+    elif variant == "hi_s2":
+        overrides.update(stems=("conv_s2",), resolutions=(24, 28))
+    elif variant == "hi_s2_nossm":
+        overrides.update(stems=("conv_s2",), resolutions=(24, 28),
+                         mixers=("attention", "glu_mlp", "conv"))
+    elif variant == "s2_28":
+        overrides.update(stems=("conv_s2",), resolutions=(28,))
     elif variant == "noreg":
         train.update(drop_path=0.0, label_smoothing=0.0, augment="none")
     elif variant == "nodp":

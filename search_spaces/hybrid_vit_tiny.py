@@ -6,12 +6,14 @@ digit's strokes at full resolution as well as patch transformers. The defaults f
 CIFAR-sized inputs (3 x 32 x 32, up to the native 32); MNIST uses ``in_channels=1`` and
 resolutions up to the native 28. ``stems=None`` gives the patch-only space of earlier
 versions (same arch keys and fingerprints); so does ``stems=()`` through `get_space`.
+``mixers`` narrows the token mixers every layer may hold (default: all four).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kernels import MIXERS
 from search_spaces.registry import register_space
 from search_spaces.space import Choice, SearchSpace, Stage
 
@@ -29,10 +31,12 @@ def hybrid_vit_tiny(
     kernel_sizes: Sequence[int] = (3, 5, 7),
     head_dim: int = 16,
     stems: Sequence[str] | None = ("patch", "conv_s1", "conv_s2"),
+    mixers: Sequence[str] = MIXERS,
 ) -> SearchSpace:
     if len(widths) != len(depths):
         raise ValueError(f"widths ({len(widths)} stages) and depths ({len(depths)}) differ")
-    stages = [Stage(depth=Choice(*d), width=Choice(*w), hidden_ratio=Choice(*hidden_ratios),
+    stages = [Stage(depth=Choice(*d), width=Choice(*w), mixers=tuple(mixers),
+                    hidden_ratio=Choice(*hidden_ratios),
                     kernel_size=Choice(*kernel_sizes)) for w, d in zip(widths, depths)]
     return SearchSpace(name="hybrid_vit_tiny", modality="image", resolution=Choice(*resolutions),
                        stages=stages, in_channels=in_channels, patch_size=patch_size,
