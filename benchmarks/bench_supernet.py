@@ -19,7 +19,7 @@ from torch import Tensor
 
 from kernels.timing import TimingConfig
 from nas.evaluation import evaluate_many
-from nas.profile import ProfileConfig, build_table, calibrate_and_validate
+from nas.latency.profile import ProfileConfig, build_table, calibrate_and_validate
 from nas.supernet import Supernet
 from nas.training import TrainResult, load_checkpoint
 from search_spaces import Arch, SearchSpace

@@ -108,7 +108,7 @@ def fixed_table(study_file: Path, out: Path) -> Path:
 
     from kernels import DeviceFingerprint, LatencyTable, layer_flops, signature
     from kernels.latency_table import Calibration, LatencyEntry
-    from nas.profile import enumerate_layer_specs
+    from nas.latency.profile import enumerate_layer_specs
     from nas.study import load_study
 
     study = load_study(study_file)

@@ -37,14 +37,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_io import device_name, write_result  # noqa: E402
 
 from kernels.latency_table import latency_metrics  # noqa: E402
-from nas.latency import ArchLatencyScorer, reference_latency  # noqa: E402
-from nas.profile import (  # noqa: E402
+from nas.latency.profile import (  # noqa: E402
     ProfileConfig,
     build_table,
     default_timings,
     distinct_archs,
     measure_archs,
 )
+from nas.latency.scorer import ArchLatencyScorer, reference_latency  # noqa: E402
 from search_spaces import get_space  # noqa: E402
 
 TARGETS = {"cpu": ("cpu", "eager"), "gpu_eager": ("cuda", "eager"),
@@ -54,7 +54,7 @@ SPACES = {"hybrid_vit_tiny": (1, 64), "hybrid_lm_tiny": (1, 16)}
 
 def profile_config(device: str, mode: str, batch: int, threads: int | None,
                    fast: bool) -> ProfileConfig:
-    """The device's default timings (`nas.profile.default_timings`); ``fast`` lowers the
+    """The device's default timings (`nas.latency.profile.default_timings`); ``fast`` lowers the
     repeats for smoke runs."""
     layer, model = default_timings(device, mode)
     if fast:

@@ -127,7 +127,8 @@ def truth_phase(args: argparse.Namespace) -> None:
 
 
 def table_phase(args: argparse.Namespace) -> None:
-    from nas.profile import ProfileConfig, build_table, calibrate_and_validate, validation_line
+    from nas.latency.profile import ProfileConfig, build_table, calibrate_and_validate
+    from nas.latency.trust import validation_line
 
     space = bench_space()
     config = ProfileConfig(device="cpu", mode="eager", batch_size=1, threads=1)
@@ -220,7 +221,7 @@ _WORKER: dict[str, Any] = {}
 def _worker_init(truth_path: str, table_path: str, threads: int | None) -> None:
     """Load the ground truth and the latency scorer once per process."""
     from kernels.latency_table import LatencyTable
-    from nas.latency import ArchLatencyScorer
+    from nas.latency.scorer import ArchLatencyScorer
 
     if threads:
         torch.set_num_threads(threads)
@@ -261,7 +262,7 @@ def search_phase(args: argparse.Namespace) -> None:
     from bench_io import device_name, write_result
 
     from kernels.latency_table import LatencyTable
-    from nas.latency import ArchLatencyScorer
+    from nas.latency.scorer import ArchLatencyScorer
     from nas.search import SearchConfig
     from nas.search.pareto import hypervolume, non_dominated_mask, normalise
 

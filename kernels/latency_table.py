@@ -210,7 +210,7 @@ class LatencyTable:
         diff = "; ".join(self.fingerprint.differences(fingerprint))
         raise FingerprintMismatchError(
             f"latency table is for another fingerprint ({diff}; table vs requested): "
-            f"measure a table on this device and mode with `python -m nas.profile`")
+            f"measure a table on this device and mode with `python -m nas.latency.profile`")
 
     def entry(self, spec: LayerSpec) -> LatencyEntry:
         key = signature(spec)

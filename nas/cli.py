@@ -197,7 +197,7 @@ def run(
 def profile(
     study_file: Path = typer.Argument(..., help="Study file (studies/<name>.py)."),
     import_file: Optional[Path] = typer.Option(None, "--import", help="Store this table file "
-                                               "(from `python -m nas.profile`) instead."),
+                                               "(from `python -m nas.latency.profile`) instead."),
     force: bool = typer.Option(False, "--force", help="Accept a changed study file."),
     wait: bool = WAIT,
     storage: Optional[str] = STORAGE,

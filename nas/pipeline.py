@@ -381,7 +381,7 @@ def stage_evaluate(ctx: StudyContext, *, workers: int = 1,
     import numpy as np
 
     from nas.distributed import make_evaluator
-    from nas.profile import progress_bar
+    from nas.progress import progress_bar
 
     space, data, config = ctx.space(), ctx.data(), ctx.study.evaluation
     rng = np.random.default_rng([config.seed, 104729])
@@ -410,7 +410,7 @@ def stage_evaluate(ctx: StudyContext, *, workers: int = 1,
 def _profile_config(ctx: StudyContext):
     from dataclasses import replace
 
-    from nas.profile import ProfileConfig, default_timings
+    from nas.latency.profile import ProfileConfig, default_timings
 
     cfg = ctx.study.profiling
     layer, model = default_timings(cfg.device, cfg.mode)
@@ -424,14 +424,9 @@ def _profile_config(ctx: StudyContext):
 def stage_profile(ctx: StudyContext) -> dict[str, Any]:
     """Measure this machine's latency table for the space (resumable file in the run dir),
     calibrate and validate it on whole models, and store it."""
-    from nas.latency_store import store_table
-    from nas.profile import (
-        build_table,
-        calibrate_and_validate,
-        latency_trust,
-        needs_validation,
-        validation_line,
-    )
+    from nas.latency.profile import build_table, calibrate_and_validate, needs_validation
+    from nas.latency.store import store_table
+    from nas.latency.trust import latency_trust, validation_line
 
     config, cfg = _profile_config(ctx), ctx.study.profiling
     out = ctx.run_dir / f"latency_{config.fingerprint().id}.json"
@@ -458,8 +453,9 @@ def stage_profile(ctx: StudyContext) -> dict[str, Any]:
 def import_profile(ctx: StudyContext, path: str | Path) -> dict[str, Any]:
     """`nas profile STUDY --import table.json`: store a table measured on another machine."""
     from kernels import signature
-    from nas.latency_store import import_table_file
-    from nas.profile import enumerate_layer_specs, latency_trust, validation_line
+    from nas.latency.profile import enumerate_layer_specs
+    from nas.latency.store import import_table_file
+    from nas.latency.trust import latency_trust, validation_line
 
     check_latency_table_file(path, study=ctx.study)  # crafted or corrupt: one line, no write
     expected = {signature(s) for s in enumerate_layer_specs(ctx.space())}
@@ -505,7 +501,7 @@ def check_latency_table_file(path: str | Path, *, study: Study):
     cal = table.calibration
     if cal is None:  # the search cannot use it (it composes layer sums with the calibration)
         raise ValueError(f"latency table {path}: it has no calibration; build it with "
-                         f"`python -m nas.profile`, which calibrates it on whole models")
+                         f"`python -m nas.latency.profile`, which calibrates it on whole models")
     if cal is not None:
         for name in ("scale", "per_layer_ms", "intercept_ms"):
             value = getattr(cal, name)
@@ -623,8 +619,8 @@ def stage_predict(ctx: StudyContext) -> dict[str, Any]:
 
 def latency_scorer(ctx: StudyContext):
     """Fast arch -> ms scorer from the study's stored latency table (None if unprofiled)."""
-    from nas.latency import ArchLatencyScorer
-    from nas.latency_store import load_stored_table
+    from nas.latency.scorer import ArchLatencyScorer
+    from nas.latency.store import load_stored_table
 
     if "latency" not in ctx._cache:
         cfg = ctx.study.profiling

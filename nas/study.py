@@ -69,7 +69,7 @@ class ProfilingConfig:
     """The `profile` stage: a latency table of this machine for the study's space, its
     composition calibrated on ``n_calibration`` whole models and validated on
     ``n_validation`` others. ``min_block_s``: least wall time over which each block of
-    measurements is spread (None: the device's default, `nas.profile.default_timings`; 0 for
+    measurements is spread (None: the device's default, `nas.latency.profile.default_timings`; 0 for
     quick runs such as tests)."""
 
     device: str = "cpu"

@@ -76,9 +76,9 @@ def table_label(record: LatencyTableRecord) -> str:
 
 
 def table_trust(record: LatencyTableRecord):
-    """The table's `nas.profile.LatencyTrust` verdict, from its stored validation (the
+    """The table's `nas.latency.LatencyTrust` verdict, from its stored validation (the
     same verdict `nas profile` prints)."""
-    from nas.profile import latency_trust
+    from nas.latency.trust import latency_trust
 
     validation = {k: v for k, v in (record.validation or {}).items() if k != "meta"}
     return latency_trust(validation)

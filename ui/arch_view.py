@@ -23,7 +23,7 @@ from ui.figures import arch_diagram
 
 
 def show_trust(record: LatencyTableRecord) -> None:
-    """The verdict on a latency table (`nas.profile.latency_trust`, what `nas profile`
+    """The verdict on a latency table (`nas.latency.latency_trust`, what `nas profile`
     prints) next to anything plotted from it: a warning with reasons and advice when it is
     unreliable or unvalidated, a caption when it is trusted."""
     trust = table_trust(record)

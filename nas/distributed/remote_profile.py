@@ -1,7 +1,7 @@
 """Latency profiling sent to the Ray node that is the target device; the table comes back.
 
 A target joins the cluster with a custom resource naming it (``ray start --address HEAD:6379
---resources '{"jetson": 1}'``); `profile_on_node` runs `nas.profile`'s table build,
+--resources '{"jetson": 1}'``); `profile_on_node` runs `nas.latency.profile`'s table build,
 calibration and validation there (so the device fingerprint is the target's), and the
 driver saves the table file and stores it centrally. Why Ray and not ssh: the target needs
 no inbound access, only this project installed and a connection to the head.
@@ -43,7 +43,7 @@ def _profile_here(space: SearchSpace, config: Any, n_calibration: int, n_validat
 
     import torch
 
-    from nas.profile import build_table, calibrate_and_validate
+    from nas.latency.profile import build_table, calibrate_and_validate
 
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -75,13 +75,13 @@ def profile_on_node(*, space: SearchSpace, resource: str, config: Any | None = N
     """Measure the latency table of ``space`` on a node offering custom resource
     ``resource`` (one unit is taken, so two profiles never share a target).
 
-    ``config`` is a `nas.profile.ProfileConfig` (default: CPU, eager, batch 1). The table
+    ``config`` is a `nas.latency.profile.ProfileConfig` (default: CPU, eager, batch 1). The table
     is written to ``out`` (JSON) and saved in ``store`` when given. Raises ValueError when
     no node of the cluster offers ``resource``.
     """
     import ray
 
-    from nas.profile import ProfileConfig
+    from nas.latency.profile import ProfileConfig
 
     config = config or ProfileConfig()
     if not resource:

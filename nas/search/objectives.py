@@ -120,7 +120,7 @@ def as_latency_model(space: SearchSpace, latency: Any) -> LatencyModel | None:
     if latency is None or (hasattr(latency, "predict_many") and not hasattr(latency, "entries")):
         return latency
     from kernels.latency_table import LatencyTable
-    from nas.latency import ArchLatencyScorer
+    from nas.latency.scorer import ArchLatencyScorer
 
     if isinstance(latency, LatencyTable):
         return ArchLatencyScorer(space, latency, naive=latency.calibration is None)

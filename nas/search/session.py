@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.progress import ProgressBar
 from nas.search.budget import BudgetedEvaluator, Evaluate
 from nas.search.objectives import ObjectiveSet, SearchSetupError, parse_objectives
 from nas.search.pareto import (
@@ -177,8 +178,8 @@ class SearchSession:
                                            chunk_size=chunk_size)
         self._values: list[np.ndarray] = []
         self._logged = 0  # labelled archs already in the run's history log
-        self._progress = _Progress(enabled=progress, total=budget,
-                                   description=f"search {method}")
+        self._progress = ProgressBar(enabled=progress, total=budget,
+                                     description=f"search {method}", columns=())
 
     # ---- store ---------------------------------------------------------------------------
 
@@ -315,42 +316,6 @@ class SearchSession:
                                                  status="failed")
             except Exception:  # the original error matters more than this bookkeeping
                 pass
-
-
-class _Progress:
-    """A rich progress bar over the budget (with ETA), or nothing."""
-
-    def __init__(self, *, enabled: bool, total: int, description: str) -> None:
-        self.enabled, self.total, self.description = enabled, total, description
-        self._bar: Any = None
-        self._task: Any = None
-
-    def start(self) -> None:
-        if not self.enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                             MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
-                             TimeRemainingColumn(), transient=False)
-        self._bar.start()
-        self._task = self._bar.add_task(self.description, total=self.total)
-
-    def advance(self, n: int) -> None:
-        if self._bar is not None:
-            self._bar.advance(self._task, n)
-
-    def stop(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
 
 
 __all__ = ["SearchResult", "SearchSession", "front_knee_key", "front_order",

@@ -30,6 +30,7 @@ import torch
 
 from nas.data.splits import DataSplits, TensorSplit, TextStream
 from nas.evaluation import device_kernels, evaluate_many, task_loss
+from nas.progress import ProgressBar
 from nas.supernet import Regularizer, Supernet, step_generator
 from nas.supernet.regularize import STREAM_DROP, STREAM_SAMPLE_DROP
 from nas.training.augment import augment_images, augment_params
@@ -44,6 +45,8 @@ if TYPE_CHECKING:  # the data-parallel module imports this one
 
 METRICS_NAME = "metrics.jsonl"
 BEST_NAME = "best.pt"
+# the training bar's fields beside the ETA: the step's loss and throughput
+TRAIN_COLUMNS = ("loss {task.fields[loss]:.4f}", "{task.fields[rate]:.0f} samples/s")
 
 
 @dataclass(frozen=True)
@@ -347,9 +350,11 @@ def train_supernet(
     val_step, ckpt_step = -1, step
     if lead and (logged := logged_panel(log_path, step=step)) is not None:
         last_panel, val_step = logged, step  # resumed after the last panel: not logged twice
-    bar = _progress(progress and lead, total=stop, start=step)
+    bar = ProgressBar(total=stop, description="train", enabled=progress and lead,
+                      completed=step, columns=TRAIN_COLUMNS,
+                      fields={"loss": float("nan"), "rate": 0.0})
     started = time.perf_counter()
-    with (bar as reporter, (log_path.open("a") if lead else _NullLog()) as log,
+    with (bar, (log_path.open("a") if lead else _NullLog()) as log,
           device_kernels(device)):
         net.train()
         while step < stop:
@@ -397,7 +402,7 @@ def train_supernet(
                 if step % config.checkpoint_every == 0 or step == stop:
                     checkpoint()
                     ckpt_step = step
-                reporter(step, record)
+                bar.update(step, loss=record["loss"], rate=record["samples_per_s"])
                 if on_step is not None:
                     on_step(step, record)
             if replica is None:
@@ -432,43 +437,3 @@ class _NullLog:
 
     def flush(self) -> None:
         return None
-
-
-class _progress:
-    """Rich progress bar with loss, throughput and ETA; silent when disabled or no rich."""
-
-    def __init__(self, enabled: bool, *, total: int, start: int) -> None:
-        self.enabled, self.total, self.start = enabled, total, start
-        self._progress = None
-
-    def __enter__(self):
-        if self.enabled:
-            try:
-                from rich.progress import (
-                    BarColumn,
-                    MofNCompleteColumn,
-                    Progress,
-                    TextColumn,
-                    TimeRemainingColumn,
-                )
-            except ImportError:
-                self.enabled = False
-            else:
-                self._progress = Progress(
-                    TextColumn("train"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]:.4f}"),
-                    TextColumn("{task.fields[rate]:.0f} samples/s"), TimeRemainingColumn())
-                self._progress.__enter__()
-                self._task = self._progress.add_task("train", total=self.total,
-                                                     completed=self.start, loss=float("nan"),
-                                                     rate=0.0)
-        return self._report
-
-    def _report(self, step: int, record: dict[str, Any]) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, completed=step, loss=record["loss"],
-                                  rate=record["samples_per_s"])
-
-    def __exit__(self, *exc) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(*exc)

@@ -12,7 +12,7 @@ import torch
 
 from nas import Supernet, export_subnet, save_subnet
 from nas.export_study import audit_card, audited_checkpoint, choose_arch, model_card_markdown
-from nas.profile import LatencyTrust, latency_trust, validation_line
+from nas.latency.trust import LatencyTrust, latency_trust, validation_line
 from nas.search.pareto import knee_point
 from nas.search.session import SearchResult, knee_of_front
 from nas.storage import ArchRecord, FrontRow, open_store
@@ -221,11 +221,11 @@ def test_validation_line_names_the_repeat_ceiling():
 
 
 def test_python_m_nas_profile_prints_validation_repeat_ceiling_and_verdict(tmp_path, capsys):
-    """`python -m nas.profile` (in process, tiny space, short timings) measures the
+    """`python -m nas.latency.profile` (in process, tiny space, short timings) measures the
     validation models twice and prints the table's validation, the ceiling and the verdict."""
     import json
 
-    from nas.profile import main
+    from nas.latency.profile import main
 
     out = tmp_path / "t.json"
     code = main(["--space", "hybrid_vit_tiny", "--override", "widths=((16,),(32,))",

@@ -20,8 +20,8 @@ from hypothesis import strategies as st  # noqa: E402
 from kernels import DeviceFingerprint, LatencyTable, layer_flops, signature  # noqa: E402
 from kernels.latency_table import Calibration, LatencyEntry  # noqa: E402
 from nas.data import DataConfig  # noqa: E402
+from nas.latency.profile import enumerate_layer_specs  # noqa: E402
 from nas.pipeline import check_latency_table_file  # noqa: E402
-from nas.profile import enumerate_layer_specs  # noqa: E402
 from nas.study import Study, check_study  # noqa: E402
 from nas.training import CheckpointError, load_checkpoint  # noqa: E402
 from nas.training.checkpoint import save_checkpoint  # noqa: E402

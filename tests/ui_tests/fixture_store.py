@@ -62,7 +62,7 @@ def computed_latency_table(space, *, seed: int = 0, threads: int = 1, gflops: fl
     from kernels import LatencyTable, layer_flops, signature
     from kernels.fingerprint import device_fingerprint
     from kernels.latency_table import LatencyEntry, latency_metrics
-    from nas.latency import layer_slots
+    from nas.latency.scorer import layer_slots
 
     table = LatencyTable(device_fingerprint(device="cpu", batch_size=1, threads=threads),
                          meta={"note": "entries computed from FLOPs (test fixture)"})
@@ -86,7 +86,7 @@ def build_fixture_store(root: Path) -> FixtureStore:
     stages already done there are kept."""
     from rich.console import Console
 
-    from nas.latency_store import store_table
+    from nas.latency.store import store_table
     from nas.pipeline import open_study, run_stage
     from nas.storage import open_store
     from search_spaces import Arch

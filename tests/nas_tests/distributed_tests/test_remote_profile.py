@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 def quick_config():
     from kernels.timing import TimingConfig
-    from nas.profile import ProfileConfig
+    from nas.latency.profile import ProfileConfig
 
     return ProfileConfig(threads=1, layer_timing=TimingConfig(warmup=1, repeats=3,
                                                               min_sample_ms=0.0),
@@ -24,7 +24,7 @@ def quick_config():
 
 def test_profile_runs_on_the_target_node_and_is_stored(ray_cluster, tiny_space, tmp_path):
     from kernels.latency_table import LatencyTable
-    from nas.profile import enumerate_layer_specs
+    from nas.latency.profile import enumerate_layer_specs
 
     with open_store(f"sqlite:///{tmp_path}/nas.db") as store:
         result = profile_on_node(space=tiny_space, resource=TARGET_RESOURCE,

@@ -11,7 +11,7 @@ import pytest
 from kernels import layer_flops, signature
 from kernels.fingerprint import device_fingerprint
 from kernels.latency_table import LatencyEntry, LatencyTable
-from nas.latency import layer_slots
+from nas.latency.scorer import layer_slots
 from search_spaces import Arch, SearchSpace, get_space
 
 

@@ -75,7 +75,7 @@ class ArchLatencyScorer:
         table.check(fingerprint)
         if not naive and table.calibration is None:
             raise LatencyTableError("latency table has no calibration: calibrate it on "
-                                    "measured models (nas.profile), or use naive=True")
+                                    "measured models (nas.latency.profile), or use naive=True")
         self.space, self.table, self.naive = space, table, naive
         self._stem: dict[tuple, float] = {}
         self._down: dict[tuple, float] = {}

@@ -1,6 +1,6 @@
 """Profiling a space: the enumeration covers every layer an arch can have, the fast arch
 scorer equals the reference path exactly, builds resume without re-measuring, and
-`python -m nas.profile` runs with Ray, Optuna, SQLAlchemy and Streamlit unimportable."""
+`python -m nas.latency.profile` runs with Ray, Optuna, SQLAlchemy and Streamlit unimportable."""
 
 from __future__ import annotations
 
@@ -22,8 +22,13 @@ from kernels import (
     signature,
 )
 from kernels.latency_table import Calibration
-from nas.latency import ArchLatencyScorer, reference_latency
-from nas.profile import ProfileConfig, build_table, calibrate_and_validate, enumerate_layer_specs
+from nas.latency.profile import (
+    ProfileConfig,
+    build_table,
+    calibrate_and_validate,
+    enumerate_layer_specs,
+)
+from nas.latency.scorer import ArchLatencyScorer, reference_latency
 from search_spaces import Arch, get_space, list_spaces
 
 TINY = {"widths": ((16,), (32,)), "depths": ((1,), (1, 2)), "resolutions": (16,),
@@ -136,11 +141,12 @@ BLOCKER = textwrap.dedent("""
     class Blocker:
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] in BLOCKED:
-                raise ImportError(f"{name} is blocked: nas.profile must run with torch only")
+                raise ImportError(f"{name} is blocked: nas.latency.profile must run "
+                                  "with torch only")
             return None
 
     sys.meta_path.insert(0, Blocker())
-    runpy.run_module("nas.profile", run_name="__main__", alter_sys=True)
+    runpy.run_module("nas.latency.profile", run_name="__main__", alter_sys=True)
 """)
 
 

@@ -4,10 +4,10 @@ Runs on a bare target box: it needs torch (numpy) and the project's `kernels` an
 `search_spaces` only; rich draws the progress bar when it is installed, plain lines
 otherwise. Bring the JSON file back and import it into a study.
 
-    python -m nas.profile --space hybrid_vit_tiny --device cpu --mode eager --batch 1 \\
+    python -m nas.latency.profile --space hybrid_vit_tiny --device cpu --mode eager --batch 1 \\
         --threads 1 --out tables/vit_cpu_b1.json
-    python -m nas.profile --space hybrid_lm_tiny --device cuda --mode cuda_graph --batch 16 \\
-        --out tables/lm_h100_b16_graph.json
+    python -m nas.latency.profile --space hybrid_lm_tiny --device cuda --mode cuda_graph \\
+        --batch 16 --out tables/lm_h100_b16_graph.json
 
 The build is resumable: the table is rewritten atomically after every block of entries, and
 a rerun with the same ``--out`` measures only what is missing.
@@ -20,11 +20,9 @@ import ast
 import random
 import sys
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -32,54 +30,10 @@ from kernels import LayerSpec, signature
 from kernels.fingerprint import DTYPES, MODES, DeviceFingerprint, device_fingerprint
 from kernels.latency_table import LatencyTable, LatencyTableError, latency_metrics
 from kernels.timing import TimingConfig, measure_layers, measure_models
-from nas.latency import layer_slots
+from nas.latency.scorer import layer_slots
+from nas.latency.trust import latency_trust, validation_line
+from nas.progress import progress_bar
 from search_spaces import Arch, SearchSpace, get_space
-
-Advance = Callable[..., None]  # advance(n=1, note="")
-
-
-@contextmanager
-def progress_bar(total: int, description: str, *, enabled: bool = True,
-                 console: Any = None) -> Iterator[Advance]:
-    """Yield ``advance(n=1, note="")``: a rich bar with ETA (``note``, e.g. the last result,
-    shown beside it) if rich is importable, plain lines if not. ``console``: rich's console
-    to draw on (default: rich's own)."""
-    if not enabled or total <= 0:
-        yield lambda n=1, note="": None
-        return
-    try:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-    except ImportError:
-        start, done, shown = time.perf_counter(), [0], [-1]
-
-        def advance(n: int = 1, note: str = "") -> None:
-            done[0] += n
-            tenth = 10 * done[0] // total
-            if tenth != shown[0]:
-                shown[0] = tenth
-                spent = time.perf_counter() - start
-                eta = spent / done[0] * (total - done[0]) if done[0] else float("nan")
-                print(f"{description}: {done[0]}/{total}, {spent:.0f} s, ETA {eta:.0f} s"
-                      + (f" ({note})" if note else ""), flush=True)
-        yield advance
-        return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-               TextColumn("{task.fields[note]}"))
-    with Progress(*columns, transient=False, console=console) as progress:
-        task = progress.add_task(description, total=total, note="")
-
-        def advance(n: int = 1, note: str = "") -> None:
-            fields: dict[str, Any] = {"note": note} if note else {}
-            progress.update(task, advance=n, **fields)
-        yield advance
 
 
 def default_timings(device: str, mode: str = "eager") -> tuple[TimingConfig, TimingConfig]:
@@ -292,142 +246,6 @@ def needs_validation(table: LatencyTable) -> bool:
     return table.calibration is None or "naive" not in validation or "repeat" not in validation
 
 
-def _metrics_text(m: Mapping[str, Any]) -> str:
-    return (f"MAPE {100 * m['mape']:.1f} %, within +-10 % {100 * m['within10']:.0f} %, "
-            f"Kendall {m['kendall']:.3f} (n={m['n']})")
-
-
-def validation_line(result: dict) -> str:
-    """``calibrated: MAPE 3.1 %, within +-10 % 96 %, Kendall 0.93 (n=30) | naive: ... |
-    repeat ceiling (same models measured twice): ...``."""
-    parts = [f"{name}: {_metrics_text(result[name])}" for name in ("calibrated", "naive")
-             if name in result]
-    if isinstance(result.get("repeat"), dict):
-        parts.append(f"repeat ceiling (same models measured twice): "
-                     f"{_metrics_text(result['repeat'])}")
-    else:
-        parts.append("repeat ceiling: not measured")
-    return " | ".join(parts)
-
-
-MIN_WITHIN10 = 0.8  # share of models a trusted table predicts within +-10 %
-CEILING_SLACK = 0.1  # how far below the repeat ceiling (share within +-10 %) is "worse"
-
-TRUST_ADVICE = (
-    "run it on an idle machine (other jobs shift every timing)",
-    "pin the process to one core: `taskset -c 1 <the profile command>`",
-    "use fewer threads: `--threads 1` for `python -m nas.profile`, or OMP_NUM_THREADS=1",
-    "spread the measurements over longer: `--spread 30` for `python -m nas.profile`, or "
-    "`ProfilingConfig(min_block_s=30)` in the study",
-)
-
-
-@dataclass(frozen=True)
-class LatencyTrust:
-    """How far a latency table's predictions can be trusted (`latency_trust`).
-
-    ``status``: ``trusted``, ``unreliable`` or ``unvalidated`` (never checked against whole
-    models). ``within10`` / ``mape`` are the table's own validation (calibrated when it has
-    a calibration); ``repeat_within10`` / ``repeat_mape`` the machine's repeat ceiling, None
-    when it was not measured. ``reasons`` say what is wrong; ``advice`` what to do.
-    """
-
-    status: str
-    prediction: str = ""
-    within10: float | None = None
-    mape: float | None = None
-    repeat_within10: float | None = None
-    repeat_mape: float | None = None
-    reasons: tuple[str, ...] = ()
-    advice: tuple[str, ...] = ()
-
-    @property
-    def trusted(self) -> bool:
-        return self.status == "trusted"
-
-    def summary(self) -> str:
-        """One line: the verdict, the table's validation and the repeat ceiling."""
-        if self.status == "unvalidated":
-            return "latency table not validated against whole models: its error is unknown"
-        ceiling = ("repeat ceiling not measured" if self.repeat_within10 is None else
-                   f"this machine repeats within +-10 % for "
-                   f"{100 * self.repeat_within10:.0f} % of models")
-        assert self.within10 is not None and self.mape is not None  # set once validated
-        head = "trusted" if self.trusted else "UNRELIABLE"
-        return (f"latency table {head}: {self.prediction} prediction within +-10 % for "
-                f"{100 * self.within10:.0f} % of models (MAPE {100 * self.mape:.1f} %); "
-                f"{ceiling}")
-
-    def lines(self) -> list[str]:
-        """The summary, then (unless trusted) each reason and each piece of advice."""
-        out = [self.summary()]
-        if not self.trusted:
-            out += [f"  - {r}" for r in self.reasons]
-            if self.advice:
-                out.append("  to measure a better table:")
-                out += [f"  - {a}" for a in self.advice]
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LatencyTrust:
-        """The verdict from `to_dict` (a model card's, read back from JSON)."""
-        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
-                                  for k, v in data.items()}
-        return cls(**fields)
-
-
-def latency_trust(validation: Mapping[str, Any] | None, *,
-                  min_within10: float = MIN_WITHIN10,
-                  slack: float = CEILING_SLACK) -> LatencyTrust:
-    """The verdict on a table from its stored ``validation`` (``naive`` / ``calibrated`` /
-    ``repeat`` metrics, as `calibrate_and_validate` leaves them).
-
-    Unreliable when the table predicts fewer than ``min_within10`` of the validation models
-    within +-10 %, or when its share within +-10 % is more than ``slack`` below the
-    machine's repeat ceiling (the same models measured twice): then the table, not the
-    machine, loses accuracy. The one verdict `nas profile`, `nas run`, the model card and
-    the app show.
-    """
-    if not 0 < min_within10 <= 1 or not 0 <= slack < 1:
-        raise ValueError(f"min_within10 must be in (0, 1] and slack in [0, 1), got "
-                         f"{min_within10} and {slack}")
-    validation = validation or {}
-    prediction = next((k for k in ("calibrated", "naive") if isinstance(validation.get(k),
-                                                                         dict)), None)
-    if prediction is None:
-        return LatencyTrust("unvalidated", reasons=("no validation against whole models",),
-                            advice=("profile it again with `nas profile STUDY` (it validates "
-                                    "on whole models)",))
-    m = validation[prediction]
-    within, mape = float(m["within10"]), float(m["mape"])
-    rep = validation.get("repeat") if isinstance(validation.get("repeat"), dict) else None
-    rep_within = None if rep is None else float(rep["within10"])
-    rep_mape = None if rep is None else float(rep["mape"])
-    reasons = []
-    if within < min_within10:
-        reasons.append(f"it predicts only {100 * within:.0f} % of the validation models within "
-                       f"+-10 % (a trusted table: {100 * min_within10:.0f} %)")
-    if rep_within is not None and within < rep_within - slack:
-        reasons.append(f"it is worse than this machine's repeat ceiling: the same models "
-                       f"measured twice agree within +-10 % for {100 * rep_within:.0f} %, the "
-                       f"table for {100 * within:.0f} %")
-    if rep_within is not None and rep_within < min_within10:
-        reasons.append(f"this machine does not repeat its own measurements: only "
-                       f"{100 * rep_within:.0f} % of the models measured twice agree within "
-                       "+-10 % (a busy or throttled machine)")
-    status = "unreliable" if reasons else "trusted"
-    if reasons and rep_within is None:
-        reasons.append("the machine's repeat ceiling was not measured, so whether the machine "
-                       "or the table is at fault is unknown (profile again to measure it)")
-    return LatencyTrust(status, prediction=prediction, within10=within, mape=mape,
-                        repeat_within10=rep_within, repeat_mape=rep_mape,
-                        reasons=tuple(reasons),
-                        advice=TRUST_ADVICE if status == "unreliable" else ())
-
-
 def _parse_override(text: str) -> tuple[str, object]:
     if "=" not in text:
         raise ValueError(f"--override: expected key=value, got {text!r}")
@@ -439,7 +257,8 @@ def _parse_override(text: str) -> tuple[str, object]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nas.profile", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m nas.latency.profile",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--space", required=True, help="registered search space name")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="space option, e.g. widths='((16,),(32,))' (repeatable)")
