@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_io import device_name, write_result  # noqa: E402
 
-from nas.distributed import EvaluationPool, InProcessEvaluator, ray_session  # noqa: E402
+from nas.distributed import EvaluationPool, ray_session  # noqa: E402
+from nas.evaluation import InProcessEvaluator  # noqa: E402
 from nas.study import load_study  # noqa: E402
 from nas.supernet import Supernet  # noqa: E402
 

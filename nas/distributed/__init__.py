@@ -1,5 +1,6 @@
-"""Ray execution: an evaluation pool of supernet actors, remote latency profiling on a target
-node, and AutoML of the training recipe with Ray Tune + Optuna.
+"""Ray execution: an evaluation pool of supernet actors (`make_evaluator` picks it or the
+in-process evaluator of `nas.evaluation`), remote latency profiling on a target node, and
+AutoML of the training recipe with Ray Tune + Optuna.
 
 Objects load lazily (PEP 562): importing `nas.distributed` does not import Ray; only
 creating a pool, profiling remotely or tuning does.
@@ -11,11 +12,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "BatchReport": "nas.distributed.evaluator",
-    "InProcessEvaluator": "nas.distributed.evaluator",
-    "StoringEvaluator": "nas.distributed.evaluator",
-    "make_evaluator": "nas.distributed.evaluator",
     "EvaluationPool": "nas.distributed.pool",
+    "make_evaluator": "nas.distributed.pool",
     "RayConnectionError": "nas.distributed.runtime",
     "connect_ray": "nas.distributed.runtime",
     "ray_session": "nas.distributed.runtime",

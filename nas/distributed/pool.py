@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nas.distributed.evaluator import BatchReport, StoringEvaluator
 from nas.distributed.runtime import cluster_cpus, connect_ray
+from nas.evaluation.evaluator import BatchReport, InProcessEvaluator, StoringEvaluator
 from nas.storage import Store
 from nas.supernet import Supernet
 from search_spaces import Arch
@@ -46,7 +46,7 @@ class EvaluationWorker:
                  threads: int, device: str | None, halves: bool = False) -> None:
         import ray
 
-        from nas.distributed.evaluator import evaluation_values
+        from nas.evaluation.evaluator import evaluation_values
 
         # the reference comes wrapped in a list so Ray hands it over unresolved; fetching it
         # here reads the object the driver put once (and keeps alive for restarts)
@@ -205,3 +205,18 @@ class EvaluationPool(StoringEvaluator):
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
+
+
+def make_evaluator(*, supernet: Supernet, x: Tensor, y: Tensor, workers: int = 1,
+                   address: str | None = None, **kwargs: Any) -> StoringEvaluator:
+    """`InProcessEvaluator` for one worker and no cluster (the default), else an
+    `EvaluationPool` of ``workers`` actors (local Ray, or the cluster at ``address`` /
+    ``$RAY_ADDRESS``). ``kwargs`` go to either (``batch_size``, ``max_batches``, ``store``,
+    ``study``, ``checkpoint``, ``fidelity``, ``split``, ``reuse_stored``, ``on_batch``,
+    ``halves``)."""
+    if workers < 1:
+        raise ValueError(f"workers: expected >= 1, got {workers}")
+    if workers == 1 and address is None and not os.environ.get("RAY_ADDRESS"):
+        return InProcessEvaluator(supernet=supernet, x=x, y=y, **kwargs)
+    return EvaluationPool(supernet=supernet, x=x, y=y, workers=workers, address=address,
+                          **kwargs)

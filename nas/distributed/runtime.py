@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -106,12 +105,3 @@ def node_id() -> str:
     import ray
 
     return ray.get_runtime_context().get_node_id()
-
-
-def local_node_id() -> str:
-    """The Ray node id when this process is connected to Ray, else ``"local"`` (never
-    imports Ray: in-process evaluation must not pay for it)."""
-    ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        return ray.get_runtime_context().get_node_id()
-    return "local"

@@ -8,7 +8,8 @@ import signal
 
 import pytest
 
-from nas.distributed import EvaluationPool, InProcessEvaluator
+from nas.distributed import EvaluationPool
+from nas.evaluation import InProcessEvaluator
 from nas.storage import open_store
 
 pytestmark = pytest.mark.slow

@@ -1,16 +1,17 @@
-"""The evaluator interface the search calls, and its in-process implementation.
+"""The evaluator interface the search calls (`StoringEvaluator`), and its in-process
+implementation (`InProcessEvaluator`).
 
 An evaluator is a callable ``evaluate(archs) -> list[dict]``: one ``{"arch_key",
 "val_loss", "val_accuracy"}`` per arch (``<split>_loss`` / ``<split>_accuracy``: the metric
 names of the store), in the order given (a repeated arch is evaluated once). With
 ``halves=True`` each result also holds ``val_loss_a`` / ``val_loss_b``, the losses on the
-first and second half of the split (`nas.evaluation.evaluate_split_halves`: their agreement
+first and second half of the split (`nas.evaluation.scoring.evaluate_split_halves`: their agreement
 is the noise ceiling of the labels). With a store
 it also writes each result as it arrives (source ``supernet``) and, by default, reuses
 results already stored for the same checkpoint, fidelity and split: a search killed
 mid-generation loses nothing and pays nothing twice. `InProcessEvaluator` runs in this
-process; `EvaluationPool` (Ray) has the same interface and gives the same numbers, so
-``--workers`` never changes a front.
+process; `nas.distributed.EvaluationPool` (Ray) has the same interface and gives the same
+numbers, so ``--workers`` never changes a front (`nas.distributed.make_evaluator` picks one).
 
 Example::
 
@@ -21,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,12 +30,21 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from nas.evaluation import evaluate_many, evaluate_split_halves
+from nas.evaluation.scoring import evaluate_many, evaluate_split_halves
 from nas.storage import ArchRecord, Evaluation, Store
 from nas.supernet import Supernet
 from search_spaces import Arch, SearchSpace
 
 Result = dict[str, Any]
+
+
+def local_node_id() -> str:
+    """The Ray node id when this process is connected to Ray, else ``"local"`` (never
+    imports Ray: in-process evaluation must not pay for it)."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return ray.get_runtime_context().get_node_id()
+    return "local"
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,8 @@ def default_fidelity(split: str, n_examples: int, max_batches: int | None) -> st
 
 
 class StoringEvaluator:
-    """Shared part of every evaluator: validation, de-duplication, order, the store.
+    """The evaluator interface, and the part every evaluator shares: validation,
+    de-duplication, order, the store.
 
     Subclasses implement `_evaluate(archs)`, a generator of ``(archs, [(loss, accuracy)],
     BatchReport)`` batches in any order; each is written to the store as soon as it is
@@ -188,8 +200,6 @@ class InProcessEvaluator(StoringEvaluator):
         import os
         import time
 
-        from nas.distributed.runtime import local_node_id
-
         previous = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
@@ -208,20 +218,5 @@ class InProcessEvaluator(StoringEvaluator):
             torch.set_num_threads(previous)
 
 
-def make_evaluator(*, supernet: Supernet, x: Tensor, y: Tensor, workers: int = 1,
-                   address: str | None = None, **kwargs: Any) -> StoringEvaluator:
-    """`InProcessEvaluator` for one worker and no cluster (the default), else an
-    `EvaluationPool` of ``workers`` actors (local Ray, or the cluster at ``address`` /
-    ``$RAY_ADDRESS``). ``kwargs`` go to either (``batch_size``, ``max_batches``, ``store``,
-    ``study``, ``checkpoint``, ``fidelity``, ``split``, ``reuse_stored``, ``on_batch``,
-    ``halves``)."""
-    import os
-
-    if workers < 1:
-        raise ValueError(f"workers: expected >= 1, got {workers}")
-    if workers == 1 and address is None and not os.environ.get("RAY_ADDRESS"):
-        return InProcessEvaluator(supernet=supernet, x=x, y=y, **kwargs)
-    from nas.distributed.pool import EvaluationPool
-
-    return EvaluationPool(supernet=supernet, x=x, y=y, workers=workers, address=address,
-                          **kwargs)
+__all__ = ["BatchReport", "InProcessEvaluator", "Result", "StoringEvaluator", "default_fidelity",
+           "evaluation_values", "local_node_id"]

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from nas.distributed import InProcessEvaluator, make_evaluator
-from nas.evaluation import evaluate_many
+from nas.distributed import make_evaluator
+from nas.evaluation import InProcessEvaluator, evaluate_many
 from nas.storage import open_store
 
 
@@ -83,6 +83,7 @@ def test_one_worker_stays_in_process_and_nas_never_imports_ray(tiny_supernet, di
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     evaluate = make_evaluator(supernet=tiny_supernet, x=digits.val.x, y=digits.val.y)
     assert isinstance(evaluate, InProcessEvaluator)
-    code = ("import sys, nas, nas.distributed, nas.distributed.evaluator, "
+    code = ("import sys, nas, nas.distributed, nas.distributed.pool, nas.evaluation, "
+            "nas.evaluation.evaluator, "
             "nas.distributed.tune; assert 'ray' not in sys.modules, 'ray imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
