@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from rich.console import Console
 
@@ -565,13 +565,7 @@ def stage_predict(ctx: StudyContext) -> dict[str, Any]:
     part (against the split-half noise ceiling), then refit on all labels and store it."""
     import numpy as np
 
-    from predictors import (
-        kendall_tau,
-        make_predictor,
-        noise_ceiling_tau,
-        spearman_rho,
-        top_k_precision,
-    )
+    from predictors import fit_with_holdout
 
     cfg = ctx.study.predictor
     archs, labels = supernet_labels(ctx)
@@ -587,27 +581,17 @@ def stage_predict(ctx: StudyContext) -> dict[str, Any]:
     if len(sampled) < 8:
         raise ValueError(f"only {len(sampled)} subnets from the evaluate stage: run it first "
                          f"(`nas predict STUDY` runs both)")
-    n_test = max(4, int(round(cfg.holdout * len(sampled))))
-    test = np.random.default_rng([cfg.seed, 15485863]).permutation(sampled)[:n_test]
-    train = np.setdiff1d(np.arange(len(archs)), test)
-    space = ctx.space()
-    model = make_predictor(cfg.kind, space, seed=cfg.seed, **cfg.options)
-    model.fit([archs[i] for i in train], y[train])
-    mean, _ = model.predict([archs[i] for i in test])
-    half_a = [labels[archs[i].key()].get("val_loss_a") for i in test]
-    half_b = [labels[archs[i].key()].get("val_loss_b") for i in test]
-    metrics = {"kendall_tau": kendall_tau(mean, y[test]), "spearman": spearman_rho(mean, y[test]),
-               "top5pct_precision": top_k_precision(mean, y[test], fraction=0.05),
-               "n_train": int(len(train)), "n_test": int(len(test))}
-    if all(v is not None for v in half_a + half_b):
-        metrics["noise_ceiling_tau"] = noise_ceiling_tau(cast("list[float]", half_a),
-                                                         cast("list[float]", half_b))
+    halves = ([labels[a.key()].get("val_loss_a") for a in archs],
+              [labels[a.key()].get("val_loss_b") for a in archs])
+    fit = fit_with_holdout(cfg.kind, ctx.space(), archs, y, sampled=sampled,
+                           holdout=cfg.holdout, seed=cfg.seed, halves=halves,
+                           options=cfg.options)
+    metrics, model = fit.metrics, fit.model
     sha = ctx.checkpoint_sha()
     ctx.store.add_evaluations(study=ctx.name, evaluations=[
         Evaluation(arch_key=archs[i].key(), metric="val_loss", value=float(m),
                    source="predictor", checkpoint=sha, fidelity=f"{cfg.kind}:holdout")
-        for i, m in zip(test, mean)])
-    model = make_predictor(cfg.kind, space, seed=cfg.seed, **cfg.options).fit(archs, y)
+        for i, m in zip(fit.test, fit.predictions)])
     path = model.save(ctx.run_dir / f"predictor_{cfg.kind}")
     ctx.store.save_predictor(study=ctx.name, kind=cfg.kind, metrics=metrics,
                              n_labels=len(archs), path=str(Path(path).resolve()))

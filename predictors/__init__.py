@@ -7,9 +7,9 @@ Example::
     predictor = make_predictor("gnn", space).fit(archs, val_losses)
     mean, std = predictor.predict(candidates)
 
-Public objects load lazily (PEP 562): `predictors.metrics` (numpy / scipy) can be used, by
-the app for one, without loading torch-geometric, which only the GNN and the graph
-encodings need.
+Public objects load lazily (PEP 562): `predictors.metrics` and the held-out split and
+metrics of `predictors.holdout` (numpy / scipy) can be used, by the app for one, without
+loading torch-geometric, which only the GNN and the graph encodings need.
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ _EXPORTS = {
     "graph_to_data": "predictors.encoding",
     "GNNConfig": "predictors.gnn",
     "GNNPredictor": "predictors.gnn",
+    "HoldoutFit": "predictors.holdout",
+    "fit_with_holdout": "predictors.holdout",
+    "holdout_metrics": "predictors.holdout",
+    "holdout_split": "predictors.holdout",
     "bootstrap_ci": "predictors.metrics",
     "kendall_tau": "predictors.metrics",
     "noise_ceiling_tau": "predictors.metrics",
@@ -57,6 +61,7 @@ if TYPE_CHECKING:
         graph_to_data,
     )
     from predictors.gnn import GNNConfig, GNNPredictor
+    from predictors.holdout import HoldoutFit, fit_with_holdout, holdout_metrics, holdout_split
     from predictors.metrics import (
         bootstrap_ci,
         kendall_tau,
@@ -69,9 +74,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ArchBatchEncoder", "FlopsPredictor", "GNNConfig", "GNNPredictor",
-    "GaussianProcessPredictor", "GradientBoostingPredictor", "RandomForestPredictor",
-    "RidgePredictor", "arch_to_graph", "arch_to_vector", "archs_to_matrix", "bootstrap_ci",
-    "graph_to_data", "kendall_tau", "list_predictors", "load_predictor", "make_predictor",
+    "GaussianProcessPredictor", "GradientBoostingPredictor", "HoldoutFit",
+    "RandomForestPredictor", "RidgePredictor", "arch_to_graph", "arch_to_vector",
+    "archs_to_matrix", "bootstrap_ci", "fit_with_holdout", "graph_to_data", "holdout_metrics",
+    "holdout_split", "kendall_tau", "list_predictors", "load_predictor", "make_predictor",
     "noise_ceiling_tau", "spearman_rho", "top_k_precision", "truth_ceiling_tau",
 ]
 assert sorted(__all__) == sorted(_EXPORTS)
