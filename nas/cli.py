@@ -1,22 +1,23 @@
 """The `nas` command line. Heavy packages are imported inside commands so `nas --help` is fast.
 
-Errors print one line (``error: ...``) and exit 1; ``--debug`` shows the traceback.
+Errors print one line (``error: ...``) and exit 1; ``--debug`` shows the traceback. Every
+command is registered with `_command`, the one place that turns an expected error into that
+line; `_study` opens a study (checks, store, lease) and `_store` a bare store.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
 import typer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from nas.pipeline import StudyContext
     from nas.study import Study
 
@@ -78,14 +79,33 @@ def _study(study_file: Path, storage: Optional[str], *, command: str, force: boo
         yield run.context
 
 
-def _fail(exc: BaseException) -> None:
+def _fail(exc: BaseException) -> NoReturn:
     if _state["debug"]:
         raise exc
     typer.echo(f"error: {exc}", err=True)
     raise typer.Exit(1)
 
 
-@app.command()
+def _command(*, errors: tuple[type[Exception], ...] = ERRORS
+             ) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register a command of `app` whose expected ``errors`` (bad input, a missing file, a
+    refused store) print one line, ``error: ...``, and exit 1 (``--debug`` re-raises them);
+    anything else reaches `main`. The one error path of every command."""
+
+    def register(command: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> None:
+            try:
+                command(*args, **kwargs)
+            except errors as exc:
+                _fail(exc)
+
+        return app.command()(run)
+
+    return register
+
+
+@_command(errors=())  # nothing expected: any error is a bug (`main` reports it)
 def spaces() -> None:
     """List every registered search space with its modality, size and FLOPs range."""
     from rich.console import Console
@@ -105,7 +125,7 @@ def spaces() -> None:
     Console(width=max(120, Console().width)).print(table)
 
 
-@app.command()
+@_command(errors=(ValueError, OSError, RuntimeError))
 def demo(
     space: str = typer.Option("hybrid_vit_tiny", help="Registered space name."),
     n: int = typer.Option(8, help="Number of random archs to sample."),
@@ -113,16 +133,13 @@ def demo(
     out: Path = typer.Option(Path("runs/demo"), help="Where the exported subnet is written."),
 ) -> None:
     """Sample archs, run them through an (untrained) supernet, time them, export one."""
-    try:
-        _check_args(n=(n, 1, True))
-        from nas.demo import run_demo
+    _check_args(n=(n, 1, True))
+    from nas.demo import run_demo
 
-        run_demo(space_name=space, n=n, seed=seed, out=out)
-    except (ValueError, OSError, RuntimeError) as exc:
-        _fail(exc)
+    run_demo(space_name=space, n=n, seed=seed, out=out)
 
 
-@app.command()
+@_command(errors=(ValueError, OSError, RuntimeError))
 def train(
     study_file: Path = typer.Argument(..., help="Study file (studies/<name>.py)."),
     sampler: Optional[str] = typer.Option(None, help="uniform | sandwich | complexity_aware | "
@@ -141,29 +158,26 @@ def train(
     storage: Optional[str] = STORAGE,
 ) -> None:
     """Train the study's supernet; writes checkpoint.pt and metrics.jsonl to --out."""
-    try:
-        _check_args(steps=(steps, 1, True), epochs=(epochs, 0, False), nproc=(nproc, 1, True))
-        from nas.training_run import run_training
+    _check_args(steps=(steps, 1, True), epochs=(epochs, 0, False), nproc=(nproc, 1, True))
+    from nas.training_run import run_training
 
-        overrides = None
-        if recipe is not None:
-            if recipe != "best":
-                raise ValueError(f"--recipe: only 'best' is known, got {recipe!r}")
-            from nas.distributed import best_recipe
-            from nas.study import load_study
+    overrides = None
+    if recipe is not None:
+        if recipe != "best":
+            raise ValueError(f"--recipe: only 'best' is known, got {recipe!r}")
+        from nas.distributed import best_recipe
+        from nas.study import load_study
 
-            study = load_study(study_file)
-            with _store(storage) as store:
-                overrides = best_recipe(store=store, study=study.name,
-                                        steps=study.training.steps)
-            typer.echo(f"recipe: best stored trial {overrides}")
-        run_training(study_file=study_file, sampler=sampler, steps=steps, epochs=epochs,
-                     device=device, resume=resume, out=out, recipe=overrides, nproc=nproc)
-    except (ValueError, OSError, RuntimeError) as exc:
-        _fail(exc)
+        study = load_study(study_file)
+        with _store(storage) as store:
+            overrides = best_recipe(store=store, study=study.name,
+                                    steps=study.training.steps)
+        typer.echo(f"recipe: best stored trial {overrides}")
+    run_training(study_file=study_file, sampler=sampler, steps=steps, epochs=epochs,
+                 device=device, resume=resume, out=out, recipe=overrides, nproc=nproc)
 
 
-@app.command()
+@_command()
 def run(
     study_file: Path = typer.Argument(..., help="Study file (studies/<name>.py)."),
     redo: list[str] = typer.Option([], "--redo", help="Re-run this stage (repeatable)."),
@@ -175,25 +189,22 @@ def run(
     storage: Optional[str] = STORAGE,
 ) -> None:
     """Run every stage of the study that is not done yet (resumes after a crash)."""
-    try:
-        _check_args(nproc=(nproc, 1, True))
-        from nas.pipeline import available_stages, run_pipeline
+    _check_args(nproc=(nproc, 1, True))
+    from nas.pipeline import available_stages, run_pipeline
 
-        unknown = [s for s in redo if s not in available_stages()]
-        if unknown:
-            raise ValueError(f"--redo: unknown stage(s) {unknown}; stages: "
-                             f"{available_stages()}")
-        with _study(study_file, storage, command="nas run", force=force, device=device,
-                    wait=wait) as ctx:
-            run_pipeline(ctx, redo=list(redo), nproc=nproc)
-            from nas.reports import print_study
+    unknown = [s for s in redo if s not in available_stages()]
+    if unknown:
+        raise ValueError(f"--redo: unknown stage(s) {unknown}; stages: "
+                         f"{available_stages()}")
+    with _study(study_file, storage, command="nas run", force=force, device=device,
+                wait=wait) as ctx:
+        run_pipeline(ctx, redo=list(redo), nproc=nproc)
+        from nas.reports import print_study
 
-            print_study(ctx.store, ctx.name, console=ctx.console)
-    except ERRORS as exc:
-        _fail(exc)
+        print_study(ctx.store, ctx.name, console=ctx.console)
 
 
-@app.command()
+@_command()
 def profile(
     study_file: Path = typer.Argument(..., help="Study file (studies/<name>.py)."),
     import_file: Optional[Path] = typer.Option(None, "--import", help="Store this table file "
@@ -203,23 +214,20 @@ def profile(
     storage: Optional[str] = STORAGE,
 ) -> None:
     """Measure (or import) the latency table of the study's space and store it."""
-    try:
-        from nas.pipeline import check_latency_table_file, import_profile, run_stage
+    from nas.pipeline import check_latency_table_file, import_profile, run_stage
 
-        if import_file is not None and not import_file.is_file():
-            raise ValueError(f"--import: no such file {import_file}")
-        check_file = None if import_file is None else (
-            lambda study: check_latency_table_file(import_file, study=study))
-        with _study(study_file, storage, command="nas profile", force=force, wait=wait,
-                    before_store=check_file) as ctx:
-            detail = (import_profile(ctx, import_file) if import_file is not None
-                      else run_stage(ctx, "profile"))
-            ctx.console.print(f"profile: done {detail}")
-    except ERRORS as exc:
-        _fail(exc)
+    if import_file is not None and not import_file.is_file():
+        raise ValueError(f"--import: no such file {import_file}")
+    check_file = None if import_file is None else (
+        lambda study: check_latency_table_file(import_file, study=study))
+    with _study(study_file, storage, command="nas profile", force=force, wait=wait,
+                before_store=check_file) as ctx:
+        detail = (import_profile(ctx, import_file) if import_file is not None
+                  else run_stage(ctx, "profile"))
+        ctx.console.print(f"profile: done {detail}")
 
 
-@app.command()
+@_command()
 def predict(
     study_file: Path = typer.Argument(..., help="Study file (studies/<name>.py)."),
     workers: int = typer.Option(1, help="Ray evaluation workers (1: in process)."),
@@ -230,19 +238,16 @@ def predict(
     storage: Optional[str] = STORAGE,
 ) -> None:
     """Label a sample of subnets with inherited weights, fit the predictor, store both."""
-    try:
-        _check_args(workers=(workers, 1, True))
-        from nas.pipeline import run_stage
+    _check_args(workers=(workers, 1, True))
+    from nas.pipeline import run_stage
 
-        with _study(study_file, storage, command="nas predict", force=force, wait=wait) as ctx:
-            detail = run_stage(ctx, "evaluate", workers=workers, address=address)
-            ctx.console.print(f"evaluate: done {detail}")
-            ctx.console.print(f"predict: done {run_stage(ctx, 'predict')}")
-    except ERRORS as exc:
-        _fail(exc)
+    with _study(study_file, storage, command="nas predict", force=force, wait=wait) as ctx:
+        detail = run_stage(ctx, "evaluate", workers=workers, address=address)
+        ctx.console.print(f"evaluate: done {detail}")
+        ctx.console.print(f"predict: done {run_stage(ctx, 'predict')}")
 
 
-@app.command()
+@_command()
 def search(
     study_file: Path = typer.Argument(..., help="Study file (studies/<name>.py)."),
     max_latency_ms: Optional[float] = typer.Option(None, help="Hard latency limit (ms)."),
@@ -259,33 +264,30 @@ def search(
     storage: Optional[str] = STORAGE,
 ) -> None:
     """Multi-objective Pareto search guided by the predictor and the latency table."""
-    try:
-        _check_args(workers=(workers, 1, True), budget=(budget, 1, True),
-                    max_latency_ms=(max_latency_ms, 0, False), max_params=(max_params, 1, True),
-                    seed=(seed, 0, True))
-        from nas.pipeline import stage_search
-        from nas.reports import print_study
+    _check_args(workers=(workers, 1, True), budget=(budget, 1, True),
+                max_latency_ms=(max_latency_ms, 0, False), max_params=(max_params, 1, True),
+                seed=(seed, 0, True))
+    from nas.pipeline import stage_search
+    from nas.reports import print_study
 
-        with _study(study_file, storage, command="nas search", force=force, wait=wait) as ctx:
-            store = ctx.store
-            config = ctx.study.search
-            if max_latency_ms is not None or max_params is not None:
-                limits = {**config.constraints.to_dict(),
-                          **{k: v for k, v in (("max_latency_ms", max_latency_ms),
-                                               ("max_params", max_params)) if v is not None}}
-                config = config.with_overrides(constraints=limits)
-            config = config.with_overrides(budget=budget, seed=seed)
-            detail = stage_search(ctx, config=config, workers=workers, address=address,
-                                  run_name=run_name)
-            if run_name == "search" and config == ctx.study.search:
-                store.set_stage_status(study=ctx.name, stage="search", status="done",
-                                       detail=detail)
-            print_study(store, ctx.name, console=ctx.console)
-    except ERRORS as exc:
-        _fail(exc)
+    with _study(study_file, storage, command="nas search", force=force, wait=wait) as ctx:
+        store = ctx.store
+        config = ctx.study.search
+        if max_latency_ms is not None or max_params is not None:
+            limits = {**config.constraints.to_dict(),
+                      **{k: v for k, v in (("max_latency_ms", max_latency_ms),
+                                           ("max_params", max_params)) if v is not None}}
+            config = config.with_overrides(constraints=limits)
+        config = config.with_overrides(budget=budget, seed=seed)
+        detail = stage_search(ctx, config=config, workers=workers, address=address,
+                              run_name=run_name)
+        if run_name == "search" and config == ctx.study.search:
+            store.set_stage_status(study=ctx.name, stage="search", status="done",
+                                   detail=detail)
+        print_study(store, ctx.name, console=ctx.console)
 
 
-@app.command()
+@_command()
 def export(
     study_file: Path = typer.Argument(..., help="Study file (studies/<name>.py)."),
     max_latency_ms: Optional[float] = typer.Option(None, help="Most accurate front member "
@@ -302,32 +304,29 @@ def export(
     storage: Optional[str] = STORAGE,
 ) -> None:
     """Export a subnet from the stored front with a model card."""
-    try:
-        _check_args(max_latency_ms=(max_latency_ms, 0, False),
-                    finetune_steps=(finetune_steps, 0, True))
-        from nas.export_study import export_study
+    _check_args(max_latency_ms=(max_latency_ms, 0, False),
+                finetune_steps=(finetune_steps, 0, True))
+    from nas.export_study import export_study
 
-        with _study(study_file, storage, command="nas export", force=force, wait=wait) as ctx:
-            card = export_study(ctx, arch_key=arch, max_latency_ms=max_latency_ms,
-                                objective=objective, out=out, finetune_steps=finetune_steps,
-                                run=run_name)
-            exp = card["exported_model"]
-            ctx.console.print(f"exported {card['arch_key']} ({card['label']}) to {card['out']}: "
-                              f"{', '.join(card['files'])}")
-            ctx.console.print(f"val accuracy {100 * exp['val_accuracy']:.2f} % (reproduces the "
-                              f"stored value: {exp['reproduces_stored_accuracy']})"
-                              + (f", predicted latency {card['latency']['predicted_ms']:.4g} ms"
-                                 if "latency" in card else ""))
-            if "finetune" in card:
-                ft = card["finetune"]
-                ctx.console.print(f"fine-tuned {ft['steps']} steps: "
-                                  f"{100 * ft['before']['accuracy']:.2f} % -> "
-                                  f"{100 * ft['after']['accuracy']:.2f} %")
-    except ERRORS as exc:
-        _fail(exc)
+    with _study(study_file, storage, command="nas export", force=force, wait=wait) as ctx:
+        card = export_study(ctx, arch_key=arch, max_latency_ms=max_latency_ms,
+                            objective=objective, out=out, finetune_steps=finetune_steps,
+                            run=run_name)
+        exp = card["exported_model"]
+        ctx.console.print(f"exported {card['arch_key']} ({card['label']}) to {card['out']}: "
+                          f"{', '.join(card['files'])}")
+        ctx.console.print(f"val accuracy {100 * exp['val_accuracy']:.2f} % (reproduces the "
+                          f"stored value: {exp['reproduces_stored_accuracy']})"
+                          + (f", predicted latency {card['latency']['predicted_ms']:.4g} ms"
+                             if "latency" in card else ""))
+        if "finetune" in card:
+            ft = card["finetune"]
+            ctx.console.print(f"fine-tuned {ft['steps']} steps: "
+                              f"{100 * ft['before']['accuracy']:.2f} % -> "
+                              f"{100 * ft['after']['accuracy']:.2f} %")
 
 
-@app.command()
+@_command()
 def audit(
     study_file: Path = typer.Argument(..., help="Study file (studies/<name>.py)."),
     n: int = typer.Option(12, "--n", help="Archs to audit (>= 2), spread over the FLOPs range "
@@ -347,37 +346,31 @@ def audit(
     storage: Optional[str] = STORAGE,
 ) -> None:
     """Rank-fidelity audit: train archs from scratch, compare with the supernet's ranking."""
-    try:
-        _check_args(n=(n, 2, True), seeds=(seeds, 1, True), budget=(budget, 0, False),
-                    steps=(steps, 1, True), workers=(workers, 1, True))
-        from nas.audit import print_audit, run_audit
-        from nas.pipeline import check_stored_predictor
+    _check_args(n=(n, 2, True), seeds=(seeds, 1, True), budget=(budget, 0, False),
+                steps=(steps, 1, True), workers=(workers, 1, True))
+    from nas.audit import print_audit, run_audit
+    from nas.pipeline import check_stored_predictor
 
-        with _study(study_file, storage, command="nas audit", force=force, device=device,
-                    wait=wait) as ctx:
-            check_stored_predictor(ctx)  # a crafted predictor file: one line, nothing written
-            outcome = run_audit(ctx, n=n, seeds=seeds, workers=workers, address=address,
-                                budget=budget, steps=steps, front_run=run_name)
-            print_audit(outcome.report, console=ctx.console)
-            ctx.console.print(f"{outcome.trained_now} stand-alone run(s) trained now, "
-                              f"{outcome.reused} found in the store")
-    except ERRORS as exc:
-        _fail(exc)
+    with _study(study_file, storage, command="nas audit", force=force, device=device,
+                wait=wait) as ctx:
+        check_stored_predictor(ctx)  # a crafted predictor file: one line, nothing written
+        outcome = run_audit(ctx, n=n, seeds=seeds, workers=workers, address=address,
+                            budget=budget, steps=steps, front_run=run_name)
+        print_audit(outcome.report, console=ctx.console)
+        ctx.console.print(f"{outcome.trained_now} stand-alone run(s) trained now, "
+                          f"{outcome.reused} found in the store")
 
 
-@app.command()
+@_command()
 def studies(storage: Optional[str] = STORAGE) -> None:
     """List the studies in the store with their stage status."""
-    try:
-        from nas.reports import print_studies
+    from nas.reports import print_studies
 
-        with _store(storage) as store:
-            print_studies(store)
-    except ERRORS as exc:
-        _fail(exc)
+    with _store(storage) as store:
+        print_studies(store)
 
 
-@app.command()
+@_command()
 def show(
     study: str = typer.Argument(..., help="Study name or study file."),
     storage: Optional[str] = STORAGE,
@@ -385,17 +378,14 @@ def show(
     """Print what the store holds for a study: stages, evaluations, the Pareto front.
     A study file is not run: its study is found in the store by path (or by the name
     written in the file)."""
-    try:
-        from nas.reports import print_study
-        from nas.study import study_name_in_store
+    from nas.reports import print_study
+    from nas.study import study_name_in_store
 
-        with _store(storage) as store:
-            print_study(store, study_name_in_store(study, store=store))
-    except ERRORS as exc:
-        _fail(exc)
+    with _store(storage) as store:
+        print_study(store, study_name_in_store(study, store=store))
 
 
-@app.command()
+@_command()
 def tune(
     study_file: Path = typer.Argument(..., help="Study file (studies/<name>.py)."),
     trials: int = typer.Option(16, help="Recipes to try."),
@@ -408,38 +398,32 @@ def tune(
     storage: Optional[str] = STORAGE,
 ) -> None:
     """AutoML of the training recipe: Ray Tune + Optuna (TPE) + ASHA; trials go to the store."""
-    try:
-        _check_args(trials=(trials, 1, True), trial_steps=(trial_steps, 1, True),
-                    workers=(workers, 1, True))
-        if metric not in ("loss", "accuracy"):
-            raise ValueError(f"--metric: expected 'loss' or 'accuracy', got {metric!r}")
-        from nas.distributed import run_tune
+    _check_args(trials=(trials, 1, True), trial_steps=(trial_steps, 1, True),
+                workers=(workers, 1, True))
+    if metric not in ("loss", "accuracy"):
+        raise ValueError(f"--metric: expected 'loss' or 'accuracy', got {metric!r}")
+    from nas.distributed import run_tune
 
-        with _store(storage) as store:
-            summary = run_tune(study_file=study_file, trials=trials, trial_steps=trial_steps,
-                               workers=workers, address=address, metric=metric, store=store,
-                               seed=seed)
-        typer.echo(f"{len(summary.trials)} trials stored for {summary.study} in "
-                   f"{summary.seconds:.0f} s; best recipe: {summary.best}")
-        typer.echo(f"train with it: nas train {study_file} --recipe best")
-    except ERRORS as exc:
-        _fail(exc)
+    with _store(storage) as store:
+        summary = run_tune(study_file=study_file, trials=trials, trial_steps=trial_steps,
+                           workers=workers, address=address, metric=metric, store=store,
+                           seed=seed)
+    typer.echo(f"{len(summary.trials)} trials stored for {summary.study} in "
+               f"{summary.seconds:.0f} s; best recipe: {summary.best}")
+    typer.echo(f"train with it: nas train {study_file} --recipe best")
 
 
-@app.command()
+@_command()
 def ui(
     port: int = typer.Option(8501, help="Port to serve on (127.0.0.1)."),
     storage: Optional[str] = STORAGE,
 ) -> None:
     """Browse studies, fronts, architectures, training, latency and predictors."""
-    try:
-        if not 1 <= port <= 65535:
-            raise ValueError(f"--port: must be 1..65535, got {port}")
-        from ui.launch import launch
+    if not 1 <= port <= 65535:
+        raise ValueError(f"--port: must be 1..65535, got {port}")
+    from ui.launch import launch
 
-        launch(storage_url=storage, port=port)
-    except ERRORS as exc:
-        _fail(exc)
+    launch(storage_url=storage, port=port)
 
 
 def main() -> None:
