@@ -210,10 +210,11 @@ class ArchBatchEncoder:
     """Vectorised encoding of many archs of one space: no networkx, no per-arch `Data`.
 
     Every node of every arch is a row of a lookup table (keyed by resolution, stage, widths,
-    position and layer choice; filled from ``space.layers`` on first sight, so its numbers
-    equal `arch_to_graph`'s), and every edge pattern is a template keyed by the stage
-    depths. ``encode(archs)`` returns arrays that index those tables, grouped by shape (see
-    `StructureGroup`); building the batch costs a few dict look-ups per layer.
+    position and layer choice; filled on first sight from the layer's slot in the space's
+    slot table, the spec ``space.layers`` gives too, so its numbers equal `arch_to_graph`'s),
+    and every edge pattern is a template keyed by the stage depths. ``encode(archs)`` returns
+    arrays that index those tables, grouped by shape (see `StructureGroup`); building the
+    batch costs a few dict look-ups per layer.
     """
 
     def __init__(self, space: SearchSpace) -> None:
@@ -254,12 +255,22 @@ class ArchBatchEncoder:
         return keys
 
     def _learn(self, arch: Arch, keys: list[tuple]) -> None:
-        nodes, _ = _arch_nodes(self.space, arch)
-        for key, attrs in zip(keys, nodes):
-            if key not in self._rows:
-                self._rows[key] = len(self._ops)
-                self._ops.append(attrs["op"])
-                self._features.append([float(attrs[n]) for n in ARCH_FEATURES])
+        """Add the rows of ``arch``'s new nodes, each from its slot of the space's slot table
+        (`SearchSpace.slot_spec`); node ``keys`` come from `_keys`."""
+        space = self.space
+        space.validate(arch)
+        last = len(arch.stages) - 1
+        for key, slot in zip(keys, space.arch_slots(arch)):
+            if key in self._rows:
+                continue
+            kind = key[0]
+            stage, position = ((key[2], key[4]) if kind == "mixer" else
+                               (key[2], 0) if kind == "downsample" else
+                               (last if kind == "head" else 0, 0))
+            attrs = _node_attributes(space.slot_spec(slot), stage, position)
+            self._rows[key] = len(self._ops)
+            self._ops.append(attrs["op"])
+            self._features.append([float(attrs[n]) for n in ARCH_FEATURES])
 
     def template(self, depths: tuple[int, ...]) -> np.ndarray:
         """(2, E) edges (source, target) of one graph with these stage depths."""

@@ -5,9 +5,9 @@ from search_spaces import hybrid_lm_tiny as _hybrid_lm_tiny  # noqa: F401  (regi
 from search_spaces import hybrid_vit_tiny as _hybrid_vit_tiny  # noqa: F401  (registers)
 from search_spaces.arch import KNOBS, Arch, LayerArch, StageArch
 from search_spaces.registry import get_space, list_spaces, register_space
-from search_spaces.space import Choice, SearchSpace, Stage, glu_hidden
+from search_spaces.space import Choice, SearchSpace, SlotKey, Stage, glu_hidden
 
 __all__ = [
-    "KNOBS", "Arch", "Choice", "LayerArch", "SearchSpace", "Stage", "StageArch", "get_space",
-    "glu_hidden", "list_spaces", "register_space",
+    "KNOBS", "Arch", "Choice", "LayerArch", "SearchSpace", "SlotKey", "Stage", "StageArch",
+    "get_space", "glu_hidden", "list_spaces", "register_space",
 ]

@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,10 @@ from kernels import (
     parse_stem,
 )
 from search_spaces.arch import KNOBS, Arch, LayerArch, StageArch
+
+#: a layer slot: ``("stem", inp, w0)``, ``("downsample", inp, i, w_prev, w)``, ``("mixer",
+#: inp, i, w, layer_arch)`` or ``("head", inp, w_last)`` (`SearchSpace.slot_spec`)
+SlotKey = tuple
 
 
 class Choice:
@@ -431,6 +436,66 @@ class SearchSpace:
                         patch_size=self.patch_size, resolution=resolution, stem=kind,
                         stride=stride)
 
+    # ---- the slot table: every layer any arch can contain, by slot key ------------------
+
+    def slot_spec(self, key: SlotKey) -> LayerSpec:
+        """The layer spec of one slot (the entry of the slot table; see `layer_slots`).
+
+        A slot is a layer fixed by a small key, ``inp`` being an arch's ``input_key``
+        ``(resolution, stem)``: ``("stem", inp, w0)``, ``("downsample", inp, i, w_prev, w)``
+        (entering stage ``i``), ``("mixer", inp, i, w, layer_arch)`` (any position of stage
+        ``i``), ``("head", inp, w_last)``. Values outside the space are not checked here."""
+        kind, (r, stem) = key[0], key[1]
+        if kind == "stem":
+            return self._stem_spec(r, stem, key[2])
+        if kind == "downsample":
+            i, w_prev, w = key[2], key[3], key[4]
+            tokens, grid = self._tokens_at(r, i - 1, stem)
+            return DownsampleSpec(w_prev, w, tokens, grid)
+        if kind == "mixer":
+            i, w, layer = key[2], key[3], key[4]
+            tokens, grid = self._tokens_at(r, i, stem)
+            return self._mixer_spec(layer, w, tokens, grid)
+        if kind == "head":
+            tokens, grid = self._tokens_at(r, len(self.stages) - 1, stem)
+            return HeadSpec(self.modality, key[2], tokens, self.num_outputs, grid)
+        raise ValueError(f"slot key: unknown kind {kind!r} in {key!r}")
+
+    def layer_slots(self) -> Iterator[tuple[SlotKey, LayerSpec]]:
+        """The slot table: every (slot key, layer spec) any arch of the space can contain,
+        by walking its choices (never by sampling), in a fixed order: per input, the stems,
+        then per stage its downsamples and mixers, then the heads. Keys: `slot_spec`."""
+        stages = self.stages
+        for inp in self.inputs():
+            for w in stages[0].width:
+                yield ("stem", inp, w), self.slot_spec(("stem", inp, w))
+            for i, stage in enumerate(stages):
+                if i > 0:
+                    for w_prev in stages[i - 1].width:
+                        for w in stage.width:
+                            key: SlotKey = ("downsample", inp, i, w_prev, w)
+                            yield key, self.slot_spec(key)
+                for w in stage.width:
+                    for layer in stage.layer_options():
+                        key = ("mixer", inp, i, w, layer)
+                        yield key, self.slot_spec(key)
+            for w in stages[-1].width:
+                yield ("head", inp, w), self.slot_spec(("head", inp, w))
+
+    def arch_slots(self, arch: Arch) -> list[SlotKey]:
+        """The slot key of each layer of ``arch``, in the order of `layers` (so
+        ``[space.slot_spec(k) for k in space.arch_slots(arch)] == space.layers(arch)``).
+        Does not validate the arch."""
+        inp = arch.input_key
+        stages = arch.stages
+        keys: list[SlotKey] = [("stem", inp, stages[0].width)]
+        for i, s in enumerate(stages):
+            if i > 0:
+                keys.append(("downsample", inp, i, stages[i - 1].width, s.width))
+            keys += [("mixer", inp, i, s.width, layer) for layer in s.layers]
+        keys.append(("head", inp, stages[-1].width))
+        return keys
+
     def layers(self, arch: Arch) -> list[LayerSpec]:
         """The arch as layer specs, in order: stem, [downsample,] mixers per stage, head."""
         self.validate(arch)
@@ -489,4 +554,4 @@ class SearchSpace:
         return described
 
 
-__all__ = ["KNOBS", "Choice", "SearchSpace", "Stage", "glu_hidden"]
+__all__ = ["KNOBS", "Choice", "SearchSpace", "SlotKey", "Stage", "glu_hidden"]

@@ -3,8 +3,8 @@ archs from it, judge how far it can be trusted, keep it in the store.
 
 - `nas.latency.profile`: measure a table, calibrate and validate it on whole models (also
   ``python -m nas.latency.profile``; torch and the project's `kernels` only);
-- `nas.latency.scorer`: the per-layer slots of a space and `ArchLatencyScorer` (arch ->
-  predicted ms, fast enough for search);
+- `nas.latency.scorer`: `ArchLatencyScorer` (arch -> predicted ms from the space's slot
+  table, fast enough for search);
 - `nas.latency.trust`: the verdict on a table from its validation (`latency_trust`);
 - `nas.latency.store`: tables between files and the study store (needs SQLAlchemy).
 
@@ -26,7 +26,6 @@ _EXPORTS = {
     "measure_archs": "nas.latency.profile",
     "needs_validation": "nas.latency.profile",
     "ArchLatencyScorer": "nas.latency.scorer",
-    "layer_slots": "nas.latency.scorer",
     "reference_latency": "nas.latency.scorer",
     "LatencyTrust": "nas.latency.trust",
     "latency_trust": "nas.latency.trust",

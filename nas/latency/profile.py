@@ -30,7 +30,6 @@ from kernels import LayerSpec, signature
 from kernels.fingerprint import DTYPES, MODES, DeviceFingerprint, device_fingerprint
 from kernels.latency_table import LatencyTable, LatencyTableError, latency_metrics
 from kernels.timing import TimingConfig, measure_layers, measure_models
-from nas.latency.scorer import layer_slots
 from nas.latency.trust import latency_trust, validation_line
 from nas.progress import progress_bar
 from search_spaces import Arch, SearchSpace, get_space
@@ -115,7 +114,7 @@ class ProfileConfig:
 def enumerate_layer_specs(space: SearchSpace) -> list[LayerSpec]:
     """Every distinct layer spec any arch of ``space`` can contain (walks the choices)."""
     seen: dict[str, LayerSpec] = {}
-    for _, spec in layer_slots(space):
+    for _, spec in space.layer_slots():
         seen.setdefault(signature(spec), spec)
     return list(seen.values())
 

@@ -2,11 +2,12 @@
 
 `space.layers(arch)` builds and validates a dozen frozen spec objects per arch and hashes
 their JSON signatures: correct, but slow. Every layer of an arch is fixed by a small *slot*
-key instead (stem: input (resolution, stem) and first width; downsample: input, stage, both
-widths; mixer: input, stage, width and the `LayerArch`; head: input and last width), so
-`ArchLatencyScorer` looks each slot's table entry up once, up front, and scores an arch with
-a dozen dict lookups. It sums the entries in layer order, exactly as
-`LatencyTable.predict(space.layers(arch))` does, so both paths give the same float.
+key instead (the space's slot table, `SearchSpace.layer_slots`: stem: input (resolution,
+stem) and first width; downsample: input, stage, both widths; mixer: input, stage, width and
+the `LayerArch`; head: input and last width), so `ArchLatencyScorer` looks each slot's table
+entry up once, up front, and scores an arch with a dozen dict lookups. It sums the entries
+in layer order, exactly as `LatencyTable.predict(space.layers(arch))` does, so both paths
+give the same float.
 
 Example::
 
@@ -16,43 +17,15 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import numpy as np
 
-from kernels import DownsampleSpec, HeadSpec, LayerSpec, signature
+from kernels import signature
 from kernels.fingerprint import DeviceFingerprint
 from kernels.latency_table import LatencyTable, LatencyTableError, MissingLayerError
 from search_spaces import Arch, SearchSpace
 from search_spaces.arch import LayerArch
-
-SlotKey = tuple
-
-
-def layer_slots(space: SearchSpace) -> Iterator[tuple[SlotKey, LayerSpec]]:
-    """Every (slot key, layer spec) any arch of ``space`` can contain, by walking its choices
-    (never by sampling). ``inp`` is an arch's ``input_key`` ``(resolution, stem)``. Keys:
-    ``("stem", inp, w0)``, ``("downsample", inp, i, w_prev, w)``, ``("mixer", inp, i, w,
-    layer_arch)``, ``("head", inp, w_last)``; specs built as `SearchSpace.layers` builds them."""
-    stages = space.stages
-    for inp in space.inputs():
-        r, stem = inp
-        for w in stages[0].width:
-            yield ("stem", inp, w), space._stem_spec(r, stem, w)
-        for i, stage in enumerate(stages):
-            if i > 0:
-                prev_tokens, prev_grid = space._tokens_at(r, i - 1, stem)
-                for w_prev in stages[i - 1].width:
-                    for w in stage.width:
-                        yield (("downsample", inp, i, w_prev, w),
-                               DownsampleSpec(w_prev, w, prev_tokens, prev_grid))
-            tokens, grid = space._tokens_at(r, i, stem)
-            for w in stage.width:
-                for layer in stage.layer_options():
-                    yield ("mixer", inp, i, w, layer), space._mixer_spec(layer, w, tokens, grid)
-        tokens, grid = space._tokens_at(r, len(stages) - 1, stem)
-        for w in stages[-1].width:
-            yield ("head", inp, w), HeadSpec(space.modality, w, tokens, space.num_outputs, grid)
 
 
 def reference_latency(space: SearchSpace, table: LatencyTable, arch: Arch, *,
@@ -83,7 +56,7 @@ class ArchLatencyScorer:
         self._mixers: dict[tuple, dict[LayerArch, float]] = {}
         singles = {"stem": self._stem, "downsample": self._down, "head": self._head}
         entries = table.entries
-        for key, spec in layer_slots(space):
+        for key, spec in space.layer_slots():
             entry = entries.get(signature(spec))
             if entry is None:
                 continue  # looked up lazily: only an arch that uses this slot fails

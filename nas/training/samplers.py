@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from kernels import MIXERS, MixerSpec, layer_flops
+from kernels import MIXERS, layer_flops
 from search_spaces import Arch, SearchSpace, StageArch
 
 SAMPLERS: tuple[str, ...] = ("uniform", "sandwich", "complexity_aware", "mixer_balanced")
@@ -45,9 +45,9 @@ class _CodedSpace:
     A batch of N archs is ``(resolution (N,), [(depth (N,), width (N,), option (N, max_depth))
     per stage])`` of indices into the space's choices and `Stage.layer_options()`, drawn from
     the distribution of `SearchSpace.sample` (every dimension uniform; a layer's mixer uniform,
-    then its knob). FLOPs are exact: a sum of per-layer costs read from `space.layers` of a
-    few probe archs (stem and head by first/last width, each downsample by its two widths,
-    each mixer by stage, width and option), checked against `space.flops` when built.
+    then its knob). FLOPs are exact: a sum of per-layer costs read from the space's slot
+    table (stem and head by first/last width, each downsample by its two widths, each mixer
+    by stage, width and option), checked against `space.flops` when built.
     """
 
     def __init__(self, space: SearchSpace) -> None:
@@ -69,50 +69,33 @@ class _CodedSpace:
                                  f"(stem, mixers, downsamples, head), which the binned "
                                  f"samplers need")
 
-    def _probe(self, r: int, widths: list[int], options: list[int]) -> tuple[list, list]:
-        """FLOPs of the non-mixer segments (S + 1) and of one mixer per stage (S) of a
-        min-depth arch with these choice indices."""
-        stages = [StageArch(s.depth.min, s.width.values[min(w, len(s.width) - 1)],
-                            (opts[min(o, len(opts) - 1)],) * s.depth.min)
-                  for s, opts, w, o in zip(self.stages, self.options, widths, options)]
-        arch = Arch(self.inputs[r][0], tuple(stages), stem=self.inputs[r][1])
-        specs = self.space.layers(arch)
-        segments, mixers, pos = [], [], 0
-        for s in stages:
-            start = pos
-            while not isinstance(specs[pos], MixerSpec):
-                pos += 1
-            segments.append(sum(layer_flops(x) for x in specs[start:pos]))
-            mixers.append(layer_flops(specs[pos]))
-            pos += s.depth
-        segments.append(sum(layer_flops(x) for x in specs[pos:]))
-        return segments, mixers
-
     def _build_tables(self) -> None:
-        n_res, n_stages = len(self.inputs), len(self.stages)
-        n_width = [len(s.width) for s in self.stages]
+        """Per-layer FLOPs by choice index, read from the space's slot table
+        (`SearchSpace.slot_spec`)."""
+        space, stages = self.space, self.stages
+        n_res, n_stages = len(self.inputs), len(stages)
+        n_width = [len(s.width) for s in stages]
         self.stem = np.zeros((n_res, n_width[0]), dtype=np.int64)
         self.head = np.zeros((n_res, n_width[-1]), dtype=np.int64)
         self.transition = [np.zeros((n_res, n_width[i - 1], n_width[i]), dtype=np.int64)
                            for i in range(1, n_stages)]
         self.mixer = [np.zeros((n_res, nw, len(o)), dtype=np.int64)
                       for nw, o in zip(n_width, self.options)]
-        for r in range(n_res):
-            for a in range(max(n_width)):
-                for b in range(max(n_width)):  # alternate a, b so every width pair is met
-                    widths = [min(a if i % 2 == 0 else b, n_width[i] - 1)
-                              for i in range(n_stages)]
-                    segments, _ = self._probe(r, widths, [0] * n_stages)
-                    self.stem[r, widths[0]] = segments[0]
-                    self.head[r, widths[-1]] = segments[-1]
-                    for i in range(1, n_stages):
-                        self.transition[i - 1][r, widths[i - 1], widths[i]] = segments[i]
-                for k in range(max(len(o) for o in self.options)):
-                    widths = [min(a, nw - 1) for nw in n_width]
-                    options = [min(k, len(o) - 1) for o in self.options]
-                    _, mixers = self._probe(r, widths, options)
-                    for i in range(n_stages):
-                        self.mixer[i][r, widths[i], options[i]] = mixers[i]
+        for r, inp in enumerate(self.inputs):
+            for a, w in enumerate(stages[0].width):
+                self.stem[r, a] = layer_flops(space.slot_spec(("stem", inp, w)))
+            for a, w in enumerate(stages[-1].width):
+                self.head[r, a] = layer_flops(space.slot_spec(("head", inp, w)))
+            for i in range(1, n_stages):
+                for a, w_prev in enumerate(stages[i - 1].width):
+                    for b, w in enumerate(stages[i].width):
+                        self.transition[i - 1][r, a, b] = layer_flops(
+                            space.slot_spec(("downsample", inp, i, w_prev, w)))
+            for i, (stage, options) in enumerate(zip(stages, self.options)):
+                for a, w in enumerate(stage.width):
+                    for k, layer in enumerate(options):
+                        self.mixer[i][r, a, k] = layer_flops(
+                            space.slot_spec(("mixer", inp, i, w, layer)))
 
     def draw(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, list]:
         """``n`` uniform archs as codes."""

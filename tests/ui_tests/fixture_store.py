@@ -62,11 +62,10 @@ def computed_latency_table(space, *, seed: int = 0, threads: int = 1, gflops: fl
     from kernels import LatencyTable, layer_flops, signature
     from kernels.fingerprint import device_fingerprint
     from kernels.latency_table import LatencyEntry, latency_metrics
-    from nas.latency.scorer import layer_slots
 
     table = LatencyTable(device_fingerprint(device="cpu", batch_size=1, threads=threads),
                          meta={"note": "entries computed from FLOPs (test fixture)"})
-    for _, spec in layer_slots(space):
+    for _, spec in space.layer_slots():
         ms = 0.001 + layer_flops(spec) / (gflops * 1e6)
         table.entries[signature(spec)] = LatencyEntry(ms, 2.5 * ms, 21)
     rng = np.random.default_rng(seed)

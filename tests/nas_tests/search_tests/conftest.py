@@ -11,7 +11,6 @@ import pytest
 from kernels import layer_flops, signature
 from kernels.fingerprint import device_fingerprint
 from kernels.latency_table import LatencyEntry, LatencyTable
-from nas.latency.scorer import layer_slots
 from search_spaces import Arch, SearchSpace, get_space
 
 
@@ -25,7 +24,7 @@ def tiny_space() -> SearchSpace:
 def synthetic_table(space: SearchSpace) -> LatencyTable:
     """Every layer slot of ``space`` with a latency growing with its FLOPs (uncalibrated)."""
     table = LatencyTable(device_fingerprint(device="cpu", batch_size=1, threads=1))
-    for _, spec in layer_slots(space):
+    for _, spec in space.layer_slots():
         table.entries[signature(spec)] = LatencyEntry(
             median_ms=0.01 + layer_flops(spec) / 1e6, spread_ms=0.0, repeats=1)
     return table
