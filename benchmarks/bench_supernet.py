@@ -19,7 +19,7 @@ from torch import Tensor
 
 from kernels.timing import TimingConfig
 from nas.evaluation import evaluate_many
-from nas.latency.profile import ProfileConfig, build_table, calibrate_and_validate
+from nas.latency.profile import MeasureConfig, build_table, calibrate_and_validate
 from nas.supernet import Supernet
 from nas.training import TrainResult, load_checkpoint
 from search_spaces import Arch, SearchSpace
@@ -63,7 +63,7 @@ def calibrated_table(space: SearchSpace, *, device: str, batch: int, mode: str,
                      layer_timing: TimingConfig, model_timing: TimingConfig, out: Path,
                      n_calibration: int = 10, n_validation: int = 30) -> tuple[Any, dict]:
     """(table, its validation) for ``device`` / ``batch`` / ``mode`` (CPU: one thread)."""
-    config = ProfileConfig(device=device, mode=mode, batch_size=batch,
+    config = MeasureConfig(device=device, mode=mode, batch_size=batch,
                            threads=1 if device == "cpu" else None, layer_timing=layer_timing,
                            model_timing=model_timing)
     table = build_table(space, config=config, out=out, show_progress=False)

@@ -38,7 +38,7 @@ from bench_io import device_name, write_result  # noqa: E402
 
 from kernels.latency_table import latency_metrics  # noqa: E402
 from nas.latency.profile import (  # noqa: E402
-    ProfileConfig,
+    MeasureConfig,
     build_table,
     default_timings,
     distinct_archs,
@@ -53,13 +53,13 @@ SPACES = {"hybrid_vit_tiny": (1, 64), "hybrid_lm_tiny": (1, 16)}
 
 
 def profile_config(device: str, mode: str, batch: int, threads: int | None,
-                   fast: bool) -> ProfileConfig:
+                   fast: bool) -> MeasureConfig:
     """The device's default timings (`nas.latency.profile.default_timings`); ``fast`` lowers the
     repeats for smoke runs."""
     layer, model = default_timings(device, mode)
     if fast:
         layer, model = replace(layer, repeats=9), replace(model, repeats=5)
-    return ProfileConfig(device=device, mode=mode, batch_size=batch,
+    return MeasureConfig(device=device, mode=mode, batch_size=batch,
                          threads=threads if device == "cpu" else None, layer_timing=layer,
                          model_timing=model)
 

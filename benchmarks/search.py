@@ -127,11 +127,11 @@ def truth_phase(args: argparse.Namespace) -> None:
 
 
 def table_phase(args: argparse.Namespace) -> None:
-    from nas.latency.profile import ProfileConfig, build_table, calibrate_and_validate
+    from nas.latency.profile import MeasureConfig, build_table, calibrate_and_validate
     from nas.latency.trust import validation_line
 
     space = bench_space()
-    config = ProfileConfig(device="cpu", mode="eager", batch_size=1, threads=1)
+    config = MeasureConfig(device="cpu", mode="eager", batch_size=1, threads=1)
     path = Path(args.table)
     table = build_table(space, config=config, out=path, show_progress=False)
     result = calibrate_and_validate(table, space, config=config, show_progress=False)

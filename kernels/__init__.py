@@ -55,7 +55,6 @@ from kernels.latency_table import (  # noqa: E402
     LatencyTableError,
     MissingLayerError,
     fit_calibration,
-    kendall_tau,
     latency_metrics,
 )
 from kernels.timing import (  # noqa: E402
@@ -72,7 +71,7 @@ from kernels.timing import (  # noqa: E402
 __all__ += [
     "Calibration", "DeviceFingerprint", "FingerprintMismatchError", "LatencyEntry",
     "LatencyTable", "LatencyTableError", "Measurement", "MissingLayerError", "TimingConfig",
-    "device_fingerprint", "fit_calibration", "kendall_tau", "latency_metrics",
+    "device_fingerprint", "fit_calibration", "latency_metrics",
     "measure_interleaved", "measure_latency", "measure_layer", "measure_layers",
     "measure_model", "measure_models",
 ]

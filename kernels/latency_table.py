@@ -135,8 +135,11 @@ def fit_calibration(totals_ms: Sequence[float], n_layers: Sequence[int],
                        n_models=len(rows))
 
 
-def kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
-    """Kendall's tau-b (ties handled) between two equally long sequences."""
+def _kendall_tau(a: Sequence[float], b: Sequence[float]) -> float:
+    """Kendall's tau-b (ties handled) between two equally long sequences, NaN when either
+    is constant: the latency validation's own, in pure Python, because a bare target box
+    has no scipy. Everything else ranks with `predictors.metrics.kendall_tau` (the one
+    public Kendall tau; equal to this one, tested)."""
     n = len(a)
     if n != len(b):
         raise ValueError(f"kendall_tau: lengths differ ({n} vs {len(b)})")
@@ -166,7 +169,7 @@ def latency_metrics(predicted: Sequence[float], measured: Sequence[float]) -> di
                          "length")
     rel = [abs(p - m) / m for p, m in zip(predicted, measured)]
     return {"mape": sum(rel) / len(rel), "within10": sum(r <= 0.10 + 1e-12 for r in rel) / len(rel),
-            "kendall": kendall_tau(predicted, measured), "n": len(rel)}
+            "kendall": _kendall_tau(predicted, measured), "n": len(rel)}
 
 
 class LatencyTable:

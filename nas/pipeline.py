@@ -410,14 +410,14 @@ def stage_evaluate(ctx: StudyContext, *, workers: int = 1,
 def _profile_config(ctx: StudyContext):
     from dataclasses import replace
 
-    from nas.latency.profile import ProfileConfig, default_timings
+    from nas.latency.profile import MeasureConfig, default_timings
 
     cfg = ctx.study.profiling
     layer, model = default_timings(cfg.device, cfg.mode)
     if cfg.min_block_s is not None:
         layer = replace(layer, min_total_s=cfg.min_block_s)
         model = replace(model, min_total_s=cfg.min_block_s)
-    return ProfileConfig(device=cfg.device, mode=cfg.mode, batch_size=cfg.batch_size,
+    return MeasureConfig(device=cfg.device, mode=cfg.mode, batch_size=cfg.batch_size,
                          layer_timing=layer, model_timing=model)
 
 

@@ -27,8 +27,7 @@ import pandas as pd
 
 from kernels import LatencyTable, layer_flops, layer_params, signature, spec_to_dict
 from kernels.fingerprint import DeviceFingerprint
-from kernels.latency_table import Calibration, LatencyTableError
-from kernels.latency_table import LatencyEntry as TableEntry
+from kernels.latency_table import Calibration, LatencyEntry, LatencyTableError
 from nas.storage import ArchRecord, Evaluation, FrontRow, LatencyTableRecord
 from search_spaces import Arch, SearchSpace
 
@@ -114,7 +113,7 @@ def latency_model(record: LatencyTableRecord) -> LatencyTable:
     meta = validation.pop("meta", {})
     return LatencyTable(
         DeviceFingerprint.from_dict(record.fingerprint),
-        entries={k: TableEntry(median_ms=e.median_ms, spread_ms=e.spread_ms, repeats=e.repeats)
+        entries={k: LatencyEntry(median_ms=e.median_ms, spread_ms=e.spread_ms, repeats=e.repeats)
                  for k, e in record.entries.items()},
         calibration=None if record.calibration is None else Calibration(**record.calibration),
         validation=validation or None, meta=meta if isinstance(meta, dict) else {})

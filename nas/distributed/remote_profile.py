@@ -21,7 +21,7 @@ from typing import Any
 
 from kernels.latency_table import LatencyTable
 from nas.distributed.runtime import node_id, ray_session
-from nas.storage import LatencyEntry, LatencyTableRecord, Store
+from nas.storage import LatencyTableRecord, Store, StoredLatencyEntry
 from search_spaces import SearchSpace
 
 
@@ -61,7 +61,7 @@ def store_latency_table(*, store: Store, table: LatencyTable,
     return store.save_latency_table(
         fingerprint_id=fp.id, fingerprint=fp.to_dict(), mode=fp.mode,
         batch_size=fp.batch_size, dtype=fp.dtype, space=space,
-        entries=[LatencyEntry(sig, e.median_ms, e.spread_ms, e.repeats)
+        entries=[StoredLatencyEntry(sig, e.median_ms, e.spread_ms, e.repeats)
                  for sig, e in table.entries.items()],
         calibration=None if table.calibration is None else asdict(table.calibration),
         validation=table.validation)
@@ -75,15 +75,15 @@ def profile_on_node(*, space: SearchSpace, resource: str, config: Any | None = N
     """Measure the latency table of ``space`` on a node offering custom resource
     ``resource`` (one unit is taken, so two profiles never share a target).
 
-    ``config`` is a `nas.latency.profile.ProfileConfig` (default: CPU, eager, batch 1). The table
+    ``config`` is a `nas.latency.profile.MeasureConfig` (default: CPU, eager, batch 1). The table
     is written to ``out`` (JSON) and saved in ``store`` when given. Raises ValueError when
     no node of the cluster offers ``resource``.
     """
     import ray
 
-    from nas.latency.profile import ProfileConfig
+    from nas.latency.profile import MeasureConfig
 
-    config = config or ProfileConfig()
+    config = config or MeasureConfig()
     if not resource:
         raise ValueError("resource: name the custom resource of the target node")
     with ray_session(address=address):

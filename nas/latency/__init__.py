@@ -18,7 +18,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "ProfileConfig": "nas.latency.profile",
+    "MeasureConfig": "nas.latency.profile",
     "build_table": "nas.latency.profile",
     "calibrate_and_validate": "nas.latency.profile",
     "default_timings": "nas.latency.profile",

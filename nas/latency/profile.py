@@ -63,8 +63,9 @@ def torch_device_type(device: str) -> str:
 
 
 @dataclass(frozen=True)
-class ProfileConfig:
-    """Where and how to measure.
+class MeasureConfig:
+    """Where and how to measure one latency table (a study's `nas.study.ProfilingConfig`
+    says what its profile stage wants; the pipeline turns it into one of these).
 
     ``layer_timing`` times table entries, ``block`` specs at a time (interleaved; the table
     is saved after each block); ``model_timing`` times whole models, ``model_block`` at a
@@ -119,7 +120,7 @@ def enumerate_layer_specs(space: SearchSpace) -> list[LayerSpec]:
     return list(seen.values())
 
 
-def build_table(space: SearchSpace, *, config: ProfileConfig, out: str | Path | None = None,
+def build_table(space: SearchSpace, *, config: MeasureConfig, out: str | Path | None = None,
                 on_block: Callable[[int, int], None] | None = None,
                 show_progress: bool = True) -> LatencyTable:
     """Measure every layer spec of ``space`` into a `LatencyTable` of this machine.
@@ -130,7 +131,7 @@ def build_table(space: SearchSpace, *, config: ProfileConfig, out: str | Path | 
     """
     fp = config.fingerprint()
     timing, block = config.layer_timing, config.block
-    assert timing is not None and block is not None  # ProfileConfig.__post_init__ fills them
+    assert timing is not None and block is not None  # MeasureConfig.__post_init__ fills them
     specs = enumerate_layer_specs(space)
     if out is not None and Path(out).exists():
         table = LatencyTable.load(out, fingerprint=fp)
@@ -164,14 +165,14 @@ def build_table(space: SearchSpace, *, config: ProfileConfig, out: str | Path | 
     return table
 
 
-def measure_archs(space: SearchSpace, archs: Sequence[Arch], *, config: ProfileConfig,
+def measure_archs(space: SearchSpace, archs: Sequence[Arch], *, config: MeasureConfig,
                   show_progress: bool = True, description: str = "whole models") -> list[float]:
     """Median end-to-end latency (ms) of `StaticModel(space.layers(arch))` for each arch,
     measured interleaved (``model_block`` models at a time) as the table's entries were."""
     models = [space.layers(a) for a in archs]
     kwargs = config.measure_kwargs()
     timing = config.model_timing
-    assert timing is not None  # ProfileConfig.__post_init__ fills it
+    assert timing is not None  # MeasureConfig.__post_init__ fills it
     rounds = timing.repeats
     result: list[float] = []
     with progress_bar(rounds * len(models), description, enabled=show_progress) as advance:
@@ -203,7 +204,7 @@ def distinct_archs(space: SearchSpace, n: int, rng: np.random.Generator, *,
     return archs
 
 
-def calibrate_and_validate(table: LatencyTable, space: SearchSpace, *, config: ProfileConfig,
+def calibrate_and_validate(table: LatencyTable, space: SearchSpace, *, config: MeasureConfig,
                            n_calibration: int = 10, n_validation: int = 30, seed: int = 0,
                            repeat: bool = True, show_progress: bool = True) -> dict:
     """Fit the table's calibration on ``n_calibration`` (<= 10) random whole models and
@@ -292,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ValueError("--spread must be >= 0 seconds")
             layer = replace(layer, min_total_s=args.spread)
             model = replace(model, min_total_s=args.spread)
-        config = ProfileConfig(
+        config = MeasureConfig(
             device=args.device, mode=args.mode, batch_size=args.batch, dtype=args.dtype,
             threads=args.threads, layer_timing=replace(layer, repeats=args.repeats),
             model_timing=replace(model, repeats=args.model_repeats))

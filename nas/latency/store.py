@@ -7,9 +7,8 @@ from pathlib import Path
 
 from kernels import LatencyTable
 from kernels.fingerprint import DeviceFingerprint
-from kernels.latency_table import Calibration
-from kernels.latency_table import LatencyEntry as TableEntry
-from nas.storage import LatencyEntry, LatencyTableRecord, Store
+from kernels.latency_table import Calibration, LatencyEntry
+from nas.storage import LatencyTableRecord, Store, StoredLatencyEntry
 
 
 def store_table(store: Store, table: LatencyTable, *, space: str) -> LatencyTableRecord:
@@ -18,7 +17,7 @@ def store_table(store: Store, table: LatencyTable, *, space: str) -> LatencyTabl
     return store.save_latency_table(
         fingerprint_id=fp.id, fingerprint=fp.to_dict(), mode=fp.mode,
         batch_size=fp.batch_size, dtype=fp.dtype, space=space,
-        entries=[LatencyEntry(signature=k, median_ms=e.median_ms, spread_ms=e.spread_ms,
+        entries=[StoredLatencyEntry(signature=k, median_ms=e.median_ms, spread_ms=e.spread_ms,
                               repeats=e.repeats) for k, e in table.entries.items()],
         calibration=None if table.calibration is None else asdict(table.calibration),
         validation={**(table.validation or {}), "meta": table.meta})
@@ -40,7 +39,7 @@ def load_stored_table(store: Store, *, space: str, device_type: str | None = Non
     meta = validation.pop("meta", {})
     return LatencyTable(
         DeviceFingerprint.from_dict(record.fingerprint),
-        entries={k: TableEntry(median_ms=e.median_ms, spread_ms=e.spread_ms, repeats=e.repeats)
+        entries={k: LatencyEntry(median_ms=e.median_ms, spread_ms=e.spread_ms, repeats=e.repeats)
                  for k, e in record.entries.items()},
         calibration=None if record.calibration is None else Calibration(**record.calibration),
         validation=validation or None, meta=meta)

@@ -16,7 +16,6 @@ from nas.storage.records import (
     CheckpointRecord,
     Evaluation,
     FrontRow,
-    LatencyEntry,
     LatencyTableRecord,
     LeaseHeldError,
     LeaseRecord,
@@ -24,6 +23,7 @@ from nas.storage.records import (
     PredictorRecord,
     SearchRunRecord,
     StageStatus,
+    StoredLatencyEntry,
     StoreError,
     StudyRecord,
     StudySummary,
@@ -33,8 +33,8 @@ from nas.storage.store import Store, open_store
 
 __all__ = [
     "DEFAULT_PATH", "ENV_VAR", "SOURCES", "STATUSES", "ArchRecord", "CheckpointRecord",
-    "Evaluation", "FrontRow", "LatencyEntry", "LatencyTableRecord", "LeaseHeldError",
-    "LeaseRecord", "MetricRecord",
-    "PredictorRecord", "SearchRunRecord", "StageStatus", "Store", "StoreError", "StudyRecord",
-    "StudySummary", "TrialRecord", "open_store", "resolve_url",
+    "Evaluation", "FrontRow", "LatencyTableRecord", "LeaseHeldError", "LeaseRecord",
+    "MetricRecord", "PredictorRecord", "SearchRunRecord", "StageStatus", "Store", "StoreError",
+    "StoredLatencyEntry", "StudyRecord", "StudySummary", "TrialRecord", "open_store",
+    "resolve_url",
 ]

@@ -104,8 +104,10 @@ class MetricRecord:
 
 
 @dataclass(frozen=True)
-class LatencyEntry:
-    """Latency of one layer (``signature`` = ``kernels.specs.signature(spec)``)."""
+class StoredLatencyEntry:
+    """Latency of one layer of a stored table (``signature`` =
+    ``kernels.specs.signature(spec)``); in a `kernels.LatencyTable` the same numbers are a
+    `kernels.LatencyEntry`, keyed by the signature."""
 
     signature: str
     median_ms: float
@@ -129,7 +131,7 @@ class LatencyTableRecord:
     n_entries: int
     created_at: datetime
     updated_at: datetime
-    entries: dict[str, LatencyEntry] = field(default_factory=dict)
+    entries: dict[str, StoredLatencyEntry] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,6 @@ from nas.storage.records import (
     CheckpointRecord,
     Evaluation,
     FrontRow,
-    LatencyEntry,
     LatencyTableRecord,
     LeaseHeldError,
     LeaseRecord,
@@ -59,6 +58,7 @@ from nas.storage.records import (
     PredictorRecord,
     SearchRunRecord,
     StageStatus,
+    StoredLatencyEntry,
     StoreError,
     StudyRecord,
     StudySummary,
@@ -371,7 +371,7 @@ class Store(Transactions):
 
     def save_latency_table(self, *, fingerprint_id: str, fingerprint: dict[str, Any],
                            mode: str, batch_size: int, dtype: str,
-                           entries: Iterable[LatencyEntry] = (), space: str = "",
+                           entries: Iterable[StoredLatencyEntry] = (), space: str = "",
                            calibration: dict[str, Any] | None = None,
                            validation: dict[str, Any] | None = None) -> LatencyTableRecord:
         """Create or extend the table of (fingerprint, mode, batch, dtype, space): entries
@@ -426,7 +426,7 @@ class Store(Transactions):
                 return None
             table = table_of(LatencyEntryRow)
             rows = conn.execute(select(table).where(table.c.table_id == found[0].id))
-            return replace(found[0], entries={r.signature: to_record(LatencyEntry, r)
+            return replace(found[0], entries={r.signature: to_record(StoredLatencyEntry, r)
                                               for r in rows})
 
         return self._run(work, write=False)

@@ -124,3 +124,15 @@ def test_metrics_import_without_torch_geometric():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_latency_validation_kendall_equals_the_public_one():
+    """`kernels`' scipy-free tau (latency validation on a bare box) is this Kendall tau."""
+    from kernels.latency_table import _kendall_tau
+
+    rng = np.random.default_rng(5)
+    for n in (2, 7, 40):
+        a = rng.integers(0, 5, size=n).astype(float)  # ties on both sides
+        b = a + rng.integers(0, 3, size=n)
+        if len(set(a)) > 1 and len(set(b)) > 1:
+            assert _kendall_tau(list(a), list(b)) == pytest.approx(kendall_tau(a, b), abs=1e-12)

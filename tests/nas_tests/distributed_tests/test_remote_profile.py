@@ -15,9 +15,9 @@ pytestmark = pytest.mark.slow
 
 def quick_config():
     from kernels.timing import TimingConfig
-    from nas.latency.profile import ProfileConfig
+    from nas.latency.profile import MeasureConfig
 
-    return ProfileConfig(threads=1, layer_timing=TimingConfig(warmup=1, repeats=3,
+    return MeasureConfig(threads=1, layer_timing=TimingConfig(warmup=1, repeats=3,
                                                               min_sample_ms=0.0),
                          model_timing=TimingConfig(warmup=1, repeats=3, min_sample_ms=0.0))
 

@@ -23,7 +23,7 @@ from kernels import (
 )
 from kernels.latency_table import Calibration
 from nas.latency.profile import (
-    ProfileConfig,
+    MeasureConfig,
     build_table,
     calibrate_and_validate,
     enumerate_layer_specs,
@@ -35,7 +35,7 @@ TINY = {"widths": ((16,), (32,)), "depths": ((1,), (1, 2)), "resolutions": (16,)
         "head_dim": 16}
 TINY_ARGS = ["--override", "widths=((16,),(32,))", "--override", "depths=((1,),(1,2))",
              "--override", "resolutions=(16,)", "--override", "head_dim=16"]
-FAST = ProfileConfig(threads=1, block=4,
+FAST = MeasureConfig(threads=1, block=4,
                      layer_timing=TimingConfig(warmup=1, repeats=3, min_sample_ms=0.0),
                      model_timing=TimingConfig(warmup=1, repeats=3, min_sample_ms=0.0))
 
@@ -114,7 +114,7 @@ def test_build_resumes_without_remeasuring(tmp_path):
     assert all(table.entries[k] == v for k, v in first.entries.items())
     assert build_table(space, config=FAST, out=out, show_progress=False).entries == \
         table.entries  # nothing left to measure
-    other = ProfileConfig(threads=1, batch_size=2, layer_timing=FAST.layer_timing)
+    other = MeasureConfig(threads=1, batch_size=2, layer_timing=FAST.layer_timing)
     with pytest.raises(LatencyTableError, match="batch_size"):
         build_table(space, config=other, out=out, show_progress=False)
 

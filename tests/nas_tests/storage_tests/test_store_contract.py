@@ -22,7 +22,7 @@ from nas.storage import (
     ArchRecord,
     Evaluation,
     FrontRow,
-    LatencyEntry,
+    StoredLatencyEntry,
     StoreError,
     open_store,
 )
@@ -73,7 +73,8 @@ def write_everything(store, tmp_path: Path) -> None:
     store.import_metrics_log(study=STUDY, run="supernet", path=log)
     store.save_latency_table(fingerprint_id="fp1", fingerprint={"device": "cpu"}, mode="eager",
                              batch_size=1, dtype="float32",
-                             entries=[LatencyEntry(f"sig{i}", 1.0 + i, 0.1, 7) for i in range(4)])
+                             entries=[StoredLatencyEntry(f"sig{i}", 1.0 + i, 0.1, 7)
+                                      for i in range(4)])
     store.save_predictor(study=STUDY, kind="gnn", metrics={"kendall_tau": 0.7}, n_labels=5,
                          blob=b"zip bytes")
     store.create_search_run(study=STUDY, name="evolution", method="evolution",
@@ -131,7 +132,7 @@ class TestStoreContract:
             assert store.metric_runs(study=STUDY) == ["supernet"]
             table = store.get_latency_table(fingerprint_id="fp1", mode="eager", batch_size=1,
                                             dtype="float32")
-            assert table.entries["sig2"] == LatencyEntry("sig2", 3.0, 0.1, 7)
+            assert table.entries["sig2"] == StoredLatencyEntry("sig2", 3.0, 0.1, 7)
             assert [t.n_entries for t in store.list_latency_tables()] == [4]
             assert store.get_latest_predictor(study=STUDY).blob == b"zip bytes"
             assert [r.arch_key for r in store.get_front(study=STUDY, run="evolution")] == [
@@ -151,7 +152,7 @@ class TestStoreContract:
             assert store.get_archs(study=STUDY, keys=[key])[0].flops == 200  # None keeps it
             store.save_latency_table(fingerprint_id="fp1", fingerprint={"device": "cpu"},
                                      mode="eager", batch_size=1, dtype="float32",
-                                     entries=[LatencyEntry("sig0", 9.0, 0.2, 3)],
+                                     entries=[StoredLatencyEntry("sig0", 9.0, 0.2, 3)],
                                      validation={"mape": 4.0})
             table = store.get_latency_table(fingerprint_id="fp1", mode="eager", batch_size=1,
                                             dtype="float32")
