@@ -134,7 +134,7 @@ def main() -> None:
     runs = {v: json.loads((args.work / f"{v}.json").read_text()) for v in variants}
     metrics = {v: {k: r[k] for k in ("largest", "smallest", "random_mean", "random_min",
                                      "train_seconds")} for v, r in runs.items()}
-    name = Path(args.study).stem
+    name = f"{Path(args.study).stem}_{args.steps}steps"  # runs of other lengths stay apart
     metrics = {name: metrics}
     path = write_result("stem_ablation", metrics=metrics, raw={name: {"runs": runs}},
                         device=device_name(args.device))
