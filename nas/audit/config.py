@@ -72,7 +72,9 @@ class StandaloneRecipe:
     """How one subnet is trained from scratch: AdamW (no decay on norms and biases), linear
     warm-up then cosine to ``min_lr_ratio`` over ``steps``, cross-entropy on labels (with
     ``label_smoothing``), the supernet's ``augment``, gradients clipped to ``grad_clip``;
-    bf16 autocast on CUDA, as the supernet (`nas.training.standalone.fit_model`)."""
+    bf16 autocast on CUDA, as the supernet (`nas.training.standalone.fit_model`); the
+    supernet's stochastic depth (``drop_path``) and dropout (``dropout``) when it has them,
+    so a stand-alone run is regularized as the supernet's label-trained subnets are."""
 
     steps: int
     batch_size: int
@@ -85,8 +87,14 @@ class StandaloneRecipe:
     augment: str = "none"
     augment_pad: int = 2
     label_smoothing: float = 0.0
+    drop_path: float = 0.0
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
+        for name in ("drop_path", "dropout"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ValueError(f"recipe.{name}: must be in [0, 1), got {value!r}")
         for name in ("steps", "batch_size", "eval_batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -114,7 +122,12 @@ class StandaloneRecipe:
                    weight_decay=training.weight_decay, warmup_steps=warmup,
                    min_lr_ratio=training.min_lr_ratio, grad_clip=training.grad_clip,
                    eval_batch_size=eval_batch_size, augment=training.augment,
-                   augment_pad=training.augment_pad, label_smoothing=training.label_smoothing)
+                   augment_pad=training.augment_pad, label_smoothing=training.label_smoothing,
+                   drop_path=training.drop_path, dropout=training.dropout)
+
+    @property
+    def regularized(self) -> bool:
+        return self.drop_path > 0 or self.dropout > 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,6 +135,9 @@ class StandaloneRecipe:
     def key(self) -> str:
         """Hash of what changes the result (not the evaluation batch size)."""
         fields = {k: v for k, v in self.to_dict().items() if k != "eval_batch_size"}
+        for name in ("drop_path", "dropout"):  # unregularized recipes keep their older keys
+            if fields[name] == 0:
+                del fields[name]
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
 
     def fidelity(self, seed: int) -> str:
@@ -132,4 +148,6 @@ class StandaloneRecipe:
     def describe(self) -> str:
         return (f"{self.steps} steps x batch {self.batch_size}, AdamW lr {self.lr:g} "
                 f"wd {self.weight_decay:g}, warm-up {self.warmup_steps} + cosine, "
-                f"clip {self.grad_clip:g}")
+                f"clip {self.grad_clip:g}"
+                + (f", drop_path {self.drop_path:g}, dropout {self.dropout:g}"
+                   if self.regularized else ""))

@@ -3,7 +3,9 @@
 The model is the arch's exported form (`nas.export.export_subnet` of a freshly initialised
 `Supernet`, i.e. a `kernels.StaticModel` holding the supernet's own initialisation slice),
 so it is exactly the network a user would deploy, trained alone on labels with
-`StandaloneRecipe`. Torch only: this runs on a bare GPU box.
+`StandaloneRecipe`. A recipe with stochastic depth or dropout trains the arch inside that
+fresh supernet instead (`RegularizedSubnet`: the masks need the supernet's forward) and
+scores its export, which equals it in eval mode. Torch only: this runs on a bare GPU box.
 
 Example::
 
@@ -22,13 +24,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from nas.audit.config import StandaloneRecipe
 from nas.data.splits import TextStream
 from nas.evaluation import evaluate_model
 from nas.export import export_subnet
-from nas.supernet import Supernet
+from nas.supernet import Regularizer, Supernet, step_generator
+from nas.supernet.regularize import STREAM_DROP, STREAM_SAMPLE_DROP
 from nas.training.standalone import FitRecipe, fit_model
 from search_spaces import Arch, SearchSpace
 
@@ -73,6 +76,35 @@ def initial_model(space: SearchSpace, arch: Arch, *, seed: int):
     return model.train()
 
 
+class RegularizedSubnet(nn.Module):
+    """One arch of a supernet, trained alone with stochastic depth / dropout.
+
+    ``forward(x)``: x (B, C, H, W) images or (B, T) token ids -> the arch's logits. In train
+    mode each call draws its masks from ``(seed, call index)`` (`step_generator`, as the
+    supernet trainer does per step), so a run is reproducible; in eval mode it is the plain
+    forward, which `export_subnet(net, arch)` reproduces. Why: a stand-alone reference must
+    be regularized as the supernet's label-trained subnets are, or large archs over-fit and
+    the audit compares against a weaker network than the recipe would give."""
+
+    def __init__(self, net: Supernet, arch: Arch, *, drop_path: float, dropout: float,
+                 seed: int) -> None:
+        super().__init__()
+        net.space.validate(arch)
+        self.net, self.arch, self.seed = net, arch, int(seed)
+        self.drop_path, self.dropout = float(drop_path), float(dropout)
+        self.calls = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return self.net(x, self.arch)
+        step, self.calls = self.calls, self.calls + 1
+        regularizer = Regularizer(
+            drop_path=self.drop_path, dropout=self.dropout,
+            generator=step_generator(self.seed, step, STREAM_DROP, x.device),
+            sample_generator=step_generator(self.seed, step, STREAM_SAMPLE_DROP))
+        return self.net(x, self.arch, regularizer=regularizer)
+
+
 def train_standalone(*, space: SearchSpace, arch: Arch, seed: int, recipe: StandaloneRecipe,
                      train: tuple[Tensor, Tensor] | TextStream, test: tuple[Tensor, Tensor],
                      device: str | torch.device = "cpu",
@@ -87,7 +119,16 @@ def train_standalone(*, space: SearchSpace, arch: Arch, seed: int, recipe: Stand
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("stand-alone training on 'cuda' but no CUDA device is available")
     t0 = time.perf_counter()
-    model = initial_model(space, arch, seed=seed)
+    net: Supernet | None = None
+    model: nn.Module
+    if recipe.regularized:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = Supernet(space)
+        model = RegularizedSubnet(net, arch, drop_path=recipe.drop_path,
+                                  dropout=recipe.dropout, seed=seed).train()
+    else:
+        model = initial_model(space, arch, seed=seed)
     fit = FitRecipe(steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr,
                     weight_decay=recipe.weight_decay, warmup_steps=recipe.warmup_steps,
                     min_lr_ratio=recipe.min_lr_ratio, grad_clip=recipe.grad_clip,
@@ -110,6 +151,8 @@ def train_standalone(*, space: SearchSpace, arch: Arch, seed: int, recipe: Stand
     else:
         model = fit_model(model, train=train, recipe=fit, seed=seed, device=device,
                           on_step=step_done)
+    if net is not None:  # the deployable network: the trained slice, without the masks
+        model = export_subnet(net.eval(), arch)
     # scored in fp32, as the supernet's inherited weights are
     result = evaluate_model(model.eval(), test[0], test[1], batch_size=recipe.eval_batch_size,
                             device=device)

@@ -25,10 +25,11 @@ from nas.audit import (  # noqa: E402
     train_standalone,
 )
 from nas.audit.fidelity import batched_metrics  # noqa: E402
-from nas.audit.standalone import initial_model  # noqa: E402
+from nas.audit.standalone import RegularizedSubnet, initial_model  # noqa: E402
 from nas.export import export_subnet  # noqa: E402
-from nas.pipeline import open_study, run_stage  # noqa: E402
+from nas.pipeline import run_stage  # noqa: E402
 from nas.storage import open_store  # noqa: E402
+from nas.study_context import open_study  # noqa: E402
 from nas.supernet import Supernet  # noqa: E402
 from nas.training import TrainConfig  # noqa: E402
 from predictors.metrics import kendall_tau, spearman_rho, top_k_precision  # noqa: E402
@@ -151,6 +152,50 @@ def test_standalone_model_is_the_exported_supernet_init_and_is_deterministic():
     assert runs[0].test_loss == runs[1].test_loss
     assert runs[0].test_loss != runs[2].test_loss
     assert runs[0].steps == 4 and runs[0].arch_key == arch.key()
+
+
+def test_recipe_carries_the_supernet_regularization_and_keeps_older_keys():
+    plain = StandaloneRecipe(steps=100, batch_size=32, lr=1e-3, weight_decay=0.05,
+                             warmup_steps=5, min_lr_ratio=0.1, grad_clip=1.0,
+                             augment="translate", label_smoothing=0.1)
+    # the key this recipe had before drop_path / dropout existed: stored stand-alone runs of
+    # unregularized studies still match their recipe
+    assert plain.key() == "4ac1693082" and not plain.regularized
+    training = TrainConfig(steps=100, drop_path=0.1, dropout=0.2)
+    recipe = StandaloneRecipe.from_training(training)
+    assert (recipe.drop_path, recipe.dropout) == (0.1, 0.2) and recipe.regularized
+    assert "drop_path 0.1, dropout 0.2" in recipe.describe()
+    assert recipe.key() != StandaloneRecipe.from_training(TrainConfig(steps=100)).key()
+    with pytest.raises(ValueError, match="recipe.dropout"):
+        StandaloneRecipe(steps=4, batch_size=16, lr=1e-3, weight_decay=0.0, warmup_steps=1,
+                         min_lr_ratio=0.1, grad_clip=1.0, dropout=1.0)
+
+
+def test_regularized_standalone_run_is_reproducible_and_scores_its_export():
+    space = get_space("hybrid_vit_tiny", **TINY_OVERRIDES)
+    arch = space.sample(np.random.default_rng(3))
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 1, 8, 8, generator=g), torch.randint(0, 10, (64,), generator=g)
+    # the eval-mode forward is the export's; the train-mode forward draws masks per call
+    torch.manual_seed(1)
+    net = Supernet(space)
+    sub = RegularizedSubnet(net, arch, drop_path=0.3, dropout=0.3, seed=0)
+    with torch.no_grad():
+        exported = export_subnet(net, arch)(x[:8])
+        assert torch.allclose(sub.eval()(x[:8]), exported, atol=1e-5)
+        sub.train()
+        first, second = sub(x[:8]), sub(x[:8])
+        assert not torch.allclose(first, exported, atol=1e-3)
+        assert not torch.allclose(first, second, atol=1e-3) and sub.calls == 2
+    kwargs = dict(steps=4, batch_size=16, lr=1e-3, weight_decay=0.05, warmup_steps=1,
+                  min_lr_ratio=0.1, grad_clip=1.0)
+    regularized = StandaloneRecipe(**kwargs, drop_path=0.2, dropout=0.1)  # type: ignore[arg-type]
+    runs = [train_standalone(space=space, arch=arch, seed=0, recipe=r, train=(x, y),
+                             test=(x[:32], y[:32]))
+            for r in (regularized, regularized, StandaloneRecipe(**kwargs))]  # type: ignore[arg-type]
+    assert runs[0].test_loss == runs[1].test_loss  # same seed, same masks
+    assert runs[0].test_loss != runs[2].test_loss  # the masks changed the training
+    assert np.isfinite(runs[0].test_loss) and runs[0].steps == 4
 
 
 # -- the study audit ----------------------------------------------------------------------
