@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from nas.pipeline import StudyContext
     from nas.storage import FrontRow
     from nas.study import Study
+    from nas.study_context import StudyContext
 
 STUDY_FILE_HEADER = '''"""Written by `nas.open_study` from a Study object; the store keeps it."""
 
@@ -174,10 +174,11 @@ def open_study_run(study: str | Path | Study, *, storage: str | None, force: boo
     """`open_study` for the API and the CLI alike: ``command`` names the lease's holder;
     ``before_store(study)`` runs after the study is checked and before the store is opened
     (the CLI checks an input file there), so a bad input writes nothing."""
-    from nas.pipeline import StudyLease, prepare_study
-    from nas.pipeline import open_study as open_context
     from nas.storage import open_store
     from nas.study import Study, check_study
+    from nas.study_context import open_study as open_context
+    from nas.study_context import prepare_study
+    from nas.study_lease import StudyLease
 
     text: str | None = None  # a Study object's file text, written once the store is open
     if isinstance(study, Study):

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, Optional
 import typer
 
 if TYPE_CHECKING:
-    from nas.pipeline import StudyContext
     from nas.study import Study
+    from nas.study_context import StudyContext
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Hardware-aware NAS: spaces, supernet training, latency, search, export.")

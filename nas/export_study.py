@@ -20,7 +20,7 @@ import torch
 from nas.evaluation import evaluate_model, task_loss
 from nas.export import export_subnet, save_subnet
 from nas.latency.trust import LatencyTrust, latency_trust
-from nas.pipeline import StudyContext, latency_scorer
+from nas.study_context import StudyContext, latency_scorer
 from nas.training.distillation import distillation_loss
 from search_spaces import Arch
 

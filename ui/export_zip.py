@@ -63,8 +63,8 @@ def _study_context(store: Store, record: StudyRecord, checkpoint: Path):
     unchanged (its data are needed to re-measure the exported model), else None."""
     from rich.console import Console
 
-    from nas.pipeline import StudyContext
     from nas.study import file_hash, load_study
+    from nas.study_context import StudyContext
 
     path = Path(record.study_path)
     if not record.study_path or not path.is_file() or file_hash(path) != record.study_hash:

@@ -10,7 +10,7 @@ and only `run_audit` brings in SQLAlchemy (and Ray with workers).
 Example::
 
     from nas.audit import run_audit
-    outcome = run_audit(ctx, n=12, seeds=2)  # ctx = nas.pipeline.open_study(...)
+    outcome = run_audit(ctx, n=12, seeds=2)  # ctx = nas.study_context.open_study(...)
     print_audit(outcome.report)
 """
 

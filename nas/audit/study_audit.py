@@ -29,9 +29,9 @@ from nas.audit.config import StandaloneRecipe
 from nas.audit.fidelity import disagreements, rank_fidelity
 from nas.audit.selection import SelectedArch, select_archs
 from nas.audit.standalone import StandaloneJob, StandaloneResult, run_in_process
-from nas.pipeline import StudyContext, supernet_labels
 from nas.progress import progress_bar
 from nas.storage import ArchRecord, Evaluation, StageStatus, Store
+from nas.study_context import StudyContext, supernet_labels
 from search_spaces import Arch
 
 AUDIT_STAGE = "audit"

@@ -197,7 +197,8 @@ def test_train_stage_data_parallel_equals_one_process(tmp_path):
     the one-process train stage writes, within float reduction order; bad counts refused."""
     import torch
 
-    from nas.pipeline import open_study, run_stage
+    from nas.pipeline import run_stage
+    from nas.study_context import open_study
     from nas.training import load_checkpoint
 
     states = {}

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from nas.pipeline import open_study, run_stage, selected_checkpoint
+from nas.pipeline import run_stage
 from nas.storage import open_store
+from nas.study_context import open_study, selected_checkpoint
 from nas.training import load_checkpoint
 
 # The validation text is one repeated byte that Python source rarely holds: as the model

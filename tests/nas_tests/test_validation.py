@@ -19,9 +19,10 @@ from pipeline_helpers import nas, write_study  # noqa: E402
 from kernels import DeviceFingerprint, LatencyTable, layer_flops, signature
 from kernels.latency_table import Calibration, LatencyEntry
 from nas.latency.profile import enumerate_layer_specs
-from nas.pipeline import check_stored_predictor, open_study
+from nas.pipeline import check_stored_predictor
 from nas.storage import open_store
 from nas.study import StudyFileError, StudyInvalidError, check_study, load_study
+from nas.study_context import open_study
 from nas.training import CheckpointError, load_checkpoint
 
 

@@ -86,8 +86,9 @@ def build_fixture_store(root: Path) -> FixtureStore:
     from rich.console import Console
 
     from nas.latency.store import store_table
-    from nas.pipeline import open_study, run_stage
+    from nas.pipeline import run_stage
     from nas.storage import open_store
+    from nas.study_context import open_study
     from search_spaces import Arch
 
     root.mkdir(parents=True, exist_ok=True)

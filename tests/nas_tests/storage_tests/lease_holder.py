@@ -1,7 +1,7 @@
 """One run of the study-lease test, as its own process.
 
 ``python lease_holder.py URL STUDY OUT_DIR HOLD_S [wait]``: takes the lease of STUDY with
-`nas.pipeline.StudyLease` (waiting for it with ``wait``), writes ``OUT_DIR/<pid>.json`` with
+`nas.study_lease.StudyLease` (waiting for it with ``wait``), writes ``OUT_DIR/<pid>.json`` with
 what happened (``{"held": true, "taken_over": ...}`` or ``{"held": false, "error": ...}``),
 holds the lease (beating) for HOLD_S seconds and gives it back. With ``$LEASE_HOLDER_GATE``
 set to a path, it imports everything, then waits for that file to exist before it asks for
@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from nas.pipeline import StudyLease
 from nas.storage import LeaseHeldError, open_store
+from nas.study_lease import StudyLease
 
 
 def main(url: str, study: str, out: Path, hold_s: float, wait: bool) -> int:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from nas.pipeline import StudyLease
 from nas.storage import LeaseHeldError, open_store
 from nas.storage.values import utc_now
+from nas.study_lease import StudyLease
 
 HOLDER = Path(__file__).with_name("lease_holder.py")
 
