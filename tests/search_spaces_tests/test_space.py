@@ -144,3 +144,24 @@ def test_spaces_and_choices_survive_pickling():
     rng_a, rng_b = np.random.default_rng(4), np.random.default_rng(4)
     assert [space.sample(rng_a).key() for _ in range(5)] == [
         again.sample(rng_b).key() for _ in range(5)]
+
+
+def test_image_space_mixers_argument_narrows_every_layer_and_the_supernet():
+    """`hybrid_vit_tiny(mixers=...)` (the MNIST / CIFAR studies drop the SSM): sampled,
+    largest and smallest archs hold only those mixers, and the supernet allocates no weights
+    for the others; the default keeps all four (same space as before the argument)."""
+    from nas.supernet import Supernet, space_fingerprint
+
+    narrowed = get_space("hybrid_vit_tiny", in_channels=1, stems=("conv_s2",),
+                         resolutions=(24, 28), mixers=("attention", "glu_mlp", "conv"))
+    rng = np.random.default_rng(0)
+    archs = [narrowed.largest(), narrowed.smallest()] + [narrowed.sample(rng) for _ in range(50)]
+    used = {layer.mixer for arch in archs for stage in arch.stages for layer in stage.layers}
+    assert used == {"attention", "glu_mlp", "conv"}
+    assert all(arch.stem == "conv_s2" and arch.resolution in (24, 28) for arch in archs)
+    names = [name for name, _ in Supernet(narrowed).named_parameters()]
+    assert names and not any("ssm" in name.lower() for name in names)
+    assert space_fingerprint(get_space("hybrid_vit_tiny")) == space_fingerprint(
+        get_space("hybrid_vit_tiny", mixers=MIXERS))
+    with pytest.raises(ValueError, match="Stage.mixers"):
+        get_space("hybrid_vit_tiny", mixers=("mamba",))
