@@ -55,7 +55,7 @@ from kernels.timing import TimingConfig, measure_interleaved  # noqa: E402
 from nas.baselines.text import GPT_BASELINES, build_text_baseline, fit_lm  # noqa: E402
 from nas.data import load_text  # noqa: E402
 from nas.evaluation import evaluate_many, evaluate_model  # noqa: E402
-from nas.export import export_subnet  # noqa: E402
+from nas.export.model import export_subnet  # noqa: E402
 from nas.search import SearchConfig, run_search  # noqa: E402
 from nas.study import load_study  # noqa: E402
 from nas.training import steps_for_budget, train_supernet  # noqa: E402

@@ -48,7 +48,7 @@ from bench_supernet import CachedEvaluator, calibrated_table, kept_supernet, log
 from kernels.timing import TimingConfig, measure_interleaved  # noqa: E402
 from nas.baselines import IMAGE_BASELINES, build_image_baseline  # noqa: E402
 from nas.evaluation import evaluate_many, evaluate_model  # noqa: E402
-from nas.export import export_subnet  # noqa: E402
+from nas.export.model import export_subnet  # noqa: E402
 from nas.search import SearchConfig, run_search  # noqa: E402
 from nas.study import load_study  # noqa: E402
 from nas.training import steps_for_budget, train_supernet  # noqa: E402

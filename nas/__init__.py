@@ -18,9 +18,9 @@ _EXPORTS = {
     "StudyRun": "nas.api",
     "open_study": "nas.api",
     "Supernet": "nas.supernet",
-    "export_subnet": "nas.export",
-    "load_subnet": "nas.export",
-    "save_subnet": "nas.export",
+    "export_subnet": "nas.export.model",
+    "load_subnet": "nas.export.model",
+    "save_subnet": "nas.export.model",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -129,7 +129,7 @@ class StudyRun:
         """Export a front member (default: the knee; ``arch`` a key, or the most accurate
         within ``max_latency_ms``, or the best by ``objective``) as a standalone model with
         its model card; returns the card (``card["out"]`` is the folder)."""
-        from nas.export_study import export_study
+        from nas.export.study import export_study
 
         if max_latency_ms is not None and not max_latency_ms > 0:
             raise ValueError(f"max_latency_ms: must be > 0, got {max_latency_ms!r}")

@@ -306,7 +306,7 @@ def export(
     """Export a subnet from the stored front with a model card."""
     _check_args(max_latency_ms=(max_latency_ms, 0, False),
                 finetune_steps=(finetune_steps, 0, True))
-    from nas.export_study import export_study
+    from nas.export.study import export_study
 
     with _study(study_file, storage, command="nas export", force=force, wait=wait) as ctx:
         card = export_study(ctx, arch_key=arch, max_latency_ms=max_latency_ms,

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from nas.export import export_subnet, load_subnet, save_subnet
+from nas.export.model import export_subnet, load_subnet, save_subnet
 from nas.supernet import Supernet
 from search_spaces import get_space
 

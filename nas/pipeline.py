@@ -319,7 +319,7 @@ STAGE_FUNCTIONS: dict[str, Callable[[StudyContext], dict[str, Any]]] = {
 
 def _stage_export(ctx: StudyContext) -> dict[str, Any]:
     """Export the knee of the front (the pipeline's default pick) with its model card."""
-    from nas.export_study import export_study
+    from nas.export.study import export_study
 
     card = export_study(ctx)
     return {"arch": card["arch_key"], "out": card["out"],

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from nas.audit.config import StandaloneRecipe
 from nas.data.splits import TextStream
 from nas.evaluation import evaluate_model
-from nas.export import export_subnet
+from nas.export.model import export_subnet
 from nas.supernet import Regularizer, Supernet, step_generator
 from nas.supernet.regularize import STREAM_DROP, STREAM_SAMPLE_DROP
 from nas.training.standalone import FitRecipe, fit_model

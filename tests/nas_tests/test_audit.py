@@ -26,7 +26,7 @@ from nas.audit import (  # noqa: E402
 )
 from nas.audit.fidelity import batched_metrics  # noqa: E402
 from nas.audit.standalone import RegularizedSubnet, initial_model  # noqa: E402
-from nas.export import export_subnet  # noqa: E402
+from nas.export.model import export_subnet  # noqa: E402
 from nas.pipeline import run_stage  # noqa: E402
 from nas.storage import open_store  # noqa: E402
 from nas.study_context import open_study  # noqa: E402
@@ -276,7 +276,7 @@ def test_cli_prints_the_table_and_the_model_card_states_the_audit(trained, monke
     from typer.testing import CliRunner
 
     from nas.cli import app
-    from nas.export_study import export_study
+    from nas.export.study import export_study
 
     root, path, url = trained
     with open_store(url) as store:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nas import Supernet, export_subnet, save_subnet
-from nas.export_study import audit_card, audited_checkpoint, choose_arch, model_card_markdown
+from nas.export.study import audit_card, audited_checkpoint, choose_arch, model_card_markdown
 from nas.latency.trust import LatencyTrust, latency_trust, validation_line
 from nas.search.pareto import knee_point
 from nas.search.session import SearchResult, knee_of_front

@@ -1,5 +1,6 @@
 """What the app computes, without Streamlit: Pareto masks, arch points, layer rows,
-baseline fronts, the noise ceiling, the launch command and export errors."""
+baseline fronts, the noise ceiling and the launch command (the export zip's errors:
+`tests/nas_tests/test_export_bundle.py`)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nas.storage import ArchRecord, Evaluation, FrontRow, open_store
+from nas.storage import ArchRecord, Evaluation, FrontRow
 from search_spaces import get_space
 from ui import APP_PATH, streamlit_command
 from ui.arch_metrics import arch_points, layer_rows, pareto_mask
 from ui.baselines import baseline_fronts, read_benchmark
-from ui.export_zip import ExportError, export_arch_zip
 
 
 def brute_force_front(x, y):
@@ -179,19 +179,3 @@ def test_launch_command_serves_the_app():
     assert command[command.index("--server.port") + 1] == "8599"
     with pytest.raises(ValueError, match="port"):
         streamlit_command(port=0)
-
-
-def test_export_refuses_what_the_store_cannot_back(tmp_path, space):
-    with open_store(f"sqlite:///{tmp_path / 'db.sqlite'}") as store:
-        with pytest.raises(ExportError, match="no study"):
-            export_arch_zip(store=store, study="nope", arch_key="0" * 16)
-        store.create_or_get_study(name="s", space="hybrid_vit_tiny")
-        arch = space.largest()
-        store.upsert_archs(study="s", archs=[ArchRecord.from_arch(arch)])
-        with pytest.raises(ExportError, match="not stored"):
-            export_arch_zip(store=store, study="s", arch_key="0" * 16)
-        with pytest.raises(ExportError, match="no supernet checkpoint"):
-            export_arch_zip(store=store, study="s", arch_key=arch.key())
-        store.add_checkpoint(study="s", path=tmp_path / "gone.pt", sha256="a" * 64, step=1)
-        with pytest.raises(ExportError, match="not on this machine"):
-            export_arch_zip(store=store, study="s", arch_key=arch.key())

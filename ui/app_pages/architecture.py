@@ -8,10 +8,10 @@ import math
 import pandas as pd
 import streamlit as st
 
+from nas.export.bundle import ExportError, export_arch_zip
 from ui import queries
 from ui.arch_metrics import OBJECTIVES, latency_source
 from ui.arch_view import layers_of, show_arch, show_trust, stored_numbers
-from ui.export_zip import ExportError, export_arch_zip
 from ui.figures import layer_latency_figure
 from ui.page_context import (
     ARCH_KEY,

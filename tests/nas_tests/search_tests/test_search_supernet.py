@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nas.evaluation import evaluate_many, evaluate_model
-from nas.export import export_subnet
+from nas.export.model import export_subnet
 from nas.search import Constraints, SearchConfig, run_search
 from nas.storage import open_store
 from nas.supernet import Supernet

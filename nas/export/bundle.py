@@ -3,14 +3,13 @@
 The supernet comes from the newest checkpoint the store records for the study; its file
 must still be where training wrote it and hash to the stored sha256 (weights that changed
 since the numbers were stored would export a different model). With the study file in
-place the export is `nas.export_study.export_study` (the files of `save_subnet` plus the
+place the export is `nas.export.study.export_study` (the files of `save_subnet` plus the
 model card); without it, the files plus ``export.json`` (the stored numbers and their
 sources). Errors are `ExportError`, with what to run to fix them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import tempfile
@@ -27,21 +26,17 @@ class ExportError(ValueError):
 
 @dataclass(frozen=True)
 class ExportedZip:
+    """A zip of one exported arch: its file name, its bytes and the files inside."""
+
     file_name: str
     data: bytes
     files: tuple[str, ...]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _checkpoint_path(store: Store, record: StudyRecord) -> tuple[CheckpointRecord, Path]:
     """The newest stored checkpoint of the study, checked to be here and unchanged."""
+    from nas.study_context import sha256_file
+
     where = record.study_path or record.name
     checkpoints = store.list_checkpoints(study=record.name)
     if not checkpoints:
@@ -52,14 +47,14 @@ def _checkpoint_path(store: Store, record: StudyRecord) -> tuple[CheckpointRecor
     if not path.is_file():
         raise ExportError(f"the checkpoint of study {record.name!r} is not on this machine "
                           f"({path}): run the app where the study was trained")
-    if _sha256(path) != ckpt.sha256:
+    if sha256_file(path) != ckpt.sha256:
         raise ExportError(f"checkpoint {path} changed since it was stored (sha256 differs): "
                           f"re-run `nas run {where}` to record it")
     return ckpt, path
 
 
 def _study_context(store: Store, record: StudyRecord, checkpoint: Path):
-    """A pipeline context for `nas.export_study` when the study file is still here and
+    """A pipeline context for `nas.export.study` when the study file is still here and
     unchanged (its data are needed to re-measure the exported model), else None."""
     from rich.console import Console
 
@@ -77,7 +72,7 @@ def _study_context(store: Store, record: StudyRecord, checkpoint: Path):
 def _plain_export(store: Store, record: StudyRecord, arch, checkpoint: CheckpointRecord,
                   path: Path, out: Path) -> list[str]:
     """Export from the checkpoint alone, with ``export.json`` in place of a model card."""
-    from nas.export import export_subnet, save_subnet
+    from nas.export.model import export_subnet, save_subnet
     from nas.supernet import Supernet
     from nas.training import load_checkpoint
     from search_spaces import get_space
@@ -102,7 +97,7 @@ def export_arch_zip(*, store: Store, study: str, arch_key: str) -> ExportedZip:
     """Export arch ``arch_key`` of ``study`` as `nas export --arch KEY` does (files and
     model card, the exported model re-measured on the validation split); from the stored
     checkpoint alone when the study file is gone or changed."""
-    from nas.export_study import export_study
+    from nas.export.study import export_study
     from search_spaces import Arch
 
     record = store.get_study(name=study)

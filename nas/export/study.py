@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from nas.evaluation import evaluate_model, task_loss
-from nas.export import export_subnet, save_subnet
+from nas.export.model import export_subnet, save_subnet
 from nas.latency.trust import LatencyTrust, latency_trust
 from nas.study_context import StudyContext, latency_scorer
 from nas.training.distillation import distillation_loss
