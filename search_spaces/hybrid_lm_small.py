@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kernels import MIXERS
 from search_spaces.registry import register_space
 from search_spaces.space import Choice, SearchSpace, Stage
 
@@ -31,10 +32,12 @@ def hybrid_lm_small(
     kernel_sizes: Sequence[int] = (3, 7, 15),
     head_dim: int = 64,
     ssm_state_size: int = 16,
+    mixers: Sequence[str] = MIXERS,
 ) -> SearchSpace:
     """The space above; every argument is one elastic dimension's choices (or a fixed
-    size), so ``get_space("hybrid_lm_small", context_lengths=(256,))`` narrows it."""
-    stage = Stage(depth=Choice(*depths), width=Choice(*widths),
+    size), so ``get_space("hybrid_lm_small", context_lengths=(256,))`` narrows it;
+    ``mixers`` narrows the token mixers a layer may hold (default: all four)."""
+    stage = Stage(depth=Choice(*depths), width=Choice(*widths), mixers=tuple(mixers),
                   hidden_ratio=Choice(*hidden_ratios), kernel_size=Choice(*kernel_sizes))
     return SearchSpace(name="hybrid_lm_small", modality="sequence",
                        resolution=Choice(*context_lengths), stages=[stage],

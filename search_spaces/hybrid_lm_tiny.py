@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kernels import MIXERS
 from search_spaces.registry import register_space
 from search_spaces.space import Choice, SearchSpace, Stage
 
@@ -22,10 +23,12 @@ def hybrid_lm_tiny(
     hidden_ratios: Sequence[float] = (2, 3, 4),
     kernel_sizes: Sequence[int] = (3, 7, 15),
     head_dim: int = 32,
+    mixers: Sequence[str] = MIXERS,
 ) -> SearchSpace:
     if len(widths) != len(depths):
         raise ValueError(f"widths ({len(widths)} stages) and depths ({len(depths)}) differ")
-    stages = [Stage(depth=Choice(*d), width=Choice(*w), hidden_ratio=Choice(*hidden_ratios),
+    stages = [Stage(depth=Choice(*d), width=Choice(*w), mixers=tuple(mixers),
+                    hidden_ratio=Choice(*hidden_ratios),
                     kernel_size=Choice(*kernel_sizes)) for w, d in zip(widths, depths)]
     return SearchSpace(name="hybrid_lm_tiny", modality="sequence",
                        resolution=Choice(*context_lengths), stages=stages,
