@@ -165,3 +165,15 @@ def test_image_space_mixers_argument_narrows_every_layer_and_the_supernet():
         get_space("hybrid_vit_tiny", mixers=MIXERS))
     with pytest.raises(ValueError, match="Stage.mixers"):
         get_space("hybrid_vit_tiny", mixers=("mamba",))
+
+
+@pytest.mark.parametrize("name", ["hybrid_lm_tiny", "hybrid_lm_small"])
+def test_sequence_space_mixers_argument(name):
+    narrowed = get_space(name, mixers=("attention", "glu_mlp"))
+    rng = np.random.default_rng(1)
+    archs = [narrowed.largest(), narrowed.smallest()] + [narrowed.sample(rng) for _ in range(30)]
+    used = {layer.mixer for arch in archs for stage in arch.stages for layer in stage.layers}
+    assert used == {"attention", "glu_mlp"}
+    from nas.supernet import space_fingerprint
+
+    assert space_fingerprint(get_space(name, mixers=MIXERS)) == space_fingerprint(get_space(name))
