@@ -421,7 +421,7 @@ def ui(
     """Browse studies, fronts, architectures, training, latency and predictors."""
     if not 1 <= port <= 65535:
         raise ValueError(f"--port: must be 1..65535, got {port}")
-    from ui.launch import launch
+    from nas.app_launch import launch
 
     launch(storage_url=storage, port=port)
 

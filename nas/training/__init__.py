@@ -2,9 +2,10 @@
 
 from nas.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nas.training.config import TrainConfig
-from nas.training.data_parallel import Replica, train_data_parallel
+from nas.training.data_parallel import train_data_parallel
 from nas.training.distillation import alpha_divergence, distillation_loss, kl_distillation
 from nas.training.horizon import steps_for_budget
+from nas.training.replica import Replica
 from nas.training.samplers import (
     SAMPLERS,
     ArchSampler,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -37,11 +37,9 @@ from nas.training.augment import augment_images, augment_params
 from nas.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from nas.training.config import TrainConfig
 from nas.training.distillation import distillation_loss
+from nas.training.replica import Replica
 from nas.training.samplers import SampledArch, SamplerConfig, make_sampler
 from search_spaces import Arch, SearchSpace
-
-if TYPE_CHECKING:  # the data-parallel module imports this one
-    from nas.training.data_parallel import Replica
 
 METRICS_NAME = "metrics.jsonl"
 BEST_NAME = "best.pt"

@@ -9,8 +9,8 @@ import math
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from nas.app_launch import APP_PATH
 from nas.storage import open_store
-from ui import APP_PATH
 from ui.page_context import URL_KEY
 
 PAGES = ("studies", "pareto", "architecture", "training", "latency", "predictor")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ui import streamlit_command
+from nas.app_launch import streamlit_command
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(

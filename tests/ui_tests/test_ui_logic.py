@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nas.app_launch import APP_PATH, streamlit_command
 from nas.storage import ArchRecord, Evaluation, FrontRow
 from search_spaces import get_space
-from ui import APP_PATH, streamlit_command
 from ui.arch_metrics import arch_points, layer_rows, pareto_mask
 from ui.baselines import baseline_fronts, read_benchmark
 
@@ -179,3 +179,25 @@ def test_launch_command_serves_the_app():
     assert command[command.index("--server.port") + 1] == "8599"
     with pytest.raises(ValueError, match="port"):
         streamlit_command(port=0)
+
+
+def test_the_engine_launches_the_app_without_importing_ui(tmp_path, monkeypatch):
+    """`nas ui` runs `nas.app_launch.launch`, which finds ``ui/app.py`` without importing the
+    layer above the engine, checks the store first and passes its URL in the environment."""
+    import subprocess
+
+    import nas.app_launch
+
+    calls = []
+    monkeypatch.setattr(nas.app_launch.subprocess, "call",
+                        lambda command, env: calls.append((command, env)) or 0)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    assert nas.app_launch.launch(storage_url=url, port=8599) == 0
+    (command, env), = calls
+    assert command == streamlit_command(port=8599) and env["NAS_STORAGE"] == url
+    code = ("import sys, nas.cli, nas.app_launch; print(nas.app_launch.APP_PATH); "
+            "assert 'ui' not in sys.modules, 'ui imported'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(APP_PATH)

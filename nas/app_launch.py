@@ -1,22 +1,39 @@
-"""Start the Streamlit server on ``ui/app.py`` with a store URL: what `nas ui` runs.
+"""Start the Streamlit server on the app (``ui/app.py``) with a store URL: what `nas ui` runs.
+
+The app's file is found without importing the `ui` package (`importlib.util.find_spec`
+reads where it is installed), so the engine never imports the layer above it: `ui` imports
+`nas`, never the other way round.
 
 The URL travels in the environment (``NAS_STORAGE``), not on the command line, so a
 PostgreSQL password never shows in the process list.
 
 Example::
 
-    from ui import launch
+    from nas.app_launch import launch
     launch(storage_url="sqlite:///runs/nas.db", port=8501)   # blocks until Ctrl-C
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-APP_PATH = Path(__file__).resolve().parent / "app.py"
+
+def app_path() -> Path:
+    """The Streamlit app's entry file, ``app.py`` of the installed `ui` package (found, not
+    imported). Raises RuntimeError if the package is not installed."""
+    spec = importlib.util.find_spec("ui")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    found = [Path(p) / "app.py" for p in locations if (Path(p) / "app.py").is_file()]
+    if not found:
+        raise RuntimeError("the Streamlit app (package `ui`, ui/app.py) is not installed")
+    return found[0].resolve()
+
+
+APP_PATH = app_path()
 
 
 def streamlit_command(*, port: int = 8501, headless: bool = True,
