@@ -26,8 +26,7 @@ import numpy as np
 import pandas as pd
 
 from kernels import LatencyTable, layer_flops, layer_params, signature, spec_to_dict
-from kernels.fingerprint import DeviceFingerprint
-from kernels.latency_table import Calibration, LatencyEntry, LatencyTableError
+from kernels.latency_table import LatencyTableError
 from nas.storage import ArchRecord, Evaluation, FrontRow, LatencyTableRecord
 from search_spaces import Arch, SearchSpace
 
@@ -105,18 +104,6 @@ def space_key(name: str, space: SearchSpace) -> str:
 def table_applies(record: LatencyTableRecord, *, space_name: str, key: str) -> bool:
     """A table measured for this space (its exact key or its name) or shared by all."""
     return record.space in ("", space_name, key)
-
-
-def latency_model(record: LatencyTableRecord) -> LatencyTable:
-    """The stored table (with its entries) as a `kernels.LatencyTable`."""
-    validation = dict(record.validation or {})
-    meta = validation.pop("meta", {})
-    return LatencyTable(
-        DeviceFingerprint.from_dict(record.fingerprint),
-        entries={k: LatencyEntry(median_ms=e.median_ms, spread_ms=e.spread_ms, repeats=e.repeats)
-                 for k, e in record.entries.items()},
-        calibration=None if record.calibration is None else Calibration(**record.calibration),
-        validation=validation or None, meta=meta if isinstance(meta, dict) else {})
 
 
 def predict_latency(space: SearchSpace, table: LatencyTable, arch: Arch) -> float:

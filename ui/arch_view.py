@@ -8,12 +8,12 @@ import math
 import pandas as pd
 import streamlit as st
 
+from nas.latency.store import table_from_record
 from nas.storage import LatencyTableRecord, StudyRecord
 from search_spaces import Arch
 from ui import queries
 from ui.arch_metrics import (
     TableRef,
-    latency_model,
     layer_rows,
     predict_latency,
     table_label,
@@ -54,7 +54,7 @@ def layers_of(url: str, record: StudyRecord, arch: Arch,
     """Layer rows (with latency entries of ``table``) and the table's prediction (ms)."""
     space = queries.study_space(record)
     stored = queries.latency_table(url, table) if table is not None else None
-    model = latency_model(stored) if stored is not None else None
+    model = table_from_record(stored) if stored is not None else None
     rows = layer_rows(space, arch, model)
     predicted = predict_latency(space, model, arch) if model is not None else math.nan
     return rows, predicted

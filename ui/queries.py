@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from nas.latency.store import table_from_record
 from nas.storage import (
     ArchRecord,
     CheckpointRecord,
@@ -34,7 +35,6 @@ from search_spaces import Arch, SearchSpace, get_space
 from ui.arch_metrics import (
     TableRef,
     arch_points,
-    latency_model,
     latency_source,
     predict_latency,
     space_key,
@@ -184,7 +184,7 @@ def latencies(url: str, name: str, ref: TableRef) -> dict[str, float]:
     record, table = study(url, name), latency_table(url, ref)
     if record is None or table is None:
         return {}
-    model, sp = latency_model(table), study_space(record)
+    model, sp = table_from_record(table), study_space(record)
     return {a.key: predict_latency(sp, model, Arch.from_json(a.arch_json))
             for a in archs(url, name)}
 

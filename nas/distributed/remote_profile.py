@@ -15,13 +15,14 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kernels.latency_table import LatencyTable
 from nas.distributed.runtime import node_id, ray_session
-from nas.storage import LatencyTableRecord, Store, StoredLatencyEntry
+from nas.latency.store import store_table
+from nas.storage import LatencyTableRecord, Store
 from search_spaces import SearchSpace
 
 
@@ -55,16 +56,11 @@ def _profile_here(space: SearchSpace, config: Any, n_calibration: int, n_validat
 
 def store_latency_table(*, store: Store, table: LatencyTable,
                         space: str = "") -> LatencyTableRecord:
-    """Save ``table`` (entries, calibration, validation) in the store under its device
-    fingerprint; ``space`` "" marks a table shared by every space."""
-    fp = table.fingerprint
-    return store.save_latency_table(
-        fingerprint_id=fp.id, fingerprint=fp.to_dict(), mode=fp.mode,
-        batch_size=fp.batch_size, dtype=fp.dtype, space=space,
-        entries=[StoredLatencyEntry(sig, e.median_ms, e.spread_ms, e.repeats)
-                 for sig, e in table.entries.items()],
-        calibration=None if table.calibration is None else asdict(table.calibration),
-        validation=table.validation)
+    """Save ``table`` (entries, calibration, validation and meta) in the store under its
+    device fingerprint, as `nas.latency.store.store_table` does for a study's profile stage
+    (so `load_stored_table` reads it back whole); ``space`` "" marks a table shared by every
+    space."""
+    return store_table(store, table, space=space)
 
 
 def profile_on_node(*, space: SearchSpace, resource: str, config: Any | None = None,

@@ -33,6 +33,7 @@ _EXPORTS = {
     "import_table_file": "nas.latency.store",
     "load_stored_table": "nas.latency.store",
     "store_table": "nas.latency.store",
+    "table_from_record": "nas.latency.store",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -35,6 +35,12 @@ def load_stored_table(store: Store, *, space: str, device_type: str | None = Non
     record = store.get_latency_table(fingerprint_id=head.fingerprint_id, mode=head.mode,
                                      batch_size=head.batch_size, dtype=head.dtype, space=space)
     assert record is not None  # listed just above
+    return table_from_record(record)
+
+
+def table_from_record(record: LatencyTableRecord) -> LatencyTable:
+    """A stored table (with its entries) as the `kernels.LatencyTable` that was stored: the
+    calibration, the validation and the meta `store_table` keeps inside it."""
     validation = dict(record.validation or {})
     meta = validation.pop("meta", {})
     return LatencyTable(
@@ -42,7 +48,7 @@ def load_stored_table(store: Store, *, space: str, device_type: str | None = Non
         entries={k: LatencyEntry(median_ms=e.median_ms, spread_ms=e.spread_ms, repeats=e.repeats)
                  for k, e in record.entries.items()},
         calibration=None if record.calibration is None else Calibration(**record.calibration),
-        validation=validation or None, meta=meta)
+        validation=validation or None, meta=meta if isinstance(meta, dict) else {})
 
 
 def import_table_file(store: Store, path: str | Path, *, space_name: str,

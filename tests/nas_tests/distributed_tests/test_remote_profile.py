@@ -44,3 +44,26 @@ def test_profile_runs_on_the_target_node_and_is_stored(ray_cluster, tiny_space, 
 def test_a_missing_target_resource_is_one_clear_error(ray_cluster, tiny_space):
     with pytest.raises(ValueError, match="no node of the Ray cluster offers resource 'tpu_v9'"):
         profile_on_node(space=tiny_space, resource="tpu_v9")
+
+
+def test_a_remote_table_is_stored_like_a_profiled_one(tmp_path):
+    """`store_latency_table` is `nas.latency.store.store_table`: the table's meta is kept, so
+    `load_stored_table` reads back the table the target measured (no Ray needed)."""
+    from kernels import device_fingerprint
+    from kernels.latency_table import Calibration, LatencyEntry, LatencyTable
+    from nas.distributed import store_latency_table
+    from nas.latency.store import load_stored_table
+
+    fp = device_fingerprint(device="cpu", batch_size=1, mode="eager", threads=1)
+    table = LatencyTable(fp, entries={"a": LatencyEntry(median_ms=0.5, spread_ms=0.01,
+                                                        repeats=3)},
+                         calibration=Calibration(scale=1.1, per_layer_ms=0.01,
+                                                 intercept_ms=0.2),
+                         validation={"calibrated": {"mape": 4.0}}, meta={"host": "target"})
+    with open_store(f"sqlite:///{tmp_path}/nas.db") as store:
+        record = store_latency_table(store=store, table=table, space="tiny")
+        assert record.fingerprint_id == fp.id
+        back = load_stored_table(store, space="tiny")
+    assert back is not None and back.meta == {"host": "target"}
+    assert back.validation == table.validation and back.calibration == table.calibration
+    assert back.entries == table.entries
