@@ -10,8 +10,9 @@ bare GPU box with torch alone.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from nas.lazy import lazy_attribute
 
 _EXPORTS = {
     "Study": "nas.study",
@@ -27,9 +28,7 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'nas' has no attribute {name!r}")
+    return lazy_attribute(__name__, _EXPORTS, name)
 
 
 def __dir__() -> list[str]:

@@ -8,8 +8,9 @@ creating a pool, profiling remotely or tuning does.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from nas.lazy import lazy_attribute
 
 _EXPORTS = {
     "EvaluationPool": "nas.distributed.pool",
@@ -28,9 +29,7 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'nas.distributed' has no attribute {name!r}")
+    return lazy_attribute(__name__, _EXPORTS, name)
 
 
 def __dir__() -> list[str]:

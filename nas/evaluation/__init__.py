@@ -12,7 +12,6 @@ evaluators the search and the pipeline call.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from nas.evaluation.scoring import (
@@ -26,6 +25,7 @@ from nas.evaluation.scoring import (
     evaluate_split_halves,
     task_loss,
 )
+from nas.lazy import lazy_attribute
 
 _LAZY = {
     "BatchReport": "nas.evaluation.evaluator",
@@ -39,9 +39,7 @@ __all__ = ["BatchReport", "EvalResult", "InProcessEvaluator", "SplitHalfResult",
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'nas.evaluation' has no attribute {name!r}")
+    return lazy_attribute(__name__, _LAZY, name)
 
 
 def __dir__() -> list[str]:

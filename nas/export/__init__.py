@@ -13,8 +13,9 @@ so the app can import it without torch.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from nas.lazy import lazy_attribute
 
 _EXPORTS = {
     "DeploymentModel": "nas.export.model",
@@ -34,9 +35,7 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'nas.export' has no attribute {name!r}")
+    return lazy_attribute(__name__, _EXPORTS, name)
 
 
 def __dir__() -> list[str]:

@@ -14,8 +14,9 @@ box never import the store's dependencies.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from nas.lazy import lazy_attribute
 
 _EXPORTS = {
     "MeasureConfig": "nas.latency.profile",
@@ -40,9 +41,7 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'nas.latency' has no attribute {name!r}")
+    return lazy_attribute(__name__, _EXPORTS, name)
 
 
 def __dir__() -> list[str]:
