@@ -66,14 +66,18 @@ class StandaloneResult:
         return asdict(self)
 
 
-def initial_model(space: SearchSpace, arch: Arch, *, seed: int):
-    """The arch's `StaticModel` with the supernet's initialisation drawn from ``seed``, on
-    the CPU, in train mode; the caller's global RNG state is left untouched."""
+def initial_supernet(space: SearchSpace, *, seed: int) -> Supernet:
+    """A fresh supernet of ``space`` initialised from ``seed``, on the CPU; the caller's
+    global RNG state is left untouched."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = Supernet(space)
-    model = export_subnet(net, arch)
-    return model.train()
+        return Supernet(space)
+
+
+def initial_model(space: SearchSpace, arch: Arch, *, seed: int):
+    """The arch's `StaticModel` with the supernet's initialisation drawn from ``seed``, on
+    the CPU, in train mode."""
+    return export_subnet(initial_supernet(space, seed=seed), arch).train()
 
 
 class RegularizedSubnet(nn.Module):
@@ -122,9 +126,7 @@ def train_standalone(*, space: SearchSpace, arch: Arch, seed: int, recipe: Stand
     net: Supernet | None = None
     model: nn.Module
     if recipe.regularized:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net = Supernet(space)
+        net = initial_supernet(space, seed=seed)
         model = RegularizedSubnet(net, arch, drop_path=recipe.drop_path,
                                   dropout=recipe.dropout, seed=seed).train()
     else:
