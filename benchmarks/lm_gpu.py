@@ -150,7 +150,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log(f"{data.describe()}; space {space.name} {space.size():.3g} archs, context {context}")
 
     # 1. the supernet, its horizon from the measured step speed; best.pt kept
-    base = study.training.with_overrides(device=device, eval_batches=None)
+    base = study.training.with_overrides(device=device, eval_batches=None,
+                                         largest_first=args.largest_first)
     if args.smoke:
         base = base.with_overrides(batch_size=16, eval_batch_size=64, warmup_steps=5)
     phases: dict[str, float] = {}
@@ -394,6 +395,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--results", type=Path, default=None, help="folder of lm_gpu.json "
                    "(default benchmarks/results; runs/lm_gpu_smoke with --smoke)")
     p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--largest-first", type=float, default=None, metavar="FRACTION",
+                   help="override the study's training.largest_first (the share of the "
+                   "schedule that trains the largest subnet alone)")
     p.add_argument("--smoke", action="store_true", help="a small space, 32-byte windows and "
                    "a few steps of everything: a check of the whole path, not a measurement")
     args = p.parse_args(argv)
@@ -417,6 +421,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.train_seconds <= 0 or args.train_budget <= 0 or args.search_budget < args.population:
         p.error("--train-seconds and --train-budget must be > 0, --search-budget >= "
                 "--population")
+    if args.largest_first is not None and not 0 <= args.largest_first <= 1:
+        p.error(f"--largest-first must be in [0, 1], got {args.largest_first}")
     if (args.baseline_steps is not None and args.baseline_steps < 1) or min(
             args.finetune_steps, args.finetune_max) < 0:
         p.error("--baseline-steps must be >= 1, --finetune-steps and --finetune-max >= 0")

@@ -243,6 +243,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print({k: metrics[k] for k in sorted(metrics)})
     name = "mixer_kernels_smoke" if args.smoke else "mixer_kernels"
     path = write_result(name, metrics=metrics, raw={"rows": rows, "dtype": str(dtype),
+                                                    "triton_dot": os.environ.get(
+                                                        "NAS_SSM_TRITON_DOT", "") or "ieee",
                                                     "seconds": round(time.perf_counter() - t0)},
                         device=device_name(str(device)), out_dir=args.out_dir)
     print(f"wrote {path}")

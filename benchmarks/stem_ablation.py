@@ -18,14 +18,17 @@ Image studies (default `studies/mnist_hybrid.py`):
   4x4-28x28 on MNIST): ``hi_mix`` (patch and stride-2 conv stems), ``hi_s2`` (stride-2 conv
   stem only), ``hi_s2_nossm`` (the same without the SSM mixer), ``s2_28`` (stride-2 conv stem
   at the native 28 only);
-- ``convs2_nossm``: the stride-2 conv stem, no SSM mixer, the study's resolutions.
+- ``convs2_nossm``: the stride-2 conv stem, no SSM mixer, the study's resolutions;
+- ``largest_first``: the first 40 % of the schedule trains the largest subnet alone
+  (`TrainConfig.largest_first`), then the sampler's subnets join.
 
 Sequence studies (e.g. `studies/shakespeare_lm.py`; ``base`` as above):
 
 - ``lm_nossm``: attention / GLU-MLP / conv layers (no SSM);
 - ``lm_attn_glu``: attention / GLU-MLP layers only (a transformer space);
 - ``lm_fixed_width``: one width, the space's widest (one-stage spaces);
-- ``lm_nodrop``: no dropout.
+- ``lm_nodrop``: no dropout;
+- ``lm_largest_first``: as ``largest_first``; ``lm_attn_glu_lf``: both.
 
     python benchmarks/stem_ablation.py --device cuda --steps 600
     python benchmarks/stem_ablation.py --device cuda --study studies/shakespeare_lm.py \
@@ -71,6 +74,9 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
     "lm_attn_glu": ("sequence", {"mixers": ("attention", "glu_mlp")}, {}),
     "lm_fixed_width": ("sequence", {}, {}),  # widths set from the built space
     "lm_nodrop": ("sequence", {}, {"dropout": 0.0}),
+    "largest_first": ("image", {}, {"largest_first": 0.4}),
+    "lm_largest_first": ("sequence", {}, {"largest_first": 0.4}),
+    "lm_attn_glu_lf": ("sequence", {"mixers": ("attention", "glu_mlp")}, {"largest_first": 0.4}),
 }
 PANEL_SEED = 7
 

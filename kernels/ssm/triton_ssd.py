@@ -18,13 +18,14 @@ decay is ``row sums - column sums`` of the strictly lower part of ``M = L o C B^
 plus the inter-chunk and state terms; ``d a`` is its reverse cumsum inside the chunk.
 
 Every exp goes through `_decay` (argument clamped to ``[LOG_DECAY_MIN, 0]``, as the reference
-does). Accumulation is float32, and by default every matmul is an exact float32 dot
-(``input_precision="ieee"``, no TF32, no tensor cores) whatever the input dtype: bf16 / fp16
-inputs are upcast in registers. The 16-bit tensor-core dots (Hopper wgmma) are opt-in with
-``NAS_SSM_TRITON_TENSOR_CORES=1`` (used when x, B and C are all bf16 or all fp16): on the H200
-with Triton 3.6 (2026-12-03, #18) they gave a wrong bf16 dB (the ``dy dx^T`` dot summed only
-the first 16 of the 32 head-dim entries, matching the printed values exactly) and illegal
-memory accesses, with the kernel source unchanged between dtypes; see `_dot_kind`.
+does). Accumulation is float32. Float32 inputs always get exact float32 dots
+(``input_precision="ieee"``: FMA units, no tensor cores). For bf16 / fp16 inputs
+``NAS_SSM_TRITON_DOT`` picks the dot (see `_dot_kind`): ``ieee`` (the default: upcast in
+registers, exact float32 dots), ``tf32`` (tensor-core TF32 dots on float32 operands: 10-bit
+mantissa, finer than the bf16 inputs) or ``16bit`` (bf16 / fp16 tensor-core dots, Hopper
+wgmma). The 16-bit dots gave, on the H200 with Triton 3.6 (2026-12-03, #18), a wrong bf16 dB
+(the ``dy dx^T`` dot summed only the first 16 of the 32 head-dim entries, matching the printed
+values exactly) and illegal memory accesses, with the kernel source unchanged between dtypes.
 Time may be scanned backwards (``reverse=True``: the scan of the flipped sequence, flipped
 back) without copying: the kernels map chunk positions to ``T - 1 - t``.
 
@@ -52,8 +53,9 @@ HAS_TRITON = triton is not None
 CHUNK = 64  # steps per chunk (the tl.dot M/N/K of the intra-chunk matmuls)
 _STATE_BLOCK = 128  # state entries per program of the pass over chunks
 _SCAN_CHUNKS = 16  # chunks per step of that pass (one associative scan)
-_DOT_FP32, _DOT_BF16, _DOT_FP16 = 0, 1, 2
-TENSOR_CORE_ENV = "NAS_SSM_TRITON_TENSOR_CORES"  # opt-in 16-bit tensor-core dots (see _dot_kind)
+_DOT_FP32, _DOT_BF16, _DOT_FP16, _DOT_TF32 = 0, 1, 2, 3
+DOT_ENV = "NAS_SSM_TRITON_DOT"  # the dots of 16-bit inputs: ieee | tf32 | 16bit (see _dot_kind)
+DOT_CHOICES = ("ieee", "tf32", "16bit")
 
 
 if HAS_TRITON:
@@ -66,6 +68,8 @@ if HAS_TRITON:
             return tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16))
         elif DOT == 2:
             return tl.dot(a.to(tl.float16), b.to(tl.float16))
+        elif DOT == 3:
+            return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="tf32")
         else:
             return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")
 
@@ -286,29 +290,33 @@ if HAS_TRITON:
 
 
 def _dot_kind(*tensors: Tensor) -> int:
-    """The dot kind of the kernels: exact float32 dots (``_DOT_FP32``) unless
-    ``NAS_SSM_TRITON_TENSOR_CORES`` is set (to anything but "", "0", "false", "no") and every
-    matmul input is bf16 (``_DOT_BF16``) or every one fp16 (``_DOT_FP16``).
+    """The dot kind of the kernels for these matmul inputs.
 
-    Why float32 by default, also for bf16 / fp16 inputs: the 16-bit variant compiles to Hopper
-    wgmma, which on the H200 with Triton 3.6 miscomputed (the bf16 dB at T = 1, head dim 32,
-    state 64 equals exactly what ``dy dx^T`` over only the first 16 of the 32 head-dim entries
-    gives) and raised illegal memory accesses (#18); the kernels are the same source for every
-    dtype, and the float32 variant (FMA dots, no wgmma) passed on that GPU. Until the 16-bit
-    dots pass ``NAS_SSM_TRITON_TENSOR_CORES=1 pytest -m gpu tests/test_ssm_triton.py`` they stay
-    opt-in. The Triton interpreter (TRITON_INTERPRET=1) mis-computes bf16 dots (it multiplies
-    the bit patterns), so it always gets float32.
+    Float32 (or mixed) inputs: exact float32 dots (``_DOT_FP32``). All-bf16 or all-fp16
+    inputs: by ``NAS_SSM_TRITON_DOT``: ``ieee`` or unset -> ``_DOT_FP32``; ``tf32`` ->
+    ``_DOT_TF32`` (float32 operands on TF32 tensor cores); ``16bit`` -> ``_DOT_BF16`` /
+    ``_DOT_FP16`` (16-bit tensor-core dots). Another value is a ValueError naming the choices.
+
+    Why exact float32 by default, also for bf16 / fp16 inputs: the 16-bit variant compiles to
+    Hopper wgmma, which on the H200 with Triton 3.6 miscomputed (the bf16 dB at T = 1, head dim
+    32, state 64 equals exactly what ``dy dx^T`` over only the first 16 of the 32 head-dim
+    entries gives) and raised illegal memory accesses (#18); the float32 variant (FMA dots, no
+    wgmma) passed on that GPU, but FMA dots are slow. A choice becomes the default once it
+    passes ``NAS_SSM_TRITON_DOT=<choice> pytest -m gpu tests/test_ssm_triton.py``. The Triton
+    interpreter (TRITON_INTERPRET=1) mis-computes bf16 dots (it multiplies the bit patterns),
+    so it always gets float32.
     """
+    choice = os.environ.get(DOT_ENV, "").strip().lower() or "ieee"
+    if choice not in DOT_CHOICES:
+        raise ValueError(f"{DOT_ENV}={choice!r}: expected one of {DOT_CHOICES}")
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
         return _DOT_FP32
-    if os.environ.get(TENSOR_CORE_ENV, "").strip().lower() in ("", "0", "false", "no"):
-        return _DOT_FP32
     dtypes = {t.dtype for t in tensors}
-    if dtypes == {torch.bfloat16}:
-        return _DOT_BF16
-    if dtypes == {torch.float16}:
-        return _DOT_FP16
-    return _DOT_FP32
+    if dtypes not in ({torch.bfloat16}, {torch.float16}) or choice == "ieee":
+        return _DOT_FP32
+    if choice == "tf32":
+        return _DOT_TF32
+    return _DOT_BF16 if dtypes == {torch.bfloat16} else _DOT_FP16
 
 
 def _block(size: int) -> int:

@@ -20,6 +20,11 @@ class TrainConfig:
     Each step trains the sampler's subnets on one batch: the largest on labels, the others
     distilled from its detached logits (``distill_weight`` mixes in the labels:
     ``w * KD + (1 - w) * CE``).
+
+    ``largest_first``: the fraction of the schedule's first steps that train the largest
+    subnet alone (on labels, regularized), before the sampler's subnets join; the others
+    then start from a trained network, as Once-for-All's progressive shrinking does.
+    ``0`` (the default) samples from the first step; ``1`` trains the largest only.
     """
 
     steps: int = 1000
@@ -49,6 +54,7 @@ class TrainConfig:
     drop_path: float = 0.0
     dropout: float = 0.0
     keep_best: bool = True
+    largest_first: float = 0.0
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "num_random", "eval_every", "eval_batch_size",
@@ -89,8 +95,17 @@ class TrainConfig:
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not (
                     0 <= value < 1):
                 raise ValueError(f"training.{name}: must be a number in [0, 1), got {value!r}")
+        if (not isinstance(self.largest_first, (int, float)) or isinstance(self.largest_first, bool)
+                or not 0 <= self.largest_first <= 1):
+            raise ValueError(f"training.largest_first: must be a number in [0, 1], got "
+                             f"{self.largest_first!r}")
         if self.eval_batches is not None and self.eval_batches < 1:
             raise ValueError("training.eval_batches: must be >= 1 or None (whole split)")
+
+    @property
+    def largest_first_steps(self) -> int:
+        """Steps ``0 .. largest_first_steps - 1`` train the largest subnet alone."""
+        return int(round(self.largest_first * self.steps))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

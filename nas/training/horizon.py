@@ -27,30 +27,40 @@ def steps_for_budget(*, space: SearchSpace, train: Any, val: Any, config: TrainC
     Times ``probe_steps`` training steps after ``warmup_steps`` untimed ones (kernel
     selection, allocator warm-up), takes the median step time, adds the panel evaluations
     the real run will do every ``eval_every`` steps (timed once), and keeps ``margin`` of
-    the budget for checkpoints and noise. Returns at least ``min_steps``.
+    the budget for checkpoints and noise. With ``config.largest_first`` the largest-alone
+    steps and the sampled steps are probed apart and weighted by their shares of the
+    schedule. Returns at least ``min_steps``.
     """
     if seconds <= 0:
         raise ValueError(f"seconds: must be > 0, got {seconds!r}")
     if probe_steps < 2 or warmup_steps < 0:
         raise ValueError("probe_steps must be >= 2 and warmup_steps >= 0")
     total = warmup_steps + probe_steps
-    probe = config.with_overrides(steps=total, eval_every=total, checkpoint_every=total,
-                                  keep_best=False)
-    stamps: list[float] = []
 
-    def on_step(step: int, record: dict[str, Any]) -> None:
-        stamps.append(time.perf_counter())
+    def probe(largest_first: float) -> tuple[float, float]:
+        """(median step seconds, one panel evaluation's seconds) of a throw-away run."""
+        config_p = config.with_overrides(steps=total, eval_every=total, checkpoint_every=total,
+                                         keep_best=False, largest_first=largest_first)
+        stamps: list[float] = []
 
-    with tempfile.TemporaryDirectory(prefix="nas-horizon-") as tmp:
-        train_supernet(space=space, train=train, val=val, config=probe, out_dir=tmp,
-                       progress=False, on_step=on_step)
-    gaps = [b - a for a, b in zip(stamps[warmup_steps:-2], stamps[warmup_steps + 1:-1])]
-    step_s = statistics.median(gaps)
-    # the last step's stamp includes the panel evaluation and the checkpoint
-    eval_s = max(0.0, stamps[-1] - stamps[-2] - step_s)
-    evals_per_step = 1.0 / config.eval_every
-    per_step = step_s + eval_s * evals_per_step
+        def on_step(step: int, record: dict[str, Any]) -> None:
+            stamps.append(time.perf_counter())
+
+        with tempfile.TemporaryDirectory(prefix="nas-horizon-") as tmp:
+            train_supernet(space=space, train=train, val=val, config=config_p, out_dir=tmp,
+                           progress=False, on_step=on_step)
+        gaps = [b - a for a, b in zip(stamps[warmup_steps:-2], stamps[warmup_steps + 1:-1])]
+        step_s = statistics.median(gaps)
+        # the last step's stamp includes the panel evaluation and the checkpoint
+        return step_s, max(0.0, stamps[-1] - stamps[-2] - step_s)
+
+    # the largest-alone phase (``largest_first``) and the sampled phase differ in speed:
+    # each is probed on its own and weighted by its share of the schedule
+    share = float(config.largest_first)
+    sampled_s, eval_s = probe(0.0) if share < 1 else (0.0, 0.0)
+    alone_s, alone_eval_s = probe(1.0) if share > 0 else (0.0, 0.0)
+    step_s = share * alone_s + (1 - share) * sampled_s
+    per_step = step_s + max(eval_s, alone_eval_s) / config.eval_every
     return max(min_steps, int(seconds * margin / per_step))
-
 
 __all__ = ["steps_for_budget"]

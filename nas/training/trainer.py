@@ -258,6 +258,7 @@ def train_supernet(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, config))
     sampler = make_sampler(space, SamplerConfig(name=config.sampler, num_random=config.num_random,
                                                 bins=config.bins, seed=config.seed))
+    largest = space.largest()
     step = 0
     best: dict[str, Any] = {"step": None, "loss": None}
     best_path = out / BEST_NAME
@@ -366,7 +367,10 @@ def train_supernet(
                 xb = augment_images(xb, params[rank * rows:(rank + 1) * rows],
                                     pad=config.augment_pad)
             opt.zero_grad(set_to_none=True)
-            subnets = sampler.next_step()
+            if step < config.largest_first_steps:  # the sampler waits: its sequence is kept
+                subnets = [SampledArch(largest, "largest")]
+            else:
+                subnets = sampler.next_step()
             loss_tensors = sandwich_backward(net, subnets, xb, yb, config=config,
                                              autocast=autocast,
                                              regularizer=regularizer_at(step, rows))

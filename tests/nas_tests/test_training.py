@@ -258,3 +258,52 @@ def test_steps_for_budget_sizes_the_schedule_from_measured_speed():
     assert steps_for_budget(seconds=0.001, **kw) == 10  # never below min_steps
     with pytest.raises(ValueError, match="seconds"):
         steps_for_budget(seconds=0, **kw)
+
+
+def test_largest_first_trains_the_largest_alone_then_samples(tmp_path):
+    """``largest_first=0.5`` of 12 steps: steps 1-6 train only the largest; from step 7 the
+    sampler's subnets, in the very sequence a run without the phase starts with."""
+    config = CONFIG.with_overrides(largest_first=0.5)
+    assert config.largest_first_steps == 6
+    _train(tmp_path / "lf", config=config)
+    _train(tmp_path / "plain", config=CONFIG)
+
+    def train_rows(run):
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return [r for r in map(json.loads, lines) if r["kind"] == "train"]
+
+    lf, plain = train_rows("lf"), train_rows("plain")
+    largest = tiny_space().largest().key()
+    assert [len(r["archs"]) for r in lf[:6]] == [1] * 6
+    assert all(r["archs"][0] == {**r["archs"][0], "key": largest, "role": "largest"}
+               for r in lf[:6])
+    assert [[a["key"] for a in r["archs"]] for r in lf[6:]] == \
+        [[a["key"] for a in r["archs"]] for r in plain[:6]]
+
+
+def test_largest_first_resume_across_the_phase_equals_uninterrupted(tmp_path):
+    config = CONFIG.with_overrides(largest_first=0.5)
+    straight = _train(tmp_path / "a", config=config, stop_at=10)
+    _train(tmp_path / "b", config=config, stop_at=4)  # inside the largest-alone phase
+    resumed = _train(tmp_path / "b", config=config, stop_at=10, resume=True)
+    a, b = straight.supernet.state_dict(), resumed.supernet.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, True, "half"])
+def test_largest_first_must_be_a_fraction(bad):
+    with pytest.raises(ValueError, match="training.largest_first"):
+        TrainConfig(largest_first=bad)
+
+
+def test_steps_for_budget_counts_the_cheaper_largest_alone_steps():
+    """Largest-alone steps train one subnet instead of the sampler's three, so the same
+    budget holds more of them (timed, so only the direction is asserted, with a margin)."""
+    from nas.training import steps_for_budget
+
+    kw = dict(space=tiny_space(), train=synthetic(96, 0), val=synthetic(64, 1),
+              probe_steps=8, warmup_steps=2, seconds=8.0, min_steps=1)
+    sampled = steps_for_budget(config=CONFIG, **kw)
+    alone = steps_for_budget(config=CONFIG.with_overrides(largest_first=1.0), **kw)
+    assert alone > 1.3 * sampled
