@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     name = "mixer_kernels_smoke" if args.smoke else "mixer_kernels"
     path = write_result(name, metrics=metrics, raw={"rows": rows, "dtype": str(dtype),
                                                     "triton_dot": os.environ.get(
-                                                        "NAS_SSM_TRITON_DOT", "") or "ieee",
+                                                        "NAS_SSM_TRITON_DOT", "") or "tf32",
                                                     "seconds": round(time.perf_counter() - t0)},
                         device=device_name(str(device)), out_dir=args.out_dir)
     print(f"wrote {path}")

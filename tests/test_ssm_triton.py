@@ -30,10 +30,10 @@ from kernels.ssm import scan as scan_module
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = ("y", "x", "dt", "A", "B", "C")
-# max |out - ref| / max |ref|: float32 dots are exact ("ieee"), so float32 is close to the
-# float64 reference; bfloat16 inputs are upcast to the same float32 dots by default (with
-# NAS_SSM_TRITON_DOT=16bit: bf16 tensor-core dots, 8-bit mantissa, float32 accumulation),
-# and every output is rounded to bf16 (~4e-3 each)
+# max |out - ref| / max |ref|: float32 inputs get exact float32 dots ("ieee"), so float32 is
+# close to the float64 reference; bfloat16 inputs get TF32 tensor-core dots by default (10-bit
+# mantissa, float32 accumulation; NAS_SSM_TRITON_DOT=ieee | 16bit picks exact float32 or bf16
+# dots), and every output is rounded to bf16 (~4e-3 each)
 TOLERANCE = {torch.float32: 2e-4, torch.bfloat16: 3e-2}
 
 
@@ -254,9 +254,9 @@ def test_kernels_under_triton_interpreter(tmp_path) -> None:
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
 
 
-def test_dot_kind_is_float32_unless_another_is_chosen(monkeypatch) -> None:
-    """16-bit inputs get the exact float32 dots by default: the 16-bit tensor-core dots gave a
-    wrong bf16 dB and illegal memory accesses on the H200 (#18); TF32 and 16-bit dots are
+def test_dot_kind_is_tf32_for_16bit_inputs_unless_another_is_chosen(monkeypatch) -> None:
+    """16-bit inputs get TF32 tensor-core dots by default (the 16-bit tensor-core dots gave a
+    wrong bf16 dB and illegal memory accesses on the H200, #18); exact and 16-bit dots are
     chosen with ``NAS_SSM_TRITON_DOT``; float32 inputs always get exact dots."""
     from kernels.ssm import triton_ssd
 
@@ -264,8 +264,9 @@ def test_dot_kind_is_float32_unless_another_is_chosen(monkeypatch) -> None:
                                                           torch.float32))
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     monkeypatch.delenv(triton_ssd.DOT_ENV, raising=False)
-    assert triton_ssd._dot_kind(bf16, bf16, bf16) == triton_ssd._DOT_FP32
-    assert triton_ssd._dot_kind(fp16, fp16, fp16) == triton_ssd._DOT_FP32
+    assert triton_ssd._dot_kind(bf16, bf16, bf16) == triton_ssd._DOT_TF32
+    assert triton_ssd._dot_kind(fp16, fp16, fp16) == triton_ssd._DOT_TF32
+    assert triton_ssd._dot_kind(fp32, fp32, fp32) == triton_ssd._DOT_FP32
     monkeypatch.setenv(triton_ssd.DOT_ENV, "16bit")
     assert triton_ssd._dot_kind(bf16, bf16, bf16) == triton_ssd._DOT_BF16
     assert triton_ssd._dot_kind(fp16, fp16, fp16) == triton_ssd._DOT_FP16

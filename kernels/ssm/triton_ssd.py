@@ -20,9 +20,9 @@ plus the inter-chunk and state terms; ``d a`` is its reverse cumsum inside the c
 Every exp goes through `_decay` (argument clamped to ``[LOG_DECAY_MIN, 0]``, as the reference
 does). Accumulation is float32. Float32 inputs always get exact float32 dots
 (``input_precision="ieee"``: FMA units, no tensor cores). For bf16 / fp16 inputs
-``NAS_SSM_TRITON_DOT`` picks the dot (see `_dot_kind`): ``ieee`` (the default: upcast in
-registers, exact float32 dots), ``tf32`` (tensor-core TF32 dots on float32 operands: 10-bit
-mantissa, finer than the bf16 inputs) or ``16bit`` (bf16 / fp16 tensor-core dots, Hopper
+``NAS_SSM_TRITON_DOT`` picks the dot (see `_dot_kind`): ``tf32`` (the default: tensor-core TF32
+dots on float32 operands, 10-bit mantissa, finer than the bf16 inputs), ``ieee`` (upcast in
+registers, exact float32 dots on the FMA units, 2-3x slower) or ``16bit`` (bf16 / fp16 tensor-core dots, Hopper
 wgmma). The 16-bit dots gave, on the H200 with Triton 3.6 (2026-12-03, #18), a wrong bf16 dB
 (the ``dy dx^T`` dot summed only the first 16 of the 32 head-dim entries, matching the printed
 values exactly) and illegal memory accesses, with the kernel source unchanged between dtypes.
@@ -293,20 +293,19 @@ def _dot_kind(*tensors: Tensor) -> int:
     """The dot kind of the kernels for these matmul inputs.
 
     Float32 (or mixed) inputs: exact float32 dots (``_DOT_FP32``). All-bf16 or all-fp16
-    inputs: by ``NAS_SSM_TRITON_DOT``: ``ieee`` or unset -> ``_DOT_FP32``; ``tf32`` ->
-    ``_DOT_TF32`` (float32 operands on TF32 tensor cores); ``16bit`` -> ``_DOT_BF16`` /
-    ``_DOT_FP16`` (16-bit tensor-core dots). Another value is a ValueError naming the choices.
+    inputs: by ``NAS_SSM_TRITON_DOT``: ``tf32`` or unset -> ``_DOT_TF32`` (float32 operands on
+    TF32 tensor cores); ``ieee`` -> ``_DOT_FP32``; ``16bit`` -> ``_DOT_BF16`` / ``_DOT_FP16``
+    (16-bit tensor-core dots). Another value is a ValueError naming the choices.
 
-    Why exact float32 by default, also for bf16 / fp16 inputs: the 16-bit variant compiles to
-    Hopper wgmma, which on the H200 with Triton 3.6 miscomputed (the bf16 dB at T = 1, head dim
-    32, state 64 equals exactly what ``dy dx^T`` over only the first 16 of the 32 head-dim
-    entries gives) and raised illegal memory accesses (#18); the float32 variant (FMA dots, no
-    wgmma) passed on that GPU, but FMA dots are slow. A choice becomes the default once it
-    passes ``NAS_SSM_TRITON_DOT=<choice> pytest -m gpu tests/test_ssm_triton.py``. The Triton
-    interpreter (TRITON_INTERPRET=1) mis-computes bf16 dots (it multiplies the bit patterns),
-    so it always gets float32.
+    Why TF32 for 16-bit inputs: on the H200 with Triton 3.6 (2026-12-03, #18) the TF32 build
+    passed the 64 value-and-gradient cases of ``pytest -m gpu tests/test_ssm_triton.py``, as
+    the exact build did, at 2.2x (forward) and 3.3x (forward + backward) its speed; the 16-bit
+    build (Hopper wgmma on bf16 operands) failed 54 of them (a bf16 dB at T = 1, head dim 32,
+    state 64 equal to ``dy dx^T`` over only the first 16 of the 32 head-dim entries) and
+    raised illegal memory accesses. The Triton interpreter (TRITON_INTERPRET=1) mis-computes
+    bf16 dots (it multiplies the bit patterns), so it always gets float32.
     """
-    choice = os.environ.get(DOT_ENV, "").strip().lower() or "ieee"
+    choice = os.environ.get(DOT_ENV, "").strip().lower() or "tf32"
     if choice not in DOT_CHOICES:
         raise ValueError(f"{DOT_ENV}={choice!r}: expected one of {DOT_CHOICES}")
     if os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
