@@ -181,9 +181,9 @@ def store_truth(store_url: str, truth: dict[str, dict[str, Any]]) -> None:
                               space_overrides=SPACE_OVERRIDES)
     if len(store.get_archs(study="search_truth")) == len(truth):
         return
-    store.upsert_archs(study="search_truth", archs=[
+    store.put_archs(study="search_truth", archs=[
         ArchRecord(k, r["arch"], flops=r["flops"], params=r["params"]) for k, r in truth.items()])
-    store.add_evaluations(study="search_truth", evaluations=[
+    store.put_evaluations(study="search_truth", evaluations=[
         Evaluation(k, metric, r[field], "supernet", fidelity=f"val_count={r['val_count']}")
         for k, r in truth.items()
         for metric, field in (("val_accuracy", "val_accuracy"), ("val_loss", "val_loss"))])

@@ -282,7 +282,7 @@ def search(
         detail = stage_search(ctx, config=config, workers=workers, address=address,
                               run_name=run_name)
         if run_name == "search" and config == ctx.study.search:
-            store.set_stage_status(study=ctx.name, stage="search", status="done",
+            store.put_stage_status(study=ctx.name, stage="search", status="done",
                                    detail=detail)
         print_study(store, ctx.name, console=ctx.console)
 

@@ -47,7 +47,7 @@ def stage_train(ctx: StudyContext, *, nproc: int = 1) -> dict[str, Any]:
     selected = selected_checkpoint(ctx.supernet_dir)
     state = load_checkpoint(selected)
     sha = sha256_file(selected)
-    ctx.store.add_checkpoint(study=ctx.name, path=str(selected.resolve()), sha256=sha,
+    ctx.store.put_checkpoint(study=ctx.name, path=str(selected.resolve()), sha256=sha,
                              step=int(state["step"]))
     rows = ctx.store.import_metrics_log(study=ctx.name, run="supernet",
                                         path=ctx.supernet_dir / METRICS_NAME)
@@ -78,7 +78,7 @@ def stage_evaluate(ctx: StudyContext, *, workers: int = 1,
     done = {e.arch_key for e in ctx.store.get_evaluations(study=ctx.name, metric="val_loss_b",
                                                           source="supernet", checkpoint=sha)}
     todo = [a for a in archs if a.key() not in done]
-    ctx.store.upsert_archs(study=ctx.name, archs=[
+    ctx.store.put_archs(study=ctx.name, archs=[
         ArchRecord.from_arch(a, flops=space.flops(a), params=space.params(a)) for a in archs])
     if todo:
         with progress_bar(len(todo), "evaluate subnets") as advance:
@@ -156,7 +156,7 @@ def import_profile(ctx: StudyContext, path: str | Path) -> dict[str, Any]:
         ctx.console.print(line, style=None if trust.trusted else "bold yellow", markup=False)
     detail = {"fingerprint": table.fingerprint.id, "entries": len(table), "file": str(path),
               "imported": True, "latency_trust": trust.status}
-    ctx.store.set_stage_status(study=ctx.name, stage="profile", status="done", detail=detail)
+    ctx.store.put_stage_status(study=ctx.name, stage="profile", status="done", detail=detail)
     return detail
 
 
@@ -262,12 +262,12 @@ def stage_predict(ctx: StudyContext) -> dict[str, Any]:
                            options=cfg.options)
     metrics, model = fit.metrics, fit.model
     sha = ctx.checkpoint_sha()
-    ctx.store.add_evaluations(study=ctx.name, evaluations=[
+    ctx.store.put_evaluations(study=ctx.name, evaluations=[
         Evaluation(arch_key=archs[i].key(), metric="val_loss", value=float(m),
                    source="predictor", checkpoint=sha, fidelity=f"{cfg.kind}:holdout")
         for i, m in zip(fit.test, fit.predictions)])
     path = model.save(ctx.run_dir / f"predictor_{cfg.kind}")
-    ctx.store.save_predictor(study=ctx.name, kind=cfg.kind, metrics=metrics,
+    ctx.store.put_predictor(study=ctx.name, kind=cfg.kind, metrics=metrics,
                              n_labels=len(archs), path=str(Path(path).resolve()))
     ctx.console.print(f"predictor {cfg.kind}: held-out Kendall tau {metrics['kendall_tau']:.3f}"
                       + (f" (noise ceiling {metrics['noise_ceiling_tau']:.3f})"
@@ -337,16 +337,16 @@ def run_stage(ctx: StudyContext, stage: str, **options: Any) -> dict[str, Any]:
         raise ValueError(f"unknown stage {stage!r}; stages: {available_stages()}")
     if ctx.lease is not None:
         ctx.lease.check()
-    ctx.store.set_stage_status(
+    ctx.store.put_stage_status(
         study=ctx.name, stage=stage, status="running",
         detail=None if ctx.lease is None else {"owner": ctx.lease.owner()})
     try:
         detail = STAGE_FUNCTIONS[stage](ctx, **options)
     except BaseException as exc:
-        ctx.store.set_stage_status(study=ctx.name, stage=stage, status="failed",
+        ctx.store.put_stage_status(study=ctx.name, stage=stage, status="failed",
                                    detail={"error": f"{type(exc).__name__}: {exc}"})
         raise
-    ctx.store.set_stage_status(study=ctx.name, stage=stage, status="done", detail=detail)
+    ctx.store.put_stage_status(study=ctx.name, stage=stage, status="done", detail=detail)
     return detail
 
 

@@ -90,7 +90,7 @@ class StudyContext:
             sha = sha256_file(path)
             # a checkpoint from `nas train` (not the pipeline's train stage) is registered
             # here, the first time a stage uses it; idempotent on its sha256
-            self.store.add_checkpoint(study=self.name, path=str(path.resolve()), sha256=sha,
+            self.store.put_checkpoint(study=self.name, path=str(path.resolve()), sha256=sha,
                                       step=int(state.get("step", 0)))
             self._cache["checkpoint_sha"] = sha
         return self._cache["supernet"]

@@ -22,10 +22,11 @@ does). Accumulation is float32. Float32 inputs always get exact float32 dots
 (``input_precision="ieee"``: FMA units, no tensor cores). For bf16 / fp16 inputs
 ``NAS_SSM_TRITON_DOT`` picks the dot (see `_dot_kind`): ``tf32`` (the default: tensor-core TF32
 dots on float32 operands, 10-bit mantissa, finer than the bf16 inputs), ``ieee`` (upcast in
-registers, exact float32 dots on the FMA units, 2-3x slower) or ``16bit`` (bf16 / fp16 tensor-core dots, Hopper
-wgmma). The 16-bit dots gave, on the H200 with Triton 3.6 (2026-12-03, #18), a wrong bf16 dB
-(the ``dy dx^T`` dot summed only the first 16 of the 32 head-dim entries, matching the printed
-values exactly) and illegal memory accesses, with the kernel source unchanged between dtypes.
+registers, exact float32 dots on the FMA units, 2-3x slower) or ``16bit`` (bf16 / fp16
+tensor-core dots, Hopper wgmma). The 16-bit dots gave, on the H200 with Triton 3.6
+(2026-12-03, #18), a wrong bf16 dB (the ``dy dx^T`` dot summed only the first 16 of the 32
+head-dim entries, matching the printed values exactly) and illegal memory accesses, with the
+kernel source unchanged between dtypes.
 Time may be scanned backwards (``reverse=True``: the scan of the flipped sequence, flipped
 back) without copying: the kernels map chunk positions to ``T - 1 - t``.
 

@@ -140,7 +140,7 @@ def _done_runs(ctx: StudyContext, recipe: StandaloneRecipe, keys: list[str], see
 
 def _store_result(ctx: StudyContext, recipe: StandaloneRecipe, r: StandaloneResult) -> None:
     fidelity = recipe.fidelity(r.seed)
-    ctx.store.add_evaluations(study=ctx.name, evaluations=[
+    ctx.store.put_evaluations(study=ctx.name, evaluations=[
         Evaluation(arch_key=r.arch_key, metric=metric, value=value, source="standalone",
                    fidelity=fidelity, split="test")
         for metric, value in (("test_accuracy", r.test_accuracy), ("test_loss", r.test_loss))])
@@ -186,13 +186,13 @@ def run_audit(ctx: StudyContext, *, n: int, seeds: int, workers: int = 1,
     selection = _selection(ctx, n=n, sha=sha, run=front_run)
     archs = [s.arch for s in selection]
     keys = [a.key() for a in archs]
-    store.upsert_archs(study=ctx.name, archs=[
+    store.put_archs(study=ctx.name, archs=[
         ArchRecord.from_arch(a, flops=space.flops(a), params=space.params(a)) for a in archs])
     running = {"selection_params": {"n": n, "seed": config.seed, "checkpoint": sha,
                                     "front_run": front_run},
                "selection": [s.to_dict() for s in selection], "seeds": seeds,
                "recipe": recipe.to_dict(), "recipe_key": recipe.key(), "device": device}
-    store.set_stage_status(study=ctx.name, stage=AUDIT_STAGE, status="running", detail=running)
+    store.put_stage_status(study=ctx.name, stage=AUDIT_STAGE, status="running", detail=running)
     try:
         supernet = _supernet_scores(ctx, archs, sha)
         predictor, why_not, kind = _predictor_scores(ctx, archs)
@@ -221,10 +221,10 @@ def run_audit(ctx: StudyContext, *, n: int, seeds: int, workers: int = 1,
             predictor_reason=why_not, predictor_kind=kind, running=running)
         report["trained_now"] = trained
     except BaseException as exc:
-        store.set_stage_status(study=ctx.name, stage=AUDIT_STAGE, status="failed",
+        store.put_stage_status(study=ctx.name, stage=AUDIT_STAGE, status="failed",
                                detail={**running, "error": f"{type(exc).__name__}: {exc}"})
         raise
-    store.set_stage_status(study=ctx.name, stage=AUDIT_STAGE, status="done", detail=report)
+    store.put_stage_status(study=ctx.name, stage=AUDIT_STAGE, status="done", detail=report)
     return AuditOutcome(report=report, trained_now=trained, reused=n * seeds - len(jobs))
 
 

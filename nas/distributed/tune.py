@@ -7,7 +7,7 @@ and accuracy of the fixed subnet panel (largest, smallest and the study's random
 subnets). ASHA stops the trials that trail at a report; Optuna proposes the next recipes
 from the finished ones. The study's own recipe is the first trial, so the best stored
 recipe is never worse than the default on this budget. Every trial lands in the store
-(`Store.add_trial`) as it starts, reports and ends; `best_recipe` turns the best one into
+(`Store.put_trial`) as it starts, reports and ends; `best_recipe` turns the best one into
 `TrainConfig` overrides (``nas train STUDY --recipe best``).
 
 Example::
@@ -156,7 +156,7 @@ def _recorder(store: Store, study: str, *, first_number: int, trial_steps: int,
                       "trial_steps": self.trial_steps, "steps": step, "metric": self.metric,
                       "mode": METRICS[self.metric], "seed": self.seed,
                       "tune_trial_id": trial.trial_id}
-            self.store.add_trial(study=self.study, number=number, status=status, score=score,
+            self.store.put_trial(study=self.study, number=number, status=status, score=score,
                                  config=config)
             if status != "running" and self.on_trial_end is not None:
                 self.on_trial_end(number, status, score, config)

@@ -120,7 +120,7 @@ class StoringEvaluator:
         todo = [a for k, a in unique.items() if k not in results]
         if todo and self.store is not None:
             assert self.study is not None  # store and study come together (__init__)
-            self.store.upsert_archs(study=self.study, archs=[
+            self.store.put_archs(study=self.study, archs=[
                 ArchRecord.from_arch(a, flops=self.space.flops(a), params=self.space.params(a))
                 for a in todo])
         for batch, values, report in self._evaluate(todo):
@@ -157,7 +157,7 @@ class StoringEvaluator:
         if self.store is None:
             return
         assert self.study is not None  # store and study come together (__init__)
-        self.store.add_evaluations(study=self.study, evaluations=[
+        self.store.put_evaluations(study=self.study, evaluations=[
             Evaluation(arch_key=r["arch_key"], metric=name, value=r[name], source="supernet",
                        checkpoint=self.checkpoint, fidelity=self.fidelity, split=self.split)
             for r in rows for name in self.metrics])

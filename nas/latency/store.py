@@ -14,7 +14,7 @@ from nas.storage import LatencyTableRecord, Store, StoredLatencyEntry
 def store_table(store: Store, table: LatencyTable, *, space: str) -> LatencyTableRecord:
     """Save (upsert) a table with its calibration and validation under ``space``."""
     fp = table.fingerprint
-    return store.save_latency_table(
+    return store.put_latency_table(
         fingerprint_id=fp.id, fingerprint=fp.to_dict(), mode=fp.mode,
         batch_size=fp.batch_size, dtype=fp.dtype, space=space,
         entries=[StoredLatencyEntry(signature=k, median_ms=e.median_ms, spread_ms=e.spread_ms,

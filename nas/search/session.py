@@ -196,7 +196,7 @@ class SearchSession:
                 f"{old.config}): resume it with the same settings or pick another run name")
         self.store.create_search_run(study=self.study, name=self.run_name, method=self.method,
                                      config=self.config, seed=self.seed)
-        self.store.set_search_run_status(study=self.study, name=self.run_name,
+        self.store.put_search_run_status(study=self.study, name=self.run_name,
                                          status="running")
         known: dict[str, dict[str, float]] = {}
         for ev in self.store.get_evaluations(study=self.study, source="supernet",
@@ -212,10 +212,10 @@ class SearchSession:
         from nas.storage import ArchRecord, Evaluation
 
         costs = self.objectives.costs(archs)
-        self.store.upsert_archs(study=self.study, archs=[
+        self.store.put_archs(study=self.study, archs=[
             ArchRecord.from_arch(a, flops=int(c["flops"]), params=int(c["params"]))
             for a, c in zip(archs, costs)])
-        self.store.add_evaluations(study=self.study, evaluations=[
+        self.store.put_evaluations(study=self.study, evaluations=[
             Evaluation(a.key(), name, value, "supernet", checkpoint=self.checkpoint,
                        fidelity=self.fidelity, split=self.split)
             for a, m in zip(archs, metrics) for name, value in m.items()])
@@ -225,7 +225,7 @@ class SearchSession:
 
         rows = [FrontRow(result.archs[i].key(), result.front_objectives(i), rank)
                 for rank, i in enumerate(result.front)]
-        self.store.set_front(study=self.study, run=self.run_name, front=rows)
+        self.store.put_front(study=self.study, run=self.run_name, front=rows)
 
     # ---- evaluation ----------------------------------------------------------------------
 
@@ -300,7 +300,7 @@ class SearchSession:
         result = self.result(**info)
         if self.store is not None:
             self._store_front(result)
-            self.store.set_search_run_status(study=self.study, name=self.run_name,
+            self.store.put_search_run_status(study=self.study, name=self.run_name,
                                              status="done")
         return result
 
@@ -312,7 +312,7 @@ class SearchSession:
         self._progress.stop()
         if exc_type is not None and self.store is not None:
             try:
-                self.store.set_search_run_status(study=self.study, name=self.run_name,
+                self.store.put_search_run_status(study=self.study, name=self.run_name,
                                                  status="failed")
             except Exception:  # the original error matters more than this bookkeeping
                 pass

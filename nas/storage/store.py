@@ -2,7 +2,10 @@
 
 Every method runs in one short transaction and returns plain records (`records.py`), never
 session-bound objects. Writes are upserts on natural keys (``INSERT ... ON CONFLICT``), so
-replaying a result never duplicates it, and several processes may write at once (see
+replaying a result never duplicates it; their verbs say so: ``put_*`` writes a row by its key
+(inserting or updating it), ``get_*`` / ``list_*`` read, and only the identity rows have
+their own verbs (`create_or_get_study`, `create_search_run`, the lease methods). Several
+processes may write at once (see
 `transactions.py`). Bad input raises one `StoreError` before anything is written. Open
 one `Store` per process (an engine must not cross a fork).
 
@@ -10,8 +13,8 @@ Example::
 
     store = open_store()  # ./.nas/nas.db, $NAS_STORAGE, or open_store("postgresql://...")
     store.create_or_get_study(name="quickstart", space="hybrid_vit_tiny")
-    store.upsert_archs(study="quickstart", archs=[ArchRecord.from_arch(arch, flops=f)])
-    store.add_evaluations(study="quickstart",
+    store.put_archs(study="quickstart", archs=[ArchRecord.from_arch(arch, flops=f)])
+    store.put_evaluations(study="quickstart",
                           evaluations=[Evaluation(arch.key(), "accuracy", 0.91, "supernet")])
 """
 
@@ -181,11 +184,11 @@ class Store(Transactions):
 
     # -- archs and evaluations ----------------------------------------------------------
 
-    def upsert_arch(self, *, study: str, key: str, arch_json: str, flops: int | None = None,
+    def put_arch(self, *, study: str, key: str, arch_json: str, flops: int | None = None,
                     params: int | None = None) -> None:
-        self.upsert_archs(study=study, archs=[ArchRecord(key, arch_json, flops, params)])
+        self.put_archs(study=study, archs=[ArchRecord(key, arch_json, flops, params)])
 
-    def upsert_archs(self, *, study: str, archs: Iterable[ArchRecord]) -> None:
+    def put_archs(self, *, study: str, archs: Iterable[ArchRecord]) -> None:
         """Store archs (shared by all studies) and link them to ``study`` with their FLOPs
         and params (a ``None`` keeps what is stored)."""
         now, arch_rows, links = utc_now(), {}, {}
@@ -206,7 +209,7 @@ class Store(Transactions):
         self._run(work, write=True)
 
     def get_archs(self, *, study: str, keys: Iterable[str] | None = None) -> list[ArchRecord]:
-        """Archs linked to ``study`` (by `upsert_archs` or an evaluation), sorted by key."""
+        """Archs linked to ``study`` (by `put_archs` or an evaluation), sorted by key."""
         def work(conn: Connection) -> list[ArchRecord]:
             links, archs = table_of(StudyArchRow), table_of(ArchRow)
             query = (select(archs.c.key, archs.c.arch_json, links.c.flops, links.c.params)
@@ -219,10 +222,10 @@ class Store(Transactions):
 
         return self._run(work, write=False)
 
-    def add_evaluations(self, *, study: str, evaluations: Iterable[Evaluation]) -> int:
+    def put_evaluations(self, *, study: str, evaluations: Iterable[Evaluation]) -> int:
         """Record evaluations; a replay (same study, arch, metric, source, checkpoint,
         fidelity, split) updates the value instead of adding a row. Returns the rows given
-        (after merging duplicates). Archs must be stored first (`upsert_archs`)."""
+        (after merging duplicates). Archs must be stored first (`put_archs`)."""
         now = utc_now()
         rows: dict[tuple[str, ...], dict[str, Any]] = {}
         for ev in evaluations:
@@ -243,14 +246,14 @@ class Store(Transactions):
             missing = self._missing_archs(conn, (r["arch_key"] for r in rows.values()))
             if missing:
                 raise StoreError(f"unknown arch keys {missing[:5]} ({len(missing)} in all): "
-                                 "store them with upsert_archs first")
+                                 "store them with put_archs first")
             shas = {r["checkpoint"] for r in rows.values()} - {""}
             ckpt = table_of(CheckpointRow)
             known = set(conn.scalars(select(ckpt.c.sha256).where(
                 ckpt.c.study_id == study_id, ckpt.c.sha256.in_(sorted(shas))))) if shas else set()
             if shas - known:
                 raise StoreError(f"unknown checkpoints {sorted(shas - known)[:3]} of study "
-                                 f"{study!r}: add them with add_checkpoint first")
+                                 f"{study!r}: add them with put_checkpoint first")
             self._upsert(conn, StudyArchRow, [dict(study_id=study_id, arch_key=k) for k in
                                               sorted({r["arch_key"] for r in rows.values()})],
                          ["study_id", "arch_key"])
@@ -283,7 +286,7 @@ class Store(Transactions):
 
     # -- checkpoints and training metrics -----------------------------------------------
 
-    def add_checkpoint(self, *, study: str, path: str | Path, sha256: str,
+    def put_checkpoint(self, *, study: str, path: str | Path, sha256: str,
                        step: int) -> CheckpointRecord:
         """Record a checkpoint (idempotent on its sha256; a new path or step is kept)."""
         row = dict(path=str(path), sha256=checked_name(sha256, "sha256", 64),
@@ -369,7 +372,7 @@ class Store(Transactions):
 
     # -- latency tables -----------------------------------------------------------------
 
-    def save_latency_table(self, *, fingerprint_id: str, fingerprint: dict[str, Any],
+    def put_latency_table(self, *, fingerprint_id: str, fingerprint: dict[str, Any],
                            mode: str, batch_size: int, dtype: str,
                            entries: Iterable[StoredLatencyEntry] = (), space: str = "",
                            calibration: dict[str, Any] | None = None,
@@ -437,13 +440,13 @@ class Store(Transactions):
 
     # -- predictors ---------------------------------------------------------------------
 
-    def save_predictor(self, *, study: str, kind: str, metrics: dict[str, Any], n_labels: int,
+    def put_predictor(self, *, study: str, kind: str, metrics: dict[str, Any], n_labels: int,
                        blob: bytes | None = None, path: str | Path | None = None,
                        ) -> PredictorRecord:
         """Store a fitted predictor as ``blob`` (its saved files, e.g. a zip) or ``path``;
         saving identical content again only refreshes its metrics and time."""
         if (blob is None) == (path is None):
-            raise StoreError("save_predictor: give exactly one of blob and path")
+            raise StoreError("put_predictor: give exactly one of blob and path")
         content = blob if blob is not None else str(path).encode()
         row = dict(kind=checked_name(kind, "predictor kind", 100),
                    content_hash=hashlib.sha256(content).hexdigest(),
@@ -502,7 +505,7 @@ class Store(Transactions):
             raise StoreError(f"no search run named {name!r} in this study")
         return to_record(SearchRunRecord, row)
 
-    def set_search_run_status(self, *, study: str, name: str, status: str) -> None:
+    def put_search_run_status(self, *, study: str, name: str, status: str) -> None:
         if status not in STATUSES:
             raise StoreError(f"status must be one of {STATUSES}, got {status!r}")
 
@@ -522,7 +525,7 @@ class Store(Transactions):
 
         return self._run(work, write=False)
 
-    def set_front(self, *, study: str, run: str, front: Iterable[FrontRow]) -> None:
+    def put_front(self, *, study: str, run: str, front: Iterable[FrontRow]) -> None:
         """Replace the Pareto front of search run ``run`` (archs must be stored)."""
         rows = [dict(arch_key=checked_name(r.arch_key, "front arch_key", 64),
                      objectives=json_data(r.objectives, "objectives"),
@@ -553,7 +556,7 @@ class Store(Transactions):
 
     # -- pipeline stages and trials -----------------------------------------------------
 
-    def set_stage_status(self, *, study: str, stage: str, status: str,
+    def put_stage_status(self, *, study: str, stage: str, status: str,
                          detail: dict[str, Any] | None = None) -> StageStatus:
         """Set a stage's status: ``running`` stamps the start, ``done``/``failed`` the
         finish, ``pending`` clears both; ``detail`` replaces the stored one."""
@@ -589,7 +592,7 @@ class Store(Transactions):
 
         return self._run(work, write=False)
 
-    def add_trial(self, *, study: str, number: int, config: dict[str, Any],
+    def put_trial(self, *, study: str, number: int, config: dict[str, Any],
                   score: float | None = None, status: str = "done") -> None:
         """Record (or update) hyper-parameter trial ``number``."""
         now = utc_now()

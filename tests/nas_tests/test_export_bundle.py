@@ -22,11 +22,11 @@ def test_export_refuses_what_the_store_cannot_back(tmp_path, space):
             export_arch_zip(store=store, study="nope", arch_key="0" * 16)
         store.create_or_get_study(name="s", space="hybrid_vit_tiny")
         arch = space.largest()
-        store.upsert_archs(study="s", archs=[ArchRecord.from_arch(arch)])
+        store.put_archs(study="s", archs=[ArchRecord.from_arch(arch)])
         with pytest.raises(ExportError, match="not stored"):
             export_arch_zip(store=store, study="s", arch_key="0" * 16)
         with pytest.raises(ExportError, match="no supernet checkpoint"):
             export_arch_zip(store=store, study="s", arch_key=arch.key())
-        store.add_checkpoint(study="s", path=tmp_path / "gone.pt", sha256="a" * 64, step=1)
+        store.put_checkpoint(study="s", path=tmp_path / "gone.pt", sha256="a" * 64, step=1)
         with pytest.raises(ExportError, match="not on this machine"):
             export_arch_zip(store=store, study="s", arch_key=arch.key())

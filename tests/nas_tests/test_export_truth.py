@@ -126,10 +126,10 @@ def test_search_and_export_pick_the_same_knee(size, tiny_space, tmp_path):
         evaluator_calls=size, seed=0)
     with open_store(f"sqlite:///{tmp_path / 'db.sqlite'}") as store:
         store.create_or_get_study(name="s", space="hybrid_vit_tiny")
-        store.upsert_archs(study="s", archs=[ArchRecord.from_arch(a) for a in archs])
+        store.put_archs(study="s", archs=[ArchRecord.from_arch(a) for a in archs])
         store.create_search_run(study="s", name="search", method="ours", seed=0,
                                 config={"objectives": ["accuracy", "latency"]})
-        store.set_front(study="s", run="search", front=[
+        store.put_front(study="s", run="search", front=[
             FrontRow(archs[i].key(), result.front_objectives(i), rank)
             for rank, i in enumerate(result.front)])
         chosen, row = choose_arch(SimpleNamespace(store=store, name="s"), run="search")
@@ -158,7 +158,7 @@ def audit_report(checkpoint: str | None) -> dict:
 def test_model_card_reads_the_audits_checkpoint(stored, current, same, tiny_space, tmp_path):
     with open_store(f"sqlite:///{tmp_path / 'db.sqlite'}") as store:
         store.create_or_get_study(name="s", space="hybrid_vit_tiny")
-        store.set_stage_status(study="s", stage="audit", status="done",
+        store.put_stage_status(study="s", stage="audit", status="done",
                                detail=audit_report(stored))
         ctx = SimpleNamespace(store=store, name="s", checkpoint_sha=lambda: current)
         card = audit_card(ctx, tiny_space.largest())

@@ -101,12 +101,12 @@ def test_fixed_file_runs_without_force(tmp_path):
     with open_store(url) as store:
         store.create_or_get_study(name="fixme", space="hybrid_vit_tiny",
                                   study_text="the broken file", study_path=str(path))
-        store.set_stage_status(study="fixme", stage="train", status="failed",
+        store.put_stage_status(study="fixme", stage="train", status="failed",
                                detail={"error": "mat1 and mat2 shapes cannot be multiplied"})
         ctx = open_study(path, store=store, runs_root=tmp_path / "runs")
         assert ctx.name == "fixme"
         assert store.get_study(name="fixme").study_text == path.read_text()
-        store.set_stage_status(study="fixme", stage="train", status="done")
+        store.put_stage_status(study="fixme", stage="train", status="done")
         path.write_text(path.read_text().replace("batch_size=32", "batch_size=16"))
         with pytest.raises(ValueError, match="changed since the study was created"):
             open_study(path, store=store, runs_root=tmp_path / "runs")
@@ -250,7 +250,7 @@ def test_crafted_predictor_is_refused_before_anything_is_written(tmp_path):
     (crafted / "config.json").write_text('{"kind": "gnn", "format": 1, "oops": [')
     with open_store(url) as store:
         ctx = open_study(path, store=store, runs_root=tmp_path / "runs")
-        store.save_predictor(study="tiny", kind="gnn", metrics={}, n_labels=20,
+        store.put_predictor(study="tiny", kind="gnn", metrics={}, n_labels=20,
                              path=str(crafted))
         n_eval = len(store.get_evaluations(study="tiny"))
         with pytest.raises(ValueError, match="predictor .* cannot be used") as info:

@@ -107,7 +107,7 @@ def build_fixture_store(root: Path) -> FixtureStore:
             if stage == "profile":
                 store_table(store, other, space=ctx.space_key())  # older: not the default
                 store_table(store, table, space=ctx.space_key())
-                store.set_stage_status(study=STUDY, stage=stage, status="done", detail={
+                store.put_stage_status(study=STUDY, stage=stage, status="done", detail={
                     "fingerprint": table.fingerprint.id, "computed": True})
             else:
                 run_stage(ctx, stage)

@@ -44,11 +44,11 @@ def main(url: str, worker: int, gate: Path) -> None:
     random.Random(worker).shuffle(indices)
     for start in range(0, len(indices), BATCH):
         batch = [arch_record(i) for i in indices[start:start + BATCH]]
-        store.upsert_archs(study="concurrent", archs=batch)
-        store.add_evaluations(study="concurrent", evaluations=[
+        store.put_archs(study="concurrent", archs=batch)
+        store.put_evaluations(study="concurrent", evaluations=[
             Evaluation(arch_key=a.key, metric=m, value=worker + 0.5, source="supernet")
             for a in batch for m in METRICS])
-        store.set_stage_status(study="concurrent", stage="evaluate", status="running",
+        store.put_stage_status(study="concurrent", stage="evaluate", status="running",
                                detail={"worker": worker})
     store.close()
 

@@ -60,29 +60,29 @@ def write_everything(store, tmp_path: Path) -> None:
     """One of every kind of write; called twice by the replay test."""
     store.create_or_get_study(name=STUDY, space="hybrid_vit_tiny", study_text="study = 1\n",
                               space_overrides={"widths": (16, 32)}, seeds={"train": 0})
-    store.upsert_archs(study=STUDY, archs=[arch(i) for i in range(1, 6)])
-    ckpt = store.add_checkpoint(study=STUDY, path=tmp_path / "ckpt.pt", sha256="a" * 64, step=10)
-    store.add_evaluations(study=STUDY, evaluations=[
+    store.put_archs(study=STUDY, archs=[arch(i) for i in range(1, 6)])
+    ckpt = store.put_checkpoint(study=STUDY, path=tmp_path / "ckpt.pt", sha256="a" * 64, step=10)
+    store.put_evaluations(study=STUDY, evaluations=[
         Evaluation(arch(i).key, metric, 0.1 * i, "supernet", checkpoint=ckpt.sha256,
                    fidelity="val_batches=4") for i in range(1, 6) for metric in ("acc", "loss")])
-    store.add_evaluations(study=STUDY, evaluations=[Evaluation(arch(1).key, "acc", 0.5,
+    store.put_evaluations(study=STUDY, evaluations=[Evaluation(arch(1).key, "acc", 0.5,
                                                                "standalone")])
     log = tmp_path / "metrics.jsonl"
     log.write_text("".join(json.dumps({"kind": "train", "step": s, "loss": 1.0 / s}) + "\n"
                            for s in range(1, 21)) + '{"kind": "val", "step": 20, "panel": []}\n')
     store.import_metrics_log(study=STUDY, run="supernet", path=log)
-    store.save_latency_table(fingerprint_id="fp1", fingerprint={"device": "cpu"}, mode="eager",
+    store.put_latency_table(fingerprint_id="fp1", fingerprint={"device": "cpu"}, mode="eager",
                              batch_size=1, dtype="float32",
                              entries=[StoredLatencyEntry(f"sig{i}", 1.0 + i, 0.1, 7)
                                       for i in range(4)])
-    store.save_predictor(study=STUDY, kind="gnn", metrics={"kendall_tau": 0.7}, n_labels=5,
+    store.put_predictor(study=STUDY, kind="gnn", metrics={"kendall_tau": 0.7}, n_labels=5,
                          blob=b"zip bytes")
     store.create_search_run(study=STUDY, name="evolution", method="evolution",
                             config={"population": 8}, seed=3)
-    store.set_front(study=STUDY, run="evolution", front=[
+    store.put_front(study=STUDY, run="evolution", front=[
         FrontRow(arch(i).key, {"acc": 0.1 * i, "latency_ms": i}, rank=i) for i in (1, 3)])
-    store.set_stage_status(study=STUDY, stage="train", status="done", detail={"steps": 20})
-    store.add_trial(study=STUDY, number=0, config={"lr": 1e-3}, score=0.8)
+    store.put_stage_status(study=STUDY, stage="train", status="done", detail={"steps": 20})
+    store.put_trial(study=STUDY, number=0, config={"lr": 1e-3}, score=0.8)
 
 
 class TestStoreContract:
@@ -143,14 +143,14 @@ class TestStoreContract:
         with open_store(backend_url) as store:
             write_everything(store, tmp_path)
             key = arch(2).key
-            store.add_evaluations(study=STUDY, evaluations=[
+            store.put_evaluations(study=STUDY, evaluations=[
                 Evaluation(key, "acc", 0.99, "supernet", checkpoint="a" * 64,
                            fidelity="val_batches=4")])
             assert [e.value for e in store.get_evaluations(
                 study=STUDY, metric="acc", source="supernet", arch_keys=[key])] == [0.99]
-            store.upsert_archs(study=STUDY, archs=[ArchRecord(key, arch(2).arch_json)])
+            store.put_archs(study=STUDY, archs=[ArchRecord(key, arch(2).arch_json)])
             assert store.get_archs(study=STUDY, keys=[key])[0].flops == 200  # None keeps it
-            store.save_latency_table(fingerprint_id="fp1", fingerprint={"device": "cpu"},
+            store.put_latency_table(fingerprint_id="fp1", fingerprint={"device": "cpu"},
                                      mode="eager", batch_size=1, dtype="float32",
                                      entries=[StoredLatencyEntry("sig0", 9.0, 0.2, 3)],
                                      validation={"mape": 4.0})
@@ -158,9 +158,9 @@ class TestStoreContract:
                                             dtype="float32")
             assert table.validation == {"mape": 4.0} and table.entries["sig0"].median_ms == 9.0
             assert len(table.entries) == 4
-            store.save_predictor(study=STUDY, kind="gnn", metrics={}, n_labels=9, blob=b"v2")
+            store.put_predictor(study=STUDY, kind="gnn", metrics={}, n_labels=9, blob=b"v2")
             assert store.get_latest_predictor(study=STUDY, kind="gnn").blob == b"v2"
-            store.set_front(study=STUDY, run="evolution", front=[FrontRow(key, {"acc": 1}, 0)])
+            store.put_front(study=STUDY, run="evolution", front=[FrontRow(key, {"acc": 1}, 0)])
             assert [r.arch_key for r in store.get_front(study=STUDY, run="evolution")] == [key]
             changed = store.record_study_reproducibility(
                 name=STUDY, study_path="s.py", study_text="study = 2\n",
@@ -172,13 +172,13 @@ class TestStoreContract:
     def test_stage_status_transitions(self, backend_url):
         with open_store(backend_url) as store:
             store.create_or_get_study(name=STUDY, space="hybrid_vit_tiny")
-            running = store.set_stage_status(study=STUDY, stage="train", status="running")
+            running = store.put_stage_status(study=STUDY, stage="train", status="running")
             assert running.started_at is not None and running.finished_at is None
-            done = store.set_stage_status(study=STUDY, stage="train", status="done",
+            done = store.put_stage_status(study=STUDY, stage="train", status="done",
                                           detail={"step": 5})
             assert done.started_at == running.started_at and done.finished_at is not None
-            store.set_stage_status(study=STUDY, stage="profile", status="failed")
-            pending = store.set_stage_status(study=STUDY, stage="train", status="pending")
+            store.put_stage_status(study=STUDY, stage="profile", status="failed")
+            pending = store.put_stage_status(study=STUDY, stage="train", status="pending")
             assert pending.started_at is None and pending.finished_at is None
             assert [(s.stage, s.status) for s in store.stages(study=STUDY)] == [
                 ("train", "pending"), ("profile", "failed")]
@@ -198,17 +198,17 @@ class TestStoreContract:
             }
             for message, batch in bad_batches.items():
                 with pytest.raises(StoreError, match=message):
-                    store.add_evaluations(study=STUDY, evaluations=batch)
+                    store.put_evaluations(study=STUDY, evaluations=batch)
             with pytest.raises(StoreError, match="no study named 'missing'"):
-                store.add_evaluations(study="missing", evaluations=[good])
+                store.put_evaluations(study="missing", evaluations=[good])
             with pytest.raises(StoreError, match="key is not the hash"):
-                store.upsert_archs(study=STUDY, archs=[arch(7), ArchRecord("0" * 16, "{}")])
+                store.put_archs(study=STUDY, archs=[arch(7), ArchRecord("0" * 16, "{}")])
             with pytest.raises(StoreError, match="unknown arch keys"):
-                store.set_front(study=STUDY, run="evolution", front=[FrontRow("f" * 16, {}, 0)])
+                store.put_front(study=STUDY, run="evolution", front=[FrontRow("f" * 16, {}, 0)])
             with pytest.raises(StoreError, match="stage status must be one of"):
-                store.set_stage_status(study=STUDY, stage="train", status="finished")
+                store.put_stage_status(study=STUDY, stage="train", status="finished")
             with pytest.raises(StoreError, match="not JSON data"):
-                store.add_trial(study=STUDY, number=1, config={"fn": object()})
+                store.put_trial(study=STUDY, number=1, config={"fn": object()})
             log = tmp_path / "broken.jsonl"
             log.write_text('{"kind": "train", "step": 100}\nnot json\n{"kind": "train", "step": 1')
             with pytest.raises(StoreError, match=r"broken.jsonl:2: not JSON"):
@@ -303,7 +303,7 @@ class TestUrls:
     def test_plain_in_memory_sqlite(self, url):
         with open_store(url) as store:
             store.create_or_get_study(name="m", space="hybrid_vit_tiny")
-            store.upsert_archs(study="m", archs=[arch(1)])
+            store.put_archs(study="m", archs=[arch(1)])
             assert [a.key for a in store.get_archs(study="m")] == [arch(1).key]
 
     def test_unreachable_postgres_is_one_quick_clear_error(self):
