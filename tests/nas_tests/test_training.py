@@ -297,13 +297,27 @@ def test_largest_first_must_be_a_fraction(bad):
         TrainConfig(largest_first=bad)
 
 
-def test_steps_for_budget_counts_the_cheaper_largest_alone_steps():
-    """Largest-alone steps train one subnet instead of the sampler's three, so the same
-    budget holds more of them (timed, so only the direction is asserted, with a margin)."""
-    from nas.training import steps_for_budget
+def test_steps_for_budget_weights_the_largest_alone_and_sampled_phases(monkeypatch):
+    """The two phases are probed apart and weighted by their shares of the schedule: with a
+    fake clock where a largest-alone step takes 1 s, a sampled step 3 s and the final panel
+    evaluation 10 s, ``largest_first=0.5`` prices a step at 0.5 * 1 + 0.5 * 3 = 2 s."""
+    from nas.training import horizon
 
+    clock = [0.0]
+
+    def fake_train(*, config, on_step, **kw):
+        step_s = 1.0 if config.largest_first == 1 else 3.0
+        for step in range(1, config.steps + 1):
+            clock[0] += step_s + (10.0 if step == config.steps else 0.0)
+            on_step(step, {})
+
+    monkeypatch.setattr(horizon, "train_supernet", fake_train)
+    monkeypatch.setattr(horizon.time, "perf_counter", lambda: clock[0])
     kw = dict(space=tiny_space(), train=synthetic(96, 0), val=synthetic(64, 1),
-              probe_steps=8, warmup_steps=2, seconds=8.0, min_steps=1)
-    sampled = steps_for_budget(config=CONFIG, **kw)
-    alone = steps_for_budget(config=CONFIG.with_overrides(largest_first=1.0), **kw)
-    assert alone > 1.3 * sampled
+              probe_steps=6, warmup_steps=2, margin=1.0, min_steps=1)
+    config = CONFIG.with_overrides(eval_every=1000)  # 10 s per 1,000 steps of evaluation
+    per_step = {0.0: 3.0, 0.5: 2.0, 1.0: 1.0}
+    for share, step_s in per_step.items():
+        steps = horizon.steps_for_budget(config=config.with_overrides(largest_first=share),
+                                         seconds=1000.0, **kw)
+        assert steps == int(1000.0 / (step_s + 10.0 / 1000)), share
