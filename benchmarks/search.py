@@ -142,7 +142,7 @@ def table_phase(args: argparse.Namespace) -> None:
 # ---- phase search: every method against the true front ---------------------------------------
 
 METHODS = ("ours", "ours_no_predictor", "random", "optuna_nsga2", "optuna_tpe")
-OBJECTIVES = ("accuracy", "latency")
+OBJECTIVES = ("accuracy", "latency_ms")
 
 
 class TruthEvaluator:

@@ -285,7 +285,7 @@ def stage_search(ctx: StudyContext, *, config=None, workers: int = 1,
     config = config or ctx.study.search
     data = ctx.data()
     latency = latency_scorer(ctx)
-    if latency is None and any(o == "latency" for o in config.objectives) or (
+    if latency is None and "latency_ms" in config.objectives or (
             latency is None and config.constraints.max_latency_ms is not None):
         raise ValueError("the search needs a latency table: run `nas profile STUDY` first")
     evaluator = make_evaluator(supernet=ctx.supernet(), x=data.val.x, y=data.val.y,

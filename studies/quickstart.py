@@ -32,7 +32,7 @@ study = Study(
     # blocks of timings spread over >= 3 s (the default 8 s / 20 s suits a real target box;
     # the quickstart is a tour and keeps the whole study under 5 minutes on 2 cores)
     profiling=ProfilingConfig(min_block_s=3.0),
-    search=SearchConfig(budget=60, population=12, objectives=("accuracy", "latency"), seed=0),
+    search=SearchConfig(budget=60, population=12, objectives=("accuracy", "latency_ms"), seed=0),
     # stand-alone runs of `nas audit`: a quarter of the supernet's 400 steps (CPU-sized)
     audit=AuditConfig(budget=0.25),
 )

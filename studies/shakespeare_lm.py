@@ -29,5 +29,5 @@ study = Study(
                          checkpoint_every=500, device="cuda", dropout=0.2,
                          largest_first=0.4),
     profiling=ProfilingConfig(device="cuda", mode="cuda_graph", batch_size=1),
-    search=SearchConfig(objectives=("loss", "latency")),
+    search=SearchConfig(objectives=("loss", "latency_ms")),
 )

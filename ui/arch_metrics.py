@@ -27,6 +27,7 @@ import pandas as pd
 
 from kernels import LatencyTable, layer_flops, layer_params, signature, spec_to_dict
 from kernels.latency_table import LatencyTableError
+from nas.search.objectives import canonical_objectives
 from nas.storage import ArchRecord, Evaluation, FrontRow, LatencyTableRecord
 from search_spaces import Arch, SearchSpace
 
@@ -44,8 +45,6 @@ MEASURED: dict[str, dict[str, tuple[str, str]]] = {
                    "loss": ("test_loss", "standalone training, test split")},
     "predictor": {"loss": ("val_loss", "predictor estimate of the validation loss")},
 }
-FRONT_ALIASES = {"val_accuracy": "accuracy", "acc": "accuracy", "val_loss": "loss",
-                 "latency": "latency_ms"}
 
 
 class TableRef(NamedTuple):
@@ -176,7 +175,8 @@ def arch_points(archs: Sequence[ArchRecord], evaluations: Iterable[Evaluation], 
         raise ValueError(f"source: expected one of {('best', *SOURCES)}, got {source!r}")
     values = latest_values(evaluations)
     ranks = {row.arch_key: row.rank for row in front}
-    objectives = {row.arch_key: {FRONT_ALIASES.get(k, k): v for k, v in row.objectives.items()}
+    objectives = {row.arch_key: dict(zip(canonical_objectives(list(row.objectives)),
+                                          row.objectives.values()))
                   for row in front}
     rows = []
     for record in archs:

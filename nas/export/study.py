@@ -72,7 +72,7 @@ def _knee_index(ctx: StudyContext, run: str, rows: list) -> int:
 
     config = next(r.config for r in ctx.store.list_search_runs(study=ctx.name) if r.name == run)
     return knee_of_front([r.objectives for r in rows],
-                         objectives=config.get("objectives", ("accuracy", "latency")))
+                         objectives=config.get("objectives", ("accuracy", "latency_ms")))
 
 
 def _metrics_with_sources(ctx: StudyContext, arch: Arch) -> list[dict[str, Any]]:

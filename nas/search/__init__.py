@@ -5,7 +5,7 @@ Example::
 
     from nas.search import Constraints, SearchConfig, run_search
 
-    config = SearchConfig(budget=200, objectives=("accuracy", "latency"),
+    config = SearchConfig(budget=200, objectives=("accuracy", "latency_ms"),
                           constraints=Constraints(max_latency_ms=2.0))
     result = run_search(space=space, evaluate=evaluate, config=config, latency=table,
                         store=store, study="quickstart", run_name="search")
@@ -27,6 +27,7 @@ from nas.search.objectives import (
     Objective,
     ObjectiveSet,
     SearchSetupError,
+    canonical_objectives,
     parse_objectives,
 )
 from nas.search.pareto import (
@@ -45,6 +46,7 @@ __all__ = [
     "BudgetExceededError", "BudgetedEvaluator",
     "Constraints", "InfeasibleArchError", "LatencyModel", "Objective", "ObjectiveSet",
     "SearchConfig", "SearchResult", "SearchSession", "SearchSetupError", "crowding_distance",
-    "hypervolume", "knee_point", "non_dominated_mask", "non_dominated_sort", "normalise",
+    "canonical_objectives", "hypervolume", "knee_point", "non_dominated_mask",
+    "non_dominated_sort", "normalise",
     "parse_objectives", "reference_point", "run_baseline", "run_search",
 ]

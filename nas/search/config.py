@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from nas.search.objectives import Constraints, SearchSetupError, parse_objectives
+from nas.search.objectives import (
+    Constraints,
+    SearchSetupError,
+    canonical_objectives,
+    parse_objectives,
+)
 
 # The search refits its predictor after every generation (tens of fits per run), so it
 # uses a cheaper fit than a one-shot predictor: the GNN settings the search was validated
@@ -26,7 +31,7 @@ class SearchConfig:
     the predictor find isolated front members that few children land on);
     ``batch_size``: archs evaluated per generation (default ``population // 2``);
     ``generations``: stop after this many generations (default: when the budget is spent).
-    ``objectives``: two or three of accuracy / loss / latency / flops / params (one of
+    ``objectives``: two or three of accuracy / loss / latency_ms / flops / params (one of
     accuracy and loss); ``constraints``: hard limits, never evaluated past.
     ``use_predictor``: screen the pool with the predictor (``predictor`` names the kind
     built when none is passed, with `SEARCH_PREDICTOR_DEFAULTS` for its kind updated by
@@ -43,7 +48,7 @@ class SearchConfig:
     """
 
     budget: int = 100
-    objectives: tuple[str, ...] = ("accuracy", "latency")
+    objectives: tuple[str, ...] = ("accuracy", "latency_ms")
     constraints: Constraints = field(default_factory=Constraints)
     seed: int = 0
     population: int = 16
@@ -64,7 +69,9 @@ class SearchConfig:
     eval_chunk: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "objectives", tuple(self.objectives))
+        if not isinstance(self.objectives, str):  # a string is refused by parse_objectives
+            # one name per objective: an older spelling ("latency") is kept as its name
+            object.__setattr__(self, "objectives", canonical_objectives(self.objectives))
         if isinstance(self.constraints, dict):
             object.__setattr__(self, "constraints", Constraints.from_dict(self.constraints))
         if not isinstance(self.constraints, Constraints):

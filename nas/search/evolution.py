@@ -309,7 +309,7 @@ def run_search(*, space: SearchSpace, evaluate: Evaluate, config: SearchConfig,
 
     Example::
 
-        config = SearchConfig(budget=200, objectives=("accuracy", "latency"),
+        config = SearchConfig(budget=200, objectives=("accuracy", "latency_ms"),
                               constraints=Constraints(max_latency_ms=2.0))
         result = run_search(space=space, evaluate=evaluate, config=config, latency=table)
         for arch in result.front_archs():

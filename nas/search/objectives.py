@@ -1,11 +1,14 @@
 """Objectives and hard constraints of a search: what is compared, and what is never evaluated.
 
 An objective is one of ``accuracy`` or ``loss`` (measured: supernet evaluation, or the
-predictor while screening) and ``latency`` (ms, from a latency model of the user's device
-and mode), ``flops`` or ``params`` (exact counts): two or three at once, exactly one of them
-measured. The cheap ones come from the table and the counts, so hard constraints
-(``latency <= X ms``, ``params <= N``, ``flops <= F``) are checked before anything is
-evaluated: an infeasible arch is never evaluated (Optuna's constraints are soft: they
+predictor while screening) and ``latency_ms`` (from a latency model of the user's device and
+mode), ``flops`` or ``params`` (exact counts): two or three at once, exactly one of them
+measured. Each has one name, the same in configs, fronts, the CLI and the app; the older
+spellings (``latency``, ``acc``, ``val_accuracy``, ``val_loss``) are still read, as aliases
+(`canonical_objectives`), so stored configs of older studies keep working. The cheap ones
+come from the table and the counts, so hard constraints (``latency_ms <= X``,
+``params <= N``, ``flops <= F``) are checked before anything is evaluated: an infeasible
+arch is never evaluated (Optuna's constraints are soft: they
 rank an evaluated trial, they do not spare its evaluation).
 
 Values are kept in natural units (accuracy in [0, 1], latency in ms); `ObjectiveSet.minimised`
@@ -13,7 +16,7 @@ flips the sign of what is maximised for the Pareto utilities.
 
 Example::
 
-    objectives = ObjectiveSet(("accuracy", "latency"), space=space, latency=table,
+    objectives = ObjectiveSet(("accuracy", "latency_ms"), space=space, latency=table,
                               constraints=Constraints(max_latency_ms=2.0))
     ok = objectives.feasible(archs)  # (n,) bool, nothing evaluated
 """
@@ -43,8 +46,9 @@ class LatencyModel(Protocol):
 
 @dataclass(frozen=True)
 class Objective:
-    """``name`` as shown and stored in fronts; ``metric`` the key of its value in an
-    evaluation's metrics (measured objectives) or the cost name; ``kind`` is ``measured``
+    """``name`` as written in configs, shown and stored in fronts (the key of `OBJECTIVES`);
+    ``metric`` the key of its value in an evaluation's metrics (measured objectives) or the
+    cost name; ``kind`` is ``measured``
     (needs the supernet), ``latency`` or ``count``."""
 
     name: str
@@ -56,12 +60,21 @@ class Objective:
 OBJECTIVES: dict[str, Objective] = {
     "accuracy": Objective("accuracy", "val_accuracy", True, "measured"),
     "loss": Objective("loss", "val_loss", False, "measured"),
-    "latency": Objective("latency_ms", "latency_ms", False, "latency"),
+    "latency_ms": Objective("latency_ms", "latency_ms", False, "latency"),
     "flops": Objective("flops", "flops", False, "count"),
     "params": Objective("params", "params", False, "count"),
 }
-_ALIASES = {"latency_ms": "latency", "acc": "accuracy", "val_accuracy": "accuracy",
-            "val_loss": "loss"}
+_ALIASES = {"latency": "latency_ms", "acc": "accuracy", "val_accuracy": "accuracy",
+            "val_loss": "loss"}  # older spellings, read from stored configs and study files
+
+
+def canonical_objectives(names: Sequence[str]) -> tuple[str, ...]:
+    """``names`` with every alias replaced by its objective's one name (e.g. the older
+    ``latency`` by ``latency_ms``); names that are not objectives are kept, for
+    `parse_objectives` to refuse."""
+    if isinstance(names, str):
+        return (names,)
+    return tuple(_ALIASES.get(name, name) for name in names)
 
 
 def parse_objectives(names: Sequence[str]) -> tuple[Objective, ...]:

@@ -130,7 +130,7 @@ def front_knee_key(front: Sequence[Any], config: Mapping[str, Any] | None) -> st
     run's objectives (a front stored by an older version)."""
     if not front:
         return None
-    objectives = (config or {}).get("objectives", ("accuracy", "latency"))
+    objectives = (config or {}).get("objectives", ("accuracy", "latency_ms"))
     try:
         return front[knee_of_front([r.objectives for r in front],
                                    objectives=objectives)].arch_key

@@ -76,7 +76,7 @@ def test_onnx_and_torchscript_take_batch_1_7_64(name, tmp_path):
 
 
 def test_knee_of_fronts_of_one_two_and_many():
-    objectives = ("accuracy", "latency")
+    objectives = ("accuracy", "latency_ms")
     one = [{"accuracy": 0.5, "latency_ms": 1.0}]
     assert knee_of_front(one, objectives=objectives) == 0
     two = [{"accuracy": 0.6, "latency_ms": 1.0}, {"accuracy": 0.9, "latency_ms": 3.0}]
@@ -90,7 +90,7 @@ def test_knee_of_fronts_of_one_two_and_many():
     assert perm[knee_of_front([many[i] for i in perm], objectives=objectives)] == 2
     # loss is minimised: the same front in loss terms has the same knee
     as_loss = [{"loss": 1 - r["accuracy"], "latency_ms": r["latency_ms"]} for r in many]
-    assert knee_of_front(as_loss, objectives=("loss", "latency")) == 2
+    assert knee_of_front(as_loss, objectives=("loss", "latency_ms")) == 2
     with pytest.raises(ValueError, match="empty"):
         knee_of_front([], objectives=objectives)
     with pytest.raises(ValueError, match="lacks objective"):
@@ -127,6 +127,7 @@ def test_search_and_export_pick_the_same_knee(size, tiny_space, tmp_path):
     with open_store(f"sqlite:///{tmp_path / 'db.sqlite'}") as store:
         store.create_or_get_study(name="s", space="hybrid_vit_tiny")
         store.put_archs(study="s", archs=[ArchRecord.from_arch(a) for a in archs])
+        # the older spelling "latency" of a stored run's config is still read
         store.create_search_run(study="s", name="search", method="ours", seed=0,
                                 config={"objectives": ["accuracy", "latency"]})
         store.put_front(study="s", run="search", front=[

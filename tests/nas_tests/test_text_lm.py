@@ -129,7 +129,7 @@ def test_study_sets_sequence_regularization_and_random_windows():
     study = load_study(Path(__file__).resolve().parents[2] / "studies" / "shakespeare_lm.py")
     assert study.space == "hybrid_lm_small" and study.data.windows == "random"
     assert study.training.dropout > 0 and study.training.keep_best
-    assert study.search.objectives == ("loss", "latency")
+    assert study.search.objectives == ("loss", "latency_ms")
     space = study.build_space()
     assert list(space.resolution) == [256]
     assert max(space.stages[0].width) == 384 and max(space.stages[0].depth) == 8

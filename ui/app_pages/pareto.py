@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from nas.search.objectives import canonical_objectives
 from ui import queries
 from ui.arch_metrics import MAXIMISED, OBJECTIVES, pareto_mask, source_description
 from ui.arch_view import show_arch, show_trust
@@ -113,9 +114,8 @@ def _history(url: str, record, run: str, *, table_points: pd.DataFrame) -> None:
     st.subheader(f"Search history of run {run}")
     config = next((r.config for r in queries.search_runs(url, record.name) if r.name == run),
                   {})
-    names = {"accuracy": "accuracy", "loss": "loss", "latency": "latency_ms",
-             "latency_ms": "latency_ms", "flops": "flops", "params": "params"}
-    objectives = [names.get(o, o) for o in config.get("objectives", ("accuracy", "latency"))]
+    # a stored config may spell an objective the older way ("latency"): one name each
+    objectives = list(canonical_objectives(config.get("objectives", ("accuracy", "latency_ms"))))
     order = history_order(queries.search_history(url, record.name, run))
     if not order:
         st.caption(f"Run {run} stored no history (runs made before searches logged the order "

@@ -6,15 +6,33 @@ import numpy as np
 import pytest
 
 from nas.search import (
+    OBJECTIVES,
     BudgetedEvaluator,
     BudgetExceededError,
     Constraints,
     ObjectiveSet,
     SearchConfig,
     SearchSetupError,
+    canonical_objectives,
     parse_objectives,
 )
 from nas.search.objectives import as_latency_model
+
+
+def test_one_name_per_objective_and_older_spellings_still_read() -> None:
+    """The registry key is the name configs, fronts and the app use; a config written with
+    an older spelling (``latency``, as studies and stored runs before 2026-12-03 did) reads
+    as the same objectives, stored under their one name."""
+    assert all(key == objective.name for key, objective in OBJECTIVES.items())
+    assert canonical_objectives(["acc", "latency", "params"]) == (
+        "accuracy", "latency_ms", "params")
+    old = SearchConfig(objectives=("accuracy", "latency"))
+    assert old.objectives == ("accuracy", "latency_ms") == SearchConfig().objectives
+    assert old.to_dict()["objectives"] == ["accuracy", "latency_ms"]
+    assert SearchConfig.from_dict({"objectives": ["val_loss", "latency"]}).objectives == (
+        "loss", "latency_ms")
+    with pytest.raises(SearchSetupError, match="two or three"):
+        SearchConfig(objectives="accuracy")  # type: ignore[arg-type]
 
 
 def test_parse_objectives() -> None:
@@ -45,12 +63,12 @@ def test_constraints_validation_and_round_trip() -> None:
 
 def test_latency_needs_a_model(space, table) -> None:
     with pytest.raises(SearchSetupError, match="no latency model"):
-        ObjectiveSet(("accuracy", "latency"), space=space)
+        ObjectiveSet(("accuracy", "latency_ms"), space=space)
     with pytest.raises(SearchSetupError, match="no latency model"):
         ObjectiveSet(("accuracy", "params"), space=space,
                      constraints=Constraints(max_latency_ms=1.0))
     with pytest.raises(SearchSetupError, match="LatencyTable"):
-        ObjectiveSet(("accuracy", "latency"), space=space, latency=object())
+        ObjectiveSet(("accuracy", "latency_ms"), space=space, latency=object())
     ObjectiveSet(("accuracy", "params"), space=space)  # no latency needed
 
 
@@ -62,7 +80,7 @@ def test_table_is_wrapped_and_matches_the_reference_path(space, table, rng) -> N
 
 
 def test_values_costs_and_feasibility(space, table, rng) -> None:
-    objectives = ObjectiveSet(("accuracy", "latency", "params"), space=space, latency=table,
+    objectives = ObjectiveSet(("accuracy", "latency_ms", "params"), space=space, latency=table,
                               constraints=Constraints(max_params=8000, max_flops=10**9))
     archs = [space.sample(rng) for _ in range(30)]
     values = objectives.values(archs, [{"val_accuracy": 0.5 + i / 100} for i in range(30)])
@@ -78,7 +96,7 @@ def test_values_costs_and_feasibility(space, table, rng) -> None:
 
 
 def test_budgeted_evaluator_caches_counts_and_stops(space, table, rng, make_evaluator) -> None:
-    objectives = ObjectiveSet(("loss", "latency"), space=space, latency=table)
+    objectives = ObjectiveSet(("loss", "latency_ms"), space=space, latency=table)
     inner = make_evaluator(space)
     archs = list({a.key(): a for a in (space.sample(rng) for _ in range(40))}.values())[:6]
     seen = []
@@ -99,7 +117,7 @@ def test_budgeted_evaluator_caches_counts_and_stops(space, table, rng, make_eval
 
 def test_known_results_spend_budget_but_are_not_evaluated(space, table, rng,
                                                           make_evaluator) -> None:
-    objectives = ObjectiveSet(("loss", "latency"), space=space, latency=table)
+    objectives = ObjectiveSet(("loss", "latency_ms"), space=space, latency=table)
     a, b = space.sample(rng), space.largest()
     inner = make_evaluator(space)
     evaluator = BudgetedEvaluator(inner, budget=3, objectives=objectives,
@@ -110,7 +128,7 @@ def test_known_results_spend_budget_but_are_not_evaluated(space, table, rng,
 
 
 def test_bad_evaluator_output_is_refused(space, table, rng) -> None:
-    objectives = ObjectiveSet(("accuracy", "latency"), space=space, latency=table)
+    objectives = ObjectiveSet(("accuracy", "latency_ms"), space=space, latency=table)
     arch = space.sample(rng)
     for evaluate, match in ((lambda archs: [], "returned 0 results"),
                             (lambda archs: [[0.5]], "expected a dict"),
@@ -129,7 +147,7 @@ def test_search_config_validation_and_round_trip() -> None:
     assert config.with_overrides(seed=3, batch_size=None).batch_size == 4
     for bad, match in ((dict(budget=0), "budget"), (dict(population=1), "population"),
                        (dict(kappa=-1.0), "kappa"), (dict(random_fraction=2.0), "random"),
-                       (dict(objectives=("latency", "flops")), "exactly one"),
+                       (dict(objectives=("latency_ms", "flops")), "exactly one"),
                        (dict(use_predictor="yes"), "use_predictor")):
         with pytest.raises(SearchSetupError, match=match):
             SearchConfig(**bad)

@@ -55,7 +55,7 @@ def test_budget_spent_exactly_without_duplicates(method, space, table, make_eval
 def test_constraints_never_violated_by_an_evaluated_arch(method, space, table,
                                                          make_evaluator) -> None:
     constraints = Constraints(max_latency_ms=0.085, max_params=9000)
-    checker = ObjectiveSet(("accuracy", "latency"), space=space, latency=table,
+    checker = ObjectiveSet(("accuracy", "latency_ms"), space=space, latency=table,
                            constraints=constraints)
     seen = []
 
@@ -137,7 +137,7 @@ def test_resume_with_other_settings_is_refused(space, table, tmp_path, make_eval
 
 
 def test_three_objectives_and_loss(space, table, make_evaluator) -> None:
-    config = small_config(objectives=("loss", "latency", "params"))
+    config = small_config(objectives=("loss", "latency_ms", "params"))
     result = run("ours", space, make_evaluator(space), config, table)
     assert result.objectives == ("loss", "latency_ms", "params")
     assert result.maximise == (False, False, False)
@@ -224,7 +224,7 @@ def test_real_gnn_predictor_drives_the_search(space, table, make_evaluator) -> N
 def test_guard_refuses_infeasible_archs_directly(space, table, make_evaluator) -> None:
     from nas.search import BudgetedEvaluator
 
-    objectives = ObjectiveSet(("accuracy", "latency"), space=space, latency=table,
+    objectives = ObjectiveSet(("accuracy", "latency_ms"), space=space, latency=table,
                               constraints=Constraints(max_latency_ms=0.07))
     evaluator = make_evaluator(space)
     guarded = BudgetedEvaluator(evaluator, budget=5, objectives=objectives)

@@ -29,7 +29,7 @@ def test_search_with_a_real_supernet(space, table, tmp_path) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'nas.db'}")
     store.create_or_get_study(name="tiny", space=space.name)
     config = SearchConfig(budget=14, population=6, pool_factor=6, predictor="ridge",
-                          objectives=("loss", "latency"), cheap_search_rounds=3,
+                          objectives=("loss", "latency_ms"), cheap_search_rounds=3,
                           constraints=Constraints(max_latency_ms=0.1))
     result = run_search(space=space, evaluate=evaluate, config=config, latency=table,
                         store=store, study="tiny", run_name="search", checkpoint="",
