@@ -258,7 +258,7 @@ def search(
     workers: int = typer.Option(1, help="Ray evaluation workers (1: in process)."),
     address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS",
                                           help="Ray cluster to join."),
-    run_name: str = typer.Option("search", "--run", help="Search run name in the store."),
+    run: str = typer.Option("search", "--run", help="Search run name in the store."),
     force: bool = typer.Option(False, "--force", help="Accept a changed study file."),
     wait: bool = WAIT,
     storage: Optional[str] = STORAGE,
@@ -280,8 +280,8 @@ def search(
             config = config.with_overrides(constraints=limits)
         config = config.with_overrides(budget=budget, seed=seed)
         detail = stage_search(ctx, config=config, workers=workers, address=address,
-                              run_name=run_name)
-        if run_name == "search" and config == ctx.study.search:
+                              run=run)
+        if run == "search" and config == ctx.study.search:
             store.put_stage_status(study=ctx.name, stage="search", status="done",
                                    detail=detail)
         print_study(store, ctx.name, console=ctx.console)
@@ -298,7 +298,7 @@ def export(
     finetune_steps: int = typer.Option(0, help="Fine-tune the exported model this many steps."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default runs/<study>/export/"
                                        "<key>)."),
-    run_name: str = typer.Option("search", "--run", help="Search run to pick from."),
+    run: str = typer.Option("search", "--run", help="Search run to pick from."),
     force: bool = typer.Option(False, "--force", help="Accept a changed study file."),
     wait: bool = WAIT,
     storage: Optional[str] = STORAGE,
@@ -311,7 +311,7 @@ def export(
     with _study(study_file, storage, command="nas export", force=force, wait=wait) as ctx:
         card = export_study(ctx, arch_key=arch, max_latency_ms=max_latency_ms,
                             objective=objective, out=out, finetune_steps=finetune_steps,
-                            run=run_name)
+                            run=run)
         exp = card["exported_model"]
         ctx.console.print(f"exported {card['arch_key']} ({card['label']}) to {card['out']}: "
                           f"{', '.join(card['files'])}")
@@ -340,7 +340,7 @@ def audit(
     address: Optional[str] = typer.Option(None, envvar="RAY_ADDRESS",
                                           help="Ray cluster to join."),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: the study's)."),
-    run_name: str = typer.Option("search", "--run", help="Search run whose front is sampled."),
+    run: str = typer.Option("search", "--run", help="Search run whose front is sampled."),
     force: bool = typer.Option(False, "--force", help="Accept a changed study file."),
     wait: bool = WAIT,
     storage: Optional[str] = STORAGE,
@@ -355,7 +355,7 @@ def audit(
                 wait=wait) as ctx:
         check_stored_predictor(ctx)  # a crafted predictor file: one line, nothing written
         outcome = run_audit(ctx, n=n, seeds=seeds, workers=workers, address=address,
-                            budget=budget, steps=steps, front_run=run_name)
+                            budget=budget, steps=steps, run=run)
         print_audit(outcome.report, console=ctx.console)
         ctx.console.print(f"{outcome.trained_now} stand-alone run(s) trained now, "
                           f"{outcome.reused} found in the store")

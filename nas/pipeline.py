@@ -276,7 +276,7 @@ def stage_predict(ctx: StudyContext) -> dict[str, Any]:
 
 
 def stage_search(ctx: StudyContext, *, config=None, workers: int = 1,
-                 address: str | None = None, run_name: str = "search") -> dict[str, Any]:
+                 address: str | None = None, run: str = "search") -> dict[str, Any]:
     """Predictor-guided evolutionary Pareto search; evaluations and the front are stored
     as they come, so a killed search resumes without re-evaluating anything."""
     from nas.distributed import make_evaluator
@@ -298,12 +298,12 @@ def stage_search(ctx: StudyContext, *, config=None, workers: int = 1,
     try:
         result = run_search(space=ctx.space(), evaluate=evaluate, config=config,
                             latency=None if latency is None else latency[1],
-                            store=ctx.store, study=ctx.name, run_name=run_name,
+                            store=ctx.store, study=ctx.name, run=run,
                             checkpoint=ctx.checkpoint_sha(), fidelity=f"val={len(data.val)}")
     finally:
         evaluator.close()
     knee = result.knee()
-    return {"run": run_name, "evaluated": result.budget_used, "front": len(result.front),
+    return {"run": run, "evaluated": result.budget_used, "front": len(result.front),
             "knee": knee.key(), "objectives": list(result.objectives)}
 
 

@@ -76,14 +76,27 @@ def _front_archs(ctx: StudyContext, run: str) -> list[Arch]:
     return [Arch.from_json(r.arch_json) for r in ctx.store.get_archs(study=ctx.name, keys=keys)]
 
 
+def selection_params(detail: dict[str, Any]) -> dict[str, Any] | None:
+    """What a stored audit's selection was made for (N, seed, checkpoint, search run), with
+    the search run under its one name ``run`` (audits before 2026-12-03 stored it as
+    ``front_run``); None when the audit stored none."""
+    params = detail.get("selection_params")
+    if not isinstance(params, dict):
+        return None
+    params = dict(params)
+    if "front_run" in params and "run" not in params:
+        params["run"] = params.pop("front_run")
+    return params
+
+
 def _selection(ctx: StudyContext, *, n: int, sha: str, run: str) -> list[SelectedArch]:
     """The recorded selection when it was made for the same N, seed and checkpoint, else a
     new one (recorded by the caller)."""
     config = ctx.study.audit
-    params = {"n": n, "seed": config.seed, "checkpoint": sha, "front_run": run}
+    params = {"n": n, "seed": config.seed, "checkpoint": sha, "run": run}
     previous = stored_audit(ctx.store, ctx.name)
-    if previous is not None and previous.detail and previous.detail.get(
-            "selection_params") == params:
+    if previous is not None and previous.detail and selection_params(
+            previous.detail) == params:
         return [SelectedArch.from_dict(d) for d in previous.detail["selection"]]
     candidates, _ = supernet_labels(ctx)
     return select_archs(space=ctx.space(), n=n, candidates=candidates,
@@ -164,7 +177,7 @@ def _runner(ctx: StudyContext, jobs: list[StandaloneJob], *, recipe: StandaloneR
 
 def run_audit(ctx: StudyContext, *, n: int, seeds: int, workers: int = 1,
               address: str | None = None, budget: float | None = None,
-              steps: int | None = None, device: str | None = None, front_run: str = "search",
+              steps: int | None = None, device: str | None = None, run: str = "search",
               on_result: Callable[[StandaloneResult], None] | None = None,
               progress: bool = True) -> AuditOutcome:
     """Audit ``n`` archs of the study with ``seeds`` stand-alone runs each (see the module
@@ -183,13 +196,13 @@ def run_audit(ctx: StudyContext, *, n: int, seeds: int, workers: int = 1,
     device = device or ctx.device or ctx.study.training.device
     space, store = ctx.space(), ctx.store
     sha = ctx.checkpoint_sha()
-    selection = _selection(ctx, n=n, sha=sha, run=front_run)
+    selection = _selection(ctx, n=n, sha=sha, run=run)
     archs = [s.arch for s in selection]
     keys = [a.key() for a in archs]
     store.put_archs(study=ctx.name, archs=[
         ArchRecord.from_arch(a, flops=space.flops(a), params=space.params(a)) for a in archs])
     running = {"selection_params": {"n": n, "seed": config.seed, "checkpoint": sha,
-                                    "front_run": front_run},
+                                    "run": run},
                "selection": [s.to_dict() for s in selection], "seeds": seeds,
                "recipe": recipe.to_dict(), "recipe_key": recipe.key(), "device": device}
     store.put_stage_status(study=ctx.name, stage=AUDIT_STAGE, status="running", detail=running)

@@ -8,7 +8,7 @@ Example::
     config = SearchConfig(budget=200, objectives=("accuracy", "latency_ms"),
                           constraints=Constraints(max_latency_ms=2.0))
     result = run_search(space=space, evaluate=evaluate, config=config, latency=table,
-                        store=store, study="quickstart", run_name="search")
+                        store=store, study="quickstart", run="search")
     print([arch.label() for arch in result.front_archs()])
 
 Optuna is imported only when an Optuna baseline runs.

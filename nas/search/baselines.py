@@ -123,7 +123,7 @@ RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
 
 def run_baseline(method: str, *, space: SearchSpace, evaluate: Evaluate, config: SearchConfig,
                  latency: Any = None, store: Any = None, study: Any = None,
-                 run_name: str | None = None, checkpoint: str = "", fidelity: str = "",
+                 run: str | None = None, checkpoint: str = "", fidelity: str = "",
                  progress: bool = True) -> SearchResult:
     """Run baseline ``method`` (one of `BASELINES`) with ``config``'s budget, objectives,
     constraints and seed (``population`` is NSGA-II's population size); arguments as for
@@ -140,7 +140,7 @@ def run_baseline(method: str, *, space: SearchSpace, evaluate: Evaluate, config:
                               constraints=config.constraints)
     with SearchSession(space=space, evaluate=evaluate, objectives=objectives,
                        budget=config.budget, method=method, config=config.to_dict(),
-                       seed=config.seed, store=store, study=study, run_name=run_name,
+                       seed=config.seed, store=store, study=study, run=run,
                        checkpoint=checkpoint, fidelity=fidelity, chunk_size=config.eval_chunk,
                        progress=progress) as session:
         info = RUNNERS[method](session, space, config)

@@ -292,7 +292,7 @@ class _Evolution:
 
 def run_search(*, space: SearchSpace, evaluate: Evaluate, config: SearchConfig,
                latency: Any = None, predictor: Any = None, store: Any = None,
-               study: Any = None, run_name: str | None = None, checkpoint: str = "",
+               study: Any = None, run: str | None = None, checkpoint: str = "",
                fidelity: str = "", progress: bool = True) -> SearchResult:
     """Predictor-guided evolutionary Pareto search of ``space`` (see the module docstring).
 
@@ -302,7 +302,7 @@ def run_search(*, space: SearchSpace, evaluate: Evaluate, config: SearchConfig,
     ``fit(archs, y)`` and ``predict(archs) -> (mean, std)`` (default: ``make_predictor(
     config.predictor, space, seed=config.seed, **config.predictor_settings())`` when
     ``config.use_predictor``). With
-    ``store`` (a `nas.storage.Store`), ``study`` (its name or a `Study`) and ``run_name``,
+    ``store`` (a `nas.storage.Store`), ``study`` (its name or a `Study`) and ``run``,
     results are stored as they come and a restarted run resumes without re-evaluating;
     ``checkpoint`` / ``fidelity`` tag the stored evaluations (the supernet weights' sha256
     and how they were measured).
@@ -325,7 +325,7 @@ def run_search(*, space: SearchSpace, evaluate: Evaluate, config: SearchConfig,
     method = "evolution" if config.use_predictor else "evolution_no_predictor"
     with SearchSession(space=space, evaluate=evaluate, objectives=objectives,
                        budget=config.budget, method=method, config=config.to_dict(),
-                       seed=config.seed, store=store, study=study, run_name=run_name,
+                       seed=config.seed, store=store, study=study, run=run,
                        checkpoint=checkpoint, fidelity=fidelity, chunk_size=config.eval_chunk,
                        progress=progress) as session:
         engine = _Evolution(space=space, session=session, config=config,

@@ -59,7 +59,7 @@ class SearchResult:
     budget_used: int
     evaluator_calls: int
     seed: int
-    run_name: str | None = None
+    run: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
     def minimised(self) -> np.ndarray:
@@ -163,11 +163,11 @@ class SearchSession:
 
     def __init__(self, *, space: SearchSpace, evaluate: Evaluate, objectives: ObjectiveSet,
                  budget: int, method: str, config: Mapping[str, Any], seed: int,
-                 store: Any = None, study: Any = None, run_name: str | None = None,
+                 store: Any = None, study: Any = None, run: str | None = None,
                  checkpoint: str = "", fidelity: str = "", split: str = "val",
                  chunk_size: int | None = None, progress: bool = True) -> None:
         self.space, self.objectives, self.method, self.seed = space, objectives, method, seed
-        self.store, self.run_name = store, run_name
+        self.store, self.run = store, run
         self.study = getattr(study, "name", study)
         self.checkpoint, self.fidelity, self.split = checkpoint, fidelity, split
         self.config = json.loads(json.dumps(dict(config)))  # JSON-ready, as stored
@@ -184,19 +184,19 @@ class SearchSession:
     # ---- store ---------------------------------------------------------------------------
 
     def _open_run(self) -> dict[str, dict[str, float]]:
-        if not self.study or not self.run_name:
-            raise SearchSetupError("a search with a store needs study=<name> and run_name")
+        if not self.study or not self.run:
+            raise SearchSetupError("a search with a store needs study=<name> and run")
         existing = {r.name: r for r in self.store.list_search_runs(study=self.study)}
-        old = existing.get(self.run_name)
+        old = existing.get(self.run)
         if old is not None and (old.method != self.method or old.seed != self.seed
                                 or old.config != self.config):
             raise SearchSetupError(
-                f"search run {self.run_name!r} of study {self.study!r} exists with another "
+                f"search run {self.run!r} of study {self.study!r} exists with another "
                 f"method, seed or config (stored: {old.method}, seed {old.seed}, "
                 f"{old.config}): resume it with the same settings or pick another run name")
-        self.store.create_search_run(study=self.study, name=self.run_name, method=self.method,
+        self.store.create_search_run(study=self.study, name=self.run, method=self.method,
                                      config=self.config, seed=self.seed)
-        self.store.put_search_run_status(study=self.study, name=self.run_name,
+        self.store.put_search_run_status(study=self.study, name=self.run,
                                          status="running")
         known: dict[str, dict[str, float]] = {}
         for ev in self.store.get_evaluations(study=self.study, source="supernet",
@@ -225,7 +225,7 @@ class SearchSession:
 
         rows = [FrontRow(result.archs[i].key(), result.front_objectives(i), rank)
                 for rank, i in enumerate(result.front)]
-        self.store.put_front(study=self.study, run=self.run_name, front=rows)
+        self.store.put_front(study=self.study, run=self.run, front=rows)
 
     # ---- evaluation ----------------------------------------------------------------------
 
@@ -260,7 +260,7 @@ class SearchSession:
         import tempfile
         from pathlib import Path
 
-        assert self.run_name is not None  # a search with a store has one (_open_run)
+        assert self.run is not None  # a search with a store has one (_open_run)
         labelled = self.evaluator.labelled
         record = {"kind": "search", "step": len(labelled), "method": self.method,
                   "labelled": [a.key() for a in labelled[self._logged:]]}
@@ -268,7 +268,7 @@ class SearchSession:
             path = Path(tmp) / "history.jsonl"
             path.write_text(json.dumps(record) + "\n")
             self.store.import_metrics_log(study=self.study,
-                                          run=history_run_name(self.run_name), path=path)
+                                          run=history_run_name(self.run), path=path)
         self._logged = len(labelled)
 
     def labelled_values(self) -> np.ndarray:
@@ -292,7 +292,7 @@ class SearchSession:
             costs=self.objectives.costs(archs),
             front=front_order(self.objectives, self.objectives.minimised(values)),
             budget=self.evaluator.budget, budget_used=self.evaluator.used,
-            evaluator_calls=self.evaluator.calls, seed=self.seed, run_name=self.run_name,
+            evaluator_calls=self.evaluator.calls, seed=self.seed, run=self.run,
             info=dict(info, reused_from_store=self.evaluator.reused))
 
     def finish(self, **info: Any) -> SearchResult:
@@ -300,7 +300,7 @@ class SearchSession:
         result = self.result(**info)
         if self.store is not None:
             self._store_front(result)
-            self.store.put_search_run_status(study=self.study, name=self.run_name,
+            self.store.put_search_run_status(study=self.study, name=self.run,
                                              status="done")
         return result
 
@@ -312,7 +312,7 @@ class SearchSession:
         self._progress.stop()
         if exc_type is not None and self.store is not None:
             try:
-                self.store.put_search_run_status(study=self.study, name=self.run_name,
+                self.store.put_search_run_status(study=self.study, name=self.run,
                                                  status="failed")
             except Exception:  # the original error matters more than this bookkeeping
                 pass

@@ -251,6 +251,26 @@ def test_audit_stores_rows_and_resumes_without_retraining(trained):
         assert again.trained_now == 0 and again.reused == 8
 
 
+def test_an_older_audits_selection_is_still_reused(trained):
+    """Audits before 2026-12-03 stored the search run of their selection as ``front_run``
+    (now ``run``): such an audit's selection is reused, nothing is selected or trained
+    again."""
+    _, _, url = trained
+    with open_store(url) as store:
+        ctx = context(trained, store)
+        run_audit(ctx, n=4, seeds=2, progress=False)
+        detail = dict(stored_audit(store, ctx.name).detail)
+        params = dict(detail["selection_params"])
+        assert params["run"] == "search" and "front_run" not in params
+        params["front_run"] = params.pop("run")
+        store.put_stage_status(study=ctx.name, stage="audit", status="done",
+                               detail={**detail, "selection_params": params})
+        again = run_audit(ctx, n=4, seeds=2, progress=False)
+        assert again.trained_now == 0 and again.reused == 8
+        assert again.report["selection"] == detail["selection"]
+        assert again.report["selection_params"]["run"] == "search"
+
+
 def test_bad_inputs_get_one_clear_error_and_write_nothing(trained, tmp_path):
     _, _, url = trained
     with open_store(url) as store:

@@ -98,7 +98,7 @@ def test_resume_after_a_crash_loses_no_evaluation(space, table, tmp_path, make_e
 
     dying = make_evaluator(space, fail_after=14)  # dies inside a generation's batch
     with pytest.raises(RuntimeError, match="simulated"):
-        run("ours", space, dying, config, table, store=store, study="tiny", run_name="s1")
+        run("ours", space, dying, config, table, store=store, study="tiny", run="s1")
     assert 0 < len(dying.evaluated) < 24
     status = {r.name: r.status for r in store.list_search_runs(study="tiny")}
     assert status == {"s1": "failed"}
@@ -107,7 +107,7 @@ def test_resume_after_a_crash_loses_no_evaluation(space, table, tmp_path, make_e
 
     second = make_evaluator(space)
     result = run("ours", space, second, config, table, store=store, study="tiny",
-                 run_name="s1")
+                 run="s1")
     assert len(dying.evaluated) + len(second.evaluated) == 24
     assert not set(dying.evaluated) & set(second.evaluated)
     assert [a.key() for a in result.archs] == [a.key() for a in reference.archs]
@@ -126,13 +126,13 @@ def test_resume_with_other_settings_is_refused(space, table, tmp_path, make_eval
     store = open_store(f"sqlite:///{tmp_path / 'nas.db'}")
     store.create_or_get_study(name="tiny", space=space.name)
     run("random", space, make_evaluator(space), small_config(budget=5), table, store=store,
-        study="tiny", run_name="r")
+        study="tiny", run="r")
     evaluator = make_evaluator(space)
     with pytest.raises(SearchSetupError, match="exists with another"):
         run("random", space, evaluator, small_config(budget=6), table, store=store,
-            study="tiny", run_name="r")
+            study="tiny", run="r")
     assert evaluator.calls == []
-    with pytest.raises(SearchSetupError, match="run_name"):
+    with pytest.raises(SearchSetupError, match="run"):
         run("random", space, evaluator, small_config(), table, store=store, study="tiny")
 
 
@@ -155,7 +155,7 @@ def test_infeasible_constraints_get_one_clear_error_and_write_nothing(
         with pytest.raises(SearchSetupError, match=r"no arch .* meets the constraints "
                                                    r"\(max_params=10\).*params \d+ > 10"):
             run(method, space, evaluator, config, table, store=store, study="tiny",
-                run_name=method)
+                run=method)
     assert evaluator.calls == [] and store.list_search_runs(study="tiny") == []
 
 
@@ -198,12 +198,12 @@ def test_tight_latency_limit_with_an_existing_run_finds_its_small_feasible_regio
     store.create_or_get_study(name="tiny", space=space.name)
     config = SearchConfig(budget=12, population=4, pool_factor=4, seed=0, predictor="ridge")
     run("ours", space, make_evaluator(space), config, latency, store=store, study="tiny",
-        run_name="search")
+        run="search")
     tight = config.with_overrides(constraints={"max_latency_ms": limit})
     for method in ("ours", "ours_no_predictor"):
         evaluator = make_evaluator(space)
         result = run(method, space, evaluator, tight, latency, store=store, study="tiny",
-                     run_name=f"other_{method}")
+                     run=f"other_{method}")
         assert result.archs and result.front
         assert all(c["latency_ms"] <= limit for c in result.costs)
         assert result.knee() in result.front_archs()
