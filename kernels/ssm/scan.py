@@ -1,8 +1,10 @@
 """`ssm_scan`: the SSD scan the layers call; chunked torch by default, Triton kernels opt-in.
 
-The Triton path (`kernels.ssm.triton_ssd`) is **opt-in** until it passes its GPU tests: on
-the H200 (2026-12-03) its bf16 path gave wrong dB gradients and illegal memory accesses, and
-an audit whose training went through it scored NaN (BENCHMARKS.md, #18).
+The Triton path (`kernels.ssm.triton_ssd`) is **opt-in**. Its first bf16 build (16-bit
+tensor-core dots) gave wrong dB gradients and illegal memory accesses on the H200, and an
+audit whose training went through it scored NaN (BENCHMARKS.md, #18). With TF32 dots for
+16-bit inputs it passes every GPU test (2026-12-03, 4th session); it becomes the default once
+a GPU training run has gone through it.
 Enable it with ``NAS_SSM_TRITON=1`` or, for a block of code, ``with use_triton_scan():``; it
 then runs when Triton is importable, the tensors are on a CUDA device in float32 / bfloat16 /
 float16, and the reference is not forced. Force the pure-torch reference (to compare, to
