@@ -138,7 +138,7 @@ def snapshot(url: str, study: str) -> dict[str, Any]:
     with _store(url) as store:
         if store.get_study(name=study) is None:
             return {"evaluations": [], "stages": {}, "checkpoints": [], "front": None}
-        evaluations = [(e.arch_key, e.metric, e.source, e.checkpoint, e.fidelity, e.split,
+        evaluations = [(e.arch_key, e.metric, e.source, e.checkpoint_sha256, e.fidelity, e.split,
                         e.value) for e in store.get_evaluations(study=study)]
         stages = {s.stage: s.status for s in store.stages(study=study)}
         checkpoints = [(c.sha256, c.step) for c in store.list_checkpoints(study=study)]

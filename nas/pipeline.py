@@ -52,7 +52,7 @@ def stage_train(ctx: StudyContext, *, nproc: int = 1) -> dict[str, Any]:
     rows = ctx.store.import_metrics_log(study=ctx.name, run="supernet",
                                         path=ctx.supernet_dir / METRICS_NAME)
     largest = next(p for p in result.panel if p["role"] == "largest")
-    return {"step": result.step, "checkpoint": sha, "metrics_rows": rows,
+    return {"step": result.step, "checkpoint_sha256": sha, "metrics_rows": rows,
             "largest_val_accuracy": largest["accuracy"], "largest_val_loss": largest["loss"],
             "selected": selected.name, "selected_step": int(state["step"]),
             "best_step": int(state["step"]) if selected.name != "checkpoint.pt" else None,
@@ -76,7 +76,7 @@ def stage_evaluate(ctx: StudyContext, *, workers: int = 1,
         space.sample(rng) for _ in range(config.n_archs)]}.values())
     sha = ctx.checkpoint_sha()
     done = {e.arch_key for e in ctx.store.get_evaluations(study=ctx.name, metric="val_loss_b",
-                                                          source="supernet", checkpoint=sha)}
+                                                          source="supernet", checkpoint_sha256=sha)}
     todo = [a for a in archs if a.key() not in done]
     ctx.store.put_archs(study=ctx.name, archs=[
         ArchRecord.from_arch(a, flops=space.flops(a), params=space.params(a)) for a in archs])
@@ -85,13 +85,13 @@ def stage_evaluate(ctx: StudyContext, *, workers: int = 1,
             evaluator = make_evaluator(
                 supernet=ctx.supernet(), x=data.val.x, y=data.val.y, workers=workers,
                 address=address, batch_size=config.batch_size, halves=True, store=ctx.store,
-                study=ctx.name, checkpoint=sha, fidelity=f"val={len(data.val)}",
+                study=ctx.name, checkpoint_sha256=sha, fidelity=f"val={len(data.val)}",
                 reuse_stored=False, on_batch=lambda report: advance(len(report.arch_keys)))
             try:
                 evaluator(todo)
             finally:
                 evaluator.close()
-    return {"archs": len(archs), "evaluated_now": len(todo), "checkpoint": sha}
+    return {"archs": len(archs), "evaluated_now": len(todo), "checkpoint_sha256": sha}
 
 
 def _profile_config(ctx: StudyContext):
@@ -264,7 +264,8 @@ def stage_predict(ctx: StudyContext) -> dict[str, Any]:
     sha = ctx.checkpoint_sha()
     ctx.store.put_evaluations(study=ctx.name, evaluations=[
         Evaluation(arch_key=archs[i].key(), metric="val_loss", value=float(m),
-                   source="predictor", checkpoint=sha, fidelity=f"{cfg.kind}:holdout")
+                   source="predictor", checkpoint_sha256=sha,
+                   fidelity=f"{cfg.kind}:holdout")
         for i, m in zip(fit.test, fit.predictions)])
     path = model.save(ctx.run_dir / f"predictor_{cfg.kind}")
     ctx.store.put_predictor(study=ctx.name, kind=cfg.kind, metrics=metrics,
@@ -299,7 +300,8 @@ def stage_search(ctx: StudyContext, *, config=None, workers: int = 1,
         result = run_search(space=ctx.space(), evaluate=evaluate, config=config,
                             latency=None if latency is None else latency[1],
                             store=ctx.store, study=ctx.name, run=run,
-                            checkpoint=ctx.checkpoint_sha(), fidelity=f"val={len(data.val)}")
+                            checkpoint_sha256=ctx.checkpoint_sha(),
+                            fidelity=f"val={len(data.val)}")
     finally:
         evaluator.close()
     knee = result.knee()

@@ -204,7 +204,8 @@ def supernet_labels(ctx: StudyContext) -> tuple[list, dict[str, dict[str, float]
 
     sha = ctx.checkpoint_sha()
     by_arch: dict[str, dict[str, float]] = {}
-    for e in ctx.store.get_evaluations(study=ctx.name, source="supernet", checkpoint=sha):
+    for e in ctx.store.get_evaluations(study=ctx.name, source="supernet",
+                                       checkpoint_sha256=sha):
         by_arch.setdefault(e.arch_key, {})[e.metric] = e.value
     records = {a.key: a for a in ctx.store.get_archs(study=ctx.name, keys=list(by_arch))}
     archs = [Arch.from_json(records[k].arch_json) for k in sorted(by_arch) if k in records]

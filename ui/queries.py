@@ -114,7 +114,7 @@ def evaluations(url: str, name: str) -> list[Evaluation]:
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def evaluations_frame(url: str, name: str) -> pd.DataFrame:
     """All evaluations of a study as a table (one row per stored number)."""
-    columns = ["arch_key", "metric", "value", "source", "checkpoint", "fidelity", "split",
+    columns = ["arch_key", "metric", "value", "source", "checkpoint_sha256", "fidelity", "split",
                "recorded_at"]
     return pd.DataFrame([{c: getattr(e, c) for c in columns} for e in evaluations(url, name)],
                         columns=columns)

@@ -77,15 +77,16 @@ def _front_archs(ctx: StudyContext, run: str) -> list[Arch]:
 
 
 def selection_params(detail: dict[str, Any]) -> dict[str, Any] | None:
-    """What a stored audit's selection was made for (N, seed, checkpoint, search run), with
-    the search run under its one name ``run`` (audits before 2026-12-03 stored it as
-    ``front_run``); None when the audit stored none."""
+    """What a stored audit's selection was made for (N, seed, checkpoint, search run), under
+    today's names ``checkpoint_sha256`` and ``run`` (audits before 2026-12-03 stored them as
+    ``checkpoint`` and ``front_run``); None when the audit stored none."""
     params = detail.get("selection_params")
     if not isinstance(params, dict):
         return None
     params = dict(params)
-    if "front_run" in params and "run" not in params:
-        params["run"] = params.pop("front_run")
+    for old, new in (("front_run", "run"), ("checkpoint", "checkpoint_sha256")):
+        if old in params and new not in params:
+            params[new] = params.pop(old)
     return params
 
 
@@ -93,7 +94,7 @@ def _selection(ctx: StudyContext, *, n: int, sha: str, run: str) -> list[Selecte
     """The recorded selection when it was made for the same N, seed and checkpoint, else a
     new one (recorded by the caller)."""
     config = ctx.study.audit
-    params = {"n": n, "seed": config.seed, "checkpoint": sha, "run": run}
+    params = {"n": n, "seed": config.seed, "checkpoint_sha256": sha, "run": run}
     previous = stored_audit(ctx.store, ctx.name)
     if previous is not None and previous.detail and selection_params(
             previous.detail) == params:
@@ -120,7 +121,7 @@ def _supernet_scores(ctx: StudyContext, archs: list[Arch], sha: str) -> dict[str
     metric, _ = audit_metric(ctx)
     with make_evaluator(supernet=ctx.supernet(), x=data.test.x, y=data.test.y,
                         batch_size=ctx.study.audit.eval_batch_size, store=ctx.store,
-                        study=ctx.name, checkpoint=sha, split="test") as evaluate:
+                        study=ctx.name, checkpoint_sha256=sha, split="test") as evaluate:
         return {r["arch_key"]: r[metric] for r in evaluate(archs)}
 
 
@@ -201,7 +202,7 @@ def run_audit(ctx: StudyContext, *, n: int, seeds: int, workers: int = 1,
     keys = [a.key() for a in archs]
     store.put_archs(study=ctx.name, archs=[
         ArchRecord.from_arch(a, flops=space.flops(a), params=space.params(a)) for a in archs])
-    running = {"selection_params": {"n": n, "seed": config.seed, "checkpoint": sha,
+    running = {"selection_params": {"n": n, "seed": config.seed, "checkpoint_sha256": sha,
                                     "run": run},
                "selection": [s.to_dict() for s in selection], "seeds": seeds,
                "recipe": recipe.to_dict(), "recipe_key": recipe.key(), "device": device}

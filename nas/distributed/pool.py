@@ -100,7 +100,7 @@ class EvaluationPool(StoringEvaluator):
                  resources: dict[str, float] | None = None, max_restarts: int = 3,
                  max_task_retries: int = 3, max_batch_retries: int = 3,
                  startup_timeout_s: float = 300.0, store: Store | None = None,
-                 study: str | None = None, checkpoint: str = "", fidelity: str | None = None,
+                 study: str | None = None, checkpoint_sha256: str = "", fidelity: str | None = None,
                  split: str = "val", reuse_stored: bool = True,
                  on_batch: Callable[[BatchReport], None] | None = None,
                  halves: bool = False) -> None:
@@ -111,9 +111,9 @@ class EvaluationPool(StoringEvaluator):
         if min(max_restarts, max_task_retries, max_batch_retries) < 0:
             raise ValueError("max_restarts, max_task_retries, max_batch_retries must be >= 0")
         super().__init__(space=supernet.space, n_examples=int(x.shape[0]), store=store,
-                         study=study, checkpoint=checkpoint, fidelity=fidelity, split=split,
-                         max_batches=max_batches, reuse_stored=reuse_stored, on_batch=on_batch,
-                         halves=halves)
+                         study=study, checkpoint_sha256=checkpoint_sha256, fidelity=fidelity,
+                         split=split, max_batches=max_batches, reuse_stored=reuse_stored,
+                         on_batch=on_batch, halves=halves)
         import ray
 
         self.archs_per_task, self.max_batch_retries = archs_per_task, max_batch_retries

@@ -16,7 +16,7 @@ numbers, so ``--workers`` never changes a front (`nas.distributed.make_evaluator
 Example::
 
     with InProcessEvaluator(supernet=net, x=val.x, y=val.y, store=store, study="quickstart",
-                            checkpoint=sha) as evaluate:
+                            checkpoint_sha256=sha) as evaluate:
         results = evaluate(archs)  # [{"arch_key": ..., "val_loss": ..., "val_accuracy": ...}]
 """
 
@@ -92,7 +92,7 @@ class StoringEvaluator:
     """
 
     def __init__(self, *, space: SearchSpace, n_examples: int, store: Store | None,
-                 study: str | None, checkpoint: str, fidelity: str | None, split: str,
+                 study: str | None, checkpoint_sha256: str, fidelity: str | None, split: str,
                  max_batches: int | None, reuse_stored: bool,
                  on_batch: Callable[[BatchReport], None] | None, halves: bool = False) -> None:
         if (store is None) != (study is None):
@@ -102,7 +102,7 @@ class StoringEvaluator:
         if halves and (n_examples < 2 or max_batches is not None):
             raise ValueError("halves: the split needs >= 2 examples and no max_batches")
         self.space, self.store, self.study = space, store, study
-        self.checkpoint, self.split = checkpoint, split
+        self.checkpoint_sha256, self.split = checkpoint_sha256, split
         self.fidelity = fidelity or default_fidelity(split, n_examples, max_batches)
         self.reuse_stored, self.on_batch = reuse_stored, on_batch
         self.halves = halves
@@ -144,7 +144,7 @@ class StoringEvaluator:
         for metric in self.metrics:
             for ev in store.get_evaluations(
                     study=study, metric=metric, source="supernet", split=self.split,
-                    checkpoint=self.checkpoint, arch_keys=unique):
+                    checkpoint_sha256=self.checkpoint_sha256, arch_keys=unique):
                 if ev.fidelity == self.fidelity:
                     found.setdefault(ev.arch_key, {})[metric] = ev.value
         return {k: self._result(k, *(v[m] for m in self.metrics)) for k, v in found.items()
@@ -159,7 +159,8 @@ class StoringEvaluator:
         assert self.study is not None  # store and study come together (__init__)
         self.store.put_evaluations(study=self.study, evaluations=[
             Evaluation(arch_key=r["arch_key"], metric=name, value=r[name], source="supernet",
-                       checkpoint=self.checkpoint, fidelity=self.fidelity, split=self.split)
+                       checkpoint_sha256=self.checkpoint_sha256, fidelity=self.fidelity,
+                       split=self.split)
             for r in rows for name in self.metrics])
 
     def close(self) -> None:
@@ -182,16 +183,16 @@ class InProcessEvaluator(StoringEvaluator):
     def __init__(self, *, supernet: Supernet, x: Tensor, y: Tensor, batch_size: int = 256,
                  device: str | torch.device | None = None, max_batches: int | None = None,
                  threads: int | None = None, archs_per_batch: int = 32,
-                 store: Store | None = None, study: str | None = None, checkpoint: str = "",
+                 store: Store | None = None, study: str | None = None, checkpoint_sha256: str = "",
                  fidelity: str | None = None, split: str = "val", reuse_stored: bool = True,
                  on_batch: Callable[[BatchReport], None] | None = None,
                  halves: bool = False) -> None:
         if archs_per_batch < 1 or batch_size < 1:
             raise ValueError("archs_per_batch and batch_size must be >= 1")
         super().__init__(space=supernet.space, n_examples=int(x.shape[0]), store=store,
-                         study=study, checkpoint=checkpoint, fidelity=fidelity, split=split,
-                         max_batches=max_batches, reuse_stored=reuse_stored, on_batch=on_batch,
-                         halves=halves)
+                         study=study, checkpoint_sha256=checkpoint_sha256, fidelity=fidelity,
+                         split=split, max_batches=max_batches, reuse_stored=reuse_stored,
+                         on_batch=on_batch, halves=halves)
         self.supernet, self.x, self.y = supernet, x, y
         self.batch_size, self.device, self.max_batches = batch_size, device, max_batches
         self.threads, self.archs_per_batch = threads, archs_per_batch

@@ -80,17 +80,19 @@ def _metrics_with_sources(ctx: StudyContext, arch: Arch) -> list[dict[str, Any]]
     for e in ctx.store.get_evaluations(study=ctx.name, arch_keys=[arch.key()]):
         rows.append({"metric": e.metric, "value": e.value, "source": e.source,
                      "split": e.split, "fidelity": e.fidelity,
-                     "checkpoint": e.checkpoint[:12]})
+                     "checkpoint_sha256": e.checkpoint_sha256[:12]})
     return rows
 
 
 def audited_checkpoint(report: dict[str, Any]) -> str | None:
     """The sha256 of the supernet checkpoint an audit report was made with: where
-    `nas.audit.run_audit` records it (``selection_params.checkpoint``), else a top-level
-    ``checkpoint``; None when the report records none."""
+    `nas.audit.run_audit` records it (``selection_params.checkpoint_sha256``; reports before
+    2026-12-03 wrote ``checkpoint``), else a top-level ``checkpoint_sha256`` / ``checkpoint``;
+    None when the report records none."""
     params = report.get("selection_params")
-    found = params.get("checkpoint") if isinstance(params, dict) else None
-    found = found or report.get("checkpoint")
+    params = params if isinstance(params, dict) else {}
+    found = (params.get("checkpoint_sha256") or params.get("checkpoint")
+             or report.get("checkpoint_sha256") or report.get("checkpoint"))
     return found if isinstance(found, str) and found else None
 
 
@@ -156,7 +158,8 @@ def export_study(ctx: StudyContext, *, arch_key: str | None = None,
     net = net.cpu()
     model = export_subnet(net, arch)
     stored = {(e.metric, e.source): e.value for e in ctx.store.get_evaluations(
-        study=ctx.name, arch_keys=[arch.key()], checkpoint=ctx.checkpoint_sha())}
+        study=ctx.name, arch_keys=[arch.key()],
+        checkpoint_sha256=ctx.checkpoint_sha())}
     measured = evaluate_model(model, data.val.x, data.val.y, batch_size=512)
     stored_acc = stored.get(("val_accuracy", "supernet"))
     reproduces = None if stored_acc is None else abs(stored_acc - measured.accuracy) < 1e-6

@@ -123,7 +123,7 @@ RUNNERS: dict[str, Callable[..., dict[str, Any]]] = {
 
 def run_baseline(method: str, *, space: SearchSpace, evaluate: Evaluate, config: SearchConfig,
                  latency: Any = None, store: Any = None, study: Any = None,
-                 run: str | None = None, checkpoint: str = "", fidelity: str = "",
+                 run: str | None = None, checkpoint_sha256: str = "", fidelity: str = "",
                  progress: bool = True) -> SearchResult:
     """Run baseline ``method`` (one of `BASELINES`) with ``config``'s budget, objectives,
     constraints and seed (``population`` is NSGA-II's population size); arguments as for
@@ -141,7 +141,8 @@ def run_baseline(method: str, *, space: SearchSpace, evaluate: Evaluate, config:
     with SearchSession(space=space, evaluate=evaluate, objectives=objectives,
                        budget=config.budget, method=method, config=config.to_dict(),
                        seed=config.seed, store=store, study=study, run=run,
-                       checkpoint=checkpoint, fidelity=fidelity, chunk_size=config.eval_chunk,
+                       checkpoint_sha256=checkpoint_sha256, fidelity=fidelity,
+                       chunk_size=config.eval_chunk,
                        progress=progress) as session:
         info = RUNNERS[method](session, space, config)
         return session.finish(**info)

@@ -292,7 +292,7 @@ class _Evolution:
 
 def run_search(*, space: SearchSpace, evaluate: Evaluate, config: SearchConfig,
                latency: Any = None, predictor: Any = None, store: Any = None,
-               study: Any = None, run: str | None = None, checkpoint: str = "",
+               study: Any = None, run: str | None = None, checkpoint_sha256: str = "",
                fidelity: str = "", progress: bool = True) -> SearchResult:
     """Predictor-guided evolutionary Pareto search of ``space`` (see the module docstring).
 
@@ -326,7 +326,8 @@ def run_search(*, space: SearchSpace, evaluate: Evaluate, config: SearchConfig,
     with SearchSession(space=space, evaluate=evaluate, objectives=objectives,
                        budget=config.budget, method=method, config=config.to_dict(),
                        seed=config.seed, store=store, study=study, run=run,
-                       checkpoint=checkpoint, fidelity=fidelity, chunk_size=config.eval_chunk,
+                       checkpoint_sha256=checkpoint_sha256, fidelity=fidelity,
+                       chunk_size=config.eval_chunk,
                        progress=progress) as session:
         engine = _Evolution(space=space, session=session, config=config,
                             predictor=predictor if config.use_predictor else None)

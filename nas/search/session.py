@@ -164,12 +164,12 @@ class SearchSession:
     def __init__(self, *, space: SearchSpace, evaluate: Evaluate, objectives: ObjectiveSet,
                  budget: int, method: str, config: Mapping[str, Any], seed: int,
                  store: Any = None, study: Any = None, run: str | None = None,
-                 checkpoint: str = "", fidelity: str = "", split: str = "val",
+                 checkpoint_sha256: str = "", fidelity: str = "", split: str = "val",
                  chunk_size: int | None = None, progress: bool = True) -> None:
         self.space, self.objectives, self.method, self.seed = space, objectives, method, seed
         self.store, self.run = store, run
         self.study = getattr(study, "name", study)
-        self.checkpoint, self.fidelity, self.split = checkpoint, fidelity, split
+        self.checkpoint_sha256, self.fidelity, self.split = checkpoint_sha256, fidelity, split
         self.config = json.loads(json.dumps(dict(config)))  # JSON-ready, as stored
         objectives.require_feasible(seed=seed)  # before the store is touched
         known = self._open_run() if store is not None else {}
@@ -200,7 +200,8 @@ class SearchSession:
                                          status="running")
         known: dict[str, dict[str, float]] = {}
         for ev in self.store.get_evaluations(study=self.study, source="supernet",
-                                             split=self.split, checkpoint=self.checkpoint):
+                                             split=self.split,
+                                             checkpoint_sha256=self.checkpoint_sha256):
             if ev.fidelity == self.fidelity:
                 known.setdefault(ev.arch_key, {})[ev.metric] = float(ev.value)
         metric = self.objectives.measured.metric
@@ -216,7 +217,7 @@ class SearchSession:
             ArchRecord.from_arch(a, flops=int(c["flops"]), params=int(c["params"]))
             for a, c in zip(archs, costs)])
         self.store.put_evaluations(study=self.study, evaluations=[
-            Evaluation(a.key(), name, value, "supernet", checkpoint=self.checkpoint,
+            Evaluation(a.key(), name, value, "supernet", checkpoint_sha256=self.checkpoint_sha256,
                        fidelity=self.fidelity, split=self.split)
             for a, m in zip(archs, metrics) for name, value in m.items()])
 

@@ -3,7 +3,7 @@
 Every table that receives replayed results carries a natural unique key, so writes are
 upserts and a replay never duplicates a row. Columns that take part in a unique key are
 NOT NULL with an empty-string default meaning "none" (SQL treats NULLs as distinct, which
-would let duplicates through): an evaluation without a checkpoint has ``checkpoint = ""``.
+would let duplicates through): an evaluation without a checkpoint has ``checkpoint_sha256 = ""``.
 Times are UTC. Changing anything here needs a new revision in ``migrations/versions/``.
 """
 
@@ -92,12 +92,14 @@ class CheckpointRow(Base):
 
 
 class EvaluationRow(Base):
-    """One measured or predicted number of one arch; ``checkpoint`` is a checkpoint's
-    sha256 (or ``""``), ``fidelity`` how it was measured (e.g. ``"val_batches=8"``)."""
+    """One measured or predicted number of one arch; ``checkpoint_sha256`` is the sha256 of
+    the checkpoint it was measured with (or ``""``; the column was ``checkpoint`` before
+    migration 0003), ``fidelity`` how it was measured (e.g. ``"val_batches=8"``)."""
 
     __tablename__ = "evaluations"
     __table_args__ = (
-        UniqueConstraint("study_id", "arch_key", "metric", "source", "checkpoint", "fidelity",
+        UniqueConstraint("study_id", "arch_key", "metric", "source", "checkpoint_sha256",
+                         "fidelity",
                          "split", name="uq_evaluations"),
         _one_of("source", SOURCES, "ck_evaluations_source"),
     )
@@ -107,7 +109,7 @@ class EvaluationRow(Base):
     metric: Mapped[str] = mapped_column(String(100))
     value: Mapped[float] = mapped_column(Float)
     source: Mapped[str] = mapped_column(String(20))
-    checkpoint: Mapped[str] = mapped_column(String(64))
+    checkpoint_sha256: Mapped[str] = mapped_column(String(64))
     fidelity: Mapped[str] = mapped_column(String(200))
     split: Mapped[str] = mapped_column(String(50))
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -71,14 +71,14 @@ class ArchRecord:
 @dataclass(frozen=True)
 class Evaluation:
     """One number about one arch. ``source`` is supernet / standalone / predictor;
-    ``checkpoint`` the sha256 of the weights used (``""``: none); ``fidelity`` how it was
+    ``checkpoint_sha256`` the sha256 of the weights used (``""``: none); ``fidelity`` how it was
     measured (e.g. ``"val_batches=8"``); ``recorded_at`` is set by the store."""
 
     arch_key: str
     metric: str
     value: float
     source: str
-    checkpoint: str = ""
+    checkpoint_sha256: str = ""
     fidelity: str = ""
     split: str = "val"
     recorded_at: datetime | None = None

@@ -236,9 +236,9 @@ class Store(Transactions):
                 arch_key=checked_name(ev.arch_key, f"{what}: arch_key", 64),
                 metric=checked_name(ev.metric, f"{what}: metric", 100),
                 value=checked_float(ev.value, f"{what}: {ev.metric}"), source=ev.source,
-                checkpoint=ev.checkpoint or "", fidelity=ev.fidelity or "",
+                checkpoint_sha256=ev.checkpoint_sha256 or "", fidelity=ev.fidelity or "",
                 split=checked_name(ev.split, f"{what}: split", 50), recorded_at=now)
-            rows[(row["arch_key"], row["metric"], ev.source, row["checkpoint"],
+            rows[(row["arch_key"], row["metric"], ev.source, row["checkpoint_sha256"],
                   row["fidelity"], row["split"])] = row
 
         def work(conn: Connection) -> int:
@@ -247,7 +247,7 @@ class Store(Transactions):
             if missing:
                 raise StoreError(f"unknown arch keys {missing[:5]} ({len(missing)} in all): "
                                  "store them with put_archs first")
-            shas = {r["checkpoint"] for r in rows.values()} - {""}
+            shas = {r["checkpoint_sha256"] for r in rows.values()} - {""}
             ckpt = table_of(CheckpointRow)
             known = set(conn.scalars(select(ckpt.c.sha256).where(
                 ckpt.c.study_id == study_id, ckpt.c.sha256.in_(sorted(shas))))) if shas else set()
@@ -259,22 +259,22 @@ class Store(Transactions):
                          ["study_id", "arch_key"])
             self._upsert(conn, EvaluationRow, [{**r, "study_id": study_id}
                                                for r in rows.values()],
-                         ["study_id", "arch_key", "metric", "source", "checkpoint", "fidelity",
-                          "split"], ["value", "recorded_at"])
+                         ["study_id", "arch_key", "metric", "source", "checkpoint_sha256",
+                          "fidelity", "split"], ["value", "recorded_at"])
             return len(rows)
 
         return self._run(work, write=True)
 
     def get_evaluations(self, *, study: str, metric: str | None = None,
                         source: str | None = None, split: str | None = None,
-                        checkpoint: str | None = None,
+                        checkpoint_sha256: str | None = None,
                         arch_keys: Iterable[str] | None = None) -> list[Evaluation]:
         """Evaluations of ``study`` matching every filter given, oldest first."""
         def work(conn: Connection) -> list[Evaluation]:
             table = table_of(EvaluationRow)
             query = select(table).where(table.c.study_id == self._study_id(conn, study))
             for column, value in (("metric", metric), ("source", source), ("split", split),
-                                  ("checkpoint", checkpoint)):
+                                  ("checkpoint_sha256", checkpoint_sha256)):
                 if value is not None:
                     query = query.where(table.c[column] == value)
             rows = conn.execute(query.order_by(table.c.id)).all()

@@ -234,7 +234,8 @@ def test_audit_stores_rows_and_resumes_without_retraining(trained):
         assert {r.fidelity.split(" seed=")[0] for r in rows} == {
             f"standalone recipe={stage.detail['recipe_key']} steps=8 batch=32"}
         supernet = store.get_evaluations(study=ctx.name, source="supernet", split="test",
-                                         metric="test_accuracy", checkpoint=ctx.checkpoint_sha())
+                                         metric="test_accuracy",
+                                         checkpoint_sha256=ctx.checkpoint_sha())
         assert {r.arch_key for r in supernet} == {s["arch_key"] for s in first_selection}
 
         report = outcome.report

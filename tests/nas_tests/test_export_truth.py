@@ -149,7 +149,7 @@ def audit_report(checkpoint: str | None) -> dict:
               "comparisons": {"supernet": comparison, "flops": comparison},
               "noise_ceiling": {"available": False}, "rows": []}
     if checkpoint is not None:
-        report["selection_params"] = {"n": 3, "seed": 0, "checkpoint": checkpoint,
+        report["selection_params"] = {"n": 3, "seed": 0, "checkpoint_sha256": checkpoint,
                                       "front_run": "search"}
     return report
 

@@ -101,7 +101,7 @@ def test_sigkill_during_training_resumes_without_duplicates(tmp_path):
         assert sorted(r.step for r in rows) == list(range(1, STEPS + 1))
         assert store.get_stage_status(study="tiny", stage="train").status == "done"
         evals = store.get_evaluations(study="tiny")
-        assert len(evals) == len({(e.arch_key, e.metric, e.source, e.checkpoint, e.fidelity,
+        assert len(evals) == len({(e.arch_key, e.metric, e.source, e.checkpoint_sha256, e.fidelity,
                                    e.split) for e in evals})
 
 

@@ -86,7 +86,7 @@ def test_stages_use_the_best_checkpoint_and_the_store_records_its_step(trained):
     # and the evaluate stage scored subnets with it
     assert ctx.checkpoint_sha() == ckpt.sha256
     evals = ctx.store.get_evaluations(study=ctx.name, metric="val_loss", source="supernet",
-                                      checkpoint=ckpt.sha256)
+                                      checkpoint_sha256=ckpt.sha256)
     assert len({e.arch_key for e in evals}) >= 8
     # random-offset windows: the training log's batches are not the fixed windows' epochs
     data = ctx.data()

@@ -32,7 +32,7 @@ def test_search_with_a_real_supernet(space, table, tmp_path) -> None:
                           objectives=("loss", "latency_ms"), cheap_search_rounds=3,
                           constraints=Constraints(max_latency_ms=0.1))
     result = run_search(space=space, evaluate=evaluate, config=config, latency=table,
-                        store=store, study="tiny", run="search", checkpoint="",
+                        store=store, study="tiny", run="search", checkpoint_sha256="",
                         fidelity="val=48", progress=False)
     assert sum(calls) == 14 == result.budget_used
     assert all(c["latency_ms"] <= 0.1 for c in result.costs)

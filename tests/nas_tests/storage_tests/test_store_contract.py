@@ -63,7 +63,7 @@ def write_everything(store, tmp_path: Path) -> None:
     store.put_archs(study=STUDY, archs=[arch(i) for i in range(1, 6)])
     ckpt = store.put_checkpoint(study=STUDY, path=tmp_path / "ckpt.pt", sha256="a" * 64, step=10)
     store.put_evaluations(study=STUDY, evaluations=[
-        Evaluation(arch(i).key, metric, 0.1 * i, "supernet", checkpoint=ckpt.sha256,
+        Evaluation(arch(i).key, metric, 0.1 * i, "supernet", checkpoint_sha256=ckpt.sha256,
                    fidelity="val_batches=4") for i in range(1, 6) for metric in ("acc", "loss")])
     store.put_evaluations(study=STUDY, evaluations=[Evaluation(arch(1).key, "acc", 0.5,
                                                                "standalone")])
@@ -124,7 +124,7 @@ class TestStoreContract:
                 arch(i).key: 100 * i for i in range(1, 6)}
             acc = store.get_evaluations(study=STUDY, metric="acc", source="supernet")
             assert sorted(e.value for e in acc) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
-            assert {e.checkpoint for e in acc} == {"a" * 64}
+            assert {e.checkpoint_sha256 for e in acc} == {"a" * 64}
             assert len(store.get_evaluations(study=STUDY, arch_keys=[arch(1).key])) == 3
             metrics = store.get_metrics(study=STUDY, run="supernet", kind="train")
             assert [m.step for m in metrics] == list(range(1, 21))
@@ -144,7 +144,7 @@ class TestStoreContract:
             write_everything(store, tmp_path)
             key = arch(2).key
             store.put_evaluations(study=STUDY, evaluations=[
-                Evaluation(key, "acc", 0.99, "supernet", checkpoint="a" * 64,
+                Evaluation(key, "acc", 0.99, "supernet", checkpoint_sha256="a" * 64,
                            fidelity="val_batches=4")])
             assert [e.value for e in store.get_evaluations(
                 study=STUDY, metric="acc", source="supernet", arch_keys=[key])] == [0.99]
@@ -194,7 +194,7 @@ class TestStoreContract:
                 "finite": [good, Evaluation(arch(1).key, "acc", float("nan"), "supernet")],
                 "source must be": [good, Evaluation(arch(1).key, "acc", 1.0, "guess")],
                 "unknown checkpoints": [Evaluation(arch(1).key, "acc", 1.0, "supernet",
-                                                   checkpoint="b" * 64)],
+                                                   checkpoint_sha256="b" * 64)],
             }
             for message, batch in bad_batches.items():
                 with pytest.raises(StoreError, match=message):

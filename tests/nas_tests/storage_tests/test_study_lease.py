@@ -172,3 +172,39 @@ def test_show_names_the_run_holding_the_study(tmp_path):
         console = Console(record=True, width=160)
         print_study(store, "q", console=console)
         assert "run by otherbox pid 77 since" in console.export_text()
+
+
+def test_evaluations_of_a_store_before_0003_keep_their_checkpoint(tmp_path):
+    """Migration 0003 renames ``evaluations.checkpoint`` (a sha256) to ``checkpoint_sha256``:
+    an evaluation written by the older schema is read back with its checkpoint, and a replay
+    of it updates that row instead of adding a second (the unique key follows the column)."""
+    from alembic import command
+    from sqlalchemy import create_engine, inspect, text
+
+    from nas.storage import ArchRecord, Evaluation
+    from nas.storage.database import alembic_config
+    from search_spaces import get_space
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    sha = "c" * 64
+    arch = get_space("hybrid_vit_tiny").largest()
+    with open_store(url) as store:
+        store.create_or_get_study(name="old", space="hybrid_vit_tiny")
+        store.put_archs(study="old", archs=[ArchRecord.from_arch(arch)])
+        store.put_checkpoint(study="old", path="ck.pt", sha256=sha, step=10)
+    engine = create_engine(url)
+    with engine.begin() as conn:  # back to the schema of 0002, and a row written by it
+        command.downgrade(alembic_config(conn), "0002")
+        assert "checkpoint" in {c["name"] for c in inspect(conn).get_columns("evaluations")}
+        conn.execute(text(
+            "INSERT INTO evaluations (study_id, arch_key, metric, value, source, checkpoint, "
+            "fidelity, split, recorded_at) VALUES (1, :k, 'val_accuracy', 0.5, 'supernet', :s, "
+            "'', 'val', :t)"), {"k": arch.key(), "s": sha, "t": utc_now()})
+    engine.dispose()
+    with open_store(url) as store:  # migrates to the head
+        [ev] = store.get_evaluations(study="old", checkpoint_sha256=sha)
+        assert (ev.arch_key, ev.value, ev.checkpoint_sha256) == (arch.key(), 0.5, sha)
+        store.put_evaluations(study="old", evaluations=[
+            Evaluation(arch.key(), "val_accuracy", 0.75, "supernet", checkpoint_sha256=sha)])
+        [ev] = store.get_evaluations(study="old")
+        assert ev.value == 0.75
