@@ -2,6 +2,7 @@
 
 Per step, on one batch: the sampler's "largest" subnet is trained on labels and its
 detached logits become the soft targets of the other subnets (KD or alpha-divergence);
+during the first ``largest_first`` share of the schedule the largest trains alone;
 gradients accumulate over the subnets, are clipped, and AdamW takes one step on a
 warm-up + cosine schedule. The data order of every epoch is a permutation drawn from a
 generator seeded by (seed, epoch) (or, for a `TextStream`, the window offsets of every step
