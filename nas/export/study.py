@@ -89,10 +89,11 @@ def audited_checkpoint(report: dict[str, Any]) -> str | None:
     `nas.audit.run_audit` records it (``selection_params.checkpoint_sha256``; reports before
     2026-12-03 wrote ``checkpoint``), else a top-level ``checkpoint_sha256`` / ``checkpoint``;
     None when the report records none."""
-    params = report.get("selection_params")
-    params = params if isinstance(params, dict) else {}
-    found = (params.get("checkpoint_sha256") or params.get("checkpoint")
-             or report.get("checkpoint_sha256") or report.get("checkpoint"))
+    from nas.audit.study_audit import selection_params
+
+    params = selection_params(report) or {}  # older reports' names read as today's
+    found = (params.get("checkpoint_sha256") or report.get("checkpoint_sha256")
+             or report.get("checkpoint"))
     return found if isinstance(found, str) and found else None
 
 

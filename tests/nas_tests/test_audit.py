@@ -254,8 +254,8 @@ def test_audit_stores_rows_and_resumes_without_retraining(trained):
 
 def test_an_older_audits_selection_is_still_reused(trained):
     """Audits before 2026-12-03 stored the search run of their selection as ``front_run``
-    (now ``run``): such an audit's selection is reused, nothing is selected or trained
-    again."""
+    (now ``run``) and its checkpoint as ``checkpoint`` (now ``checkpoint_sha256``): such an
+    audit's selection is reused, nothing is selected or trained again."""
     _, _, url = trained
     with open_store(url) as store:
         ctx = context(trained, store)
@@ -264,6 +264,7 @@ def test_an_older_audits_selection_is_still_reused(trained):
         params = dict(detail["selection_params"])
         assert params["run"] == "search" and "front_run" not in params
         params["front_run"] = params.pop("run")
+        params["checkpoint"] = params.pop("checkpoint_sha256")
         store.put_stage_status(study=ctx.name, stage="audit", status="done",
                                detail={**detail, "selection_params": params})
         again = run_audit(ctx, n=4, seeds=2, progress=False)

@@ -164,6 +164,11 @@ def test_model_card_reads_the_audits_checkpoint(stored, current, same, tiny_spac
         ctx = SimpleNamespace(store=store, name="s", checkpoint_sha=lambda: current)
         card = audit_card(ctx, tiny_space.largest())
     assert audited_checkpoint(audit_report(stored)) == stored
+    older = audit_report(stored)  # reports before 2026-12-03 named the sha "checkpoint"
+    if stored is not None:
+        older["selection_params"]["checkpoint"] = older["selection_params"].pop(
+            "checkpoint_sha256")
+    assert audited_checkpoint(older) == stored
     assert card["same_checkpoint"] is same and card["checkpoint_sha256"] == stored
     text = model_card_markdown({
         "study": "s", "arch_key": "k", "label": "l", "flops": 1, "params": 1,
