@@ -26,11 +26,16 @@ from nas.audit.config import AuditConfig
 from nas.data import DataConfig, DataSplits, load_data
 from nas.search.config import SearchConfig
 from nas.training.config import TrainConfig
-from search_spaces import SearchSpace, get_space
+from search_spaces import (
+    SPACE_OVERRIDE_ALIASES,
+    SearchSpace,
+    canonical_space_overrides,
+    get_space,
+)
 
 __all__ = ["AuditConfig", "CheckedStudy", "DataConfig", "EvaluationConfig", "PredictorConfig",
            "ProfilingConfig", "SearchConfig", "Study", "StudyFileError", "StudyInvalidError",
-           "TrainConfig", "check_study", "load_study", "study_name_from_file",
+           "TrainConfig", "check_study", "load_study", "same_study_text", "study_name_from_file",
            "study_name_in_store"]
 
 
@@ -117,7 +122,8 @@ class PredictorConfig:
 class Study:
     """Space + data + recipes. ``data`` is a `DataConfig` or a zero-argument function
     returning `DataSplits` (a custom dataset); ``audit`` sets `nas audit` (the recipe of
-    its stand-alone runs)."""
+    its stand-alone runs). ``space_overrides`` are the space factory's arguments, older names
+    read as their canonical ones (`search_spaces.canonical_space_overrides`)."""
 
     name: str
     space: str
@@ -139,6 +145,9 @@ class Study:
             raise ValueError(f"space: expected a registered space name, got {self.space!r}")
         if not isinstance(self.space_overrides, dict):
             raise ValueError(f"space_overrides: expected a dict, got {self.space_overrides!r}")
+        # older argument names (num_classes, vocab_size) read as num_outputs; a conflict raises
+        object.__setattr__(self, "space_overrides",
+                           canonical_space_overrides(self.space_overrides, space=self.space))
         _int_at_least("seed", self.seed, 0)
         for name, kind in (("training", TrainConfig), ("evaluation", EvaluationConfig),
                            ("profiling", ProfilingConfig), ("predictor", PredictorConfig),
@@ -164,6 +173,59 @@ class Study:
 
 def file_hash(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def same_study_text(old: str, new: str) -> bool:
+    """Whether study file ``new`` declares the same study as ``old`` (the text a store
+    recorded): the same text, or the same once every ``space_overrides`` key is spelled by
+    its canonical name (`search_spaces.SPACE_OVERRIDE_ALIASES`), so a file that only renames
+    ``num_classes`` to ``num_outputs`` does not count as changed. Any other difference,
+    comments and layout included, does."""
+    if old == new:
+        return True
+    canonical_old, canonical_new = _canonical_spelling(old), _canonical_spelling(new)
+    return canonical_old is not None and canonical_old == canonical_new
+
+
+def _canonical_spelling(text: str) -> str | None:
+    """``text`` with the older key names of every ``space_overrides=`` dict (a literal, a
+    ``dict(...)`` call, or a module-level name bound to one) replaced by their canonical
+    names; None if it does not parse."""
+    import ast
+
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    bound = {target.id: node.value for node in tree.body if isinstance(node, ast.Assign)
+             for target in node.targets if isinstance(target, ast.Name)}
+    edits: list[tuple[int, int, int, str, str]] = []  # line, col, end col, alias, canonical
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        for kw in node.keywords:
+            if kw.arg != "space_overrides":
+                continue
+            value = bound.get(kw.value.id, kw.value) if isinstance(kw.value, ast.Name) else (
+                kw.value)
+            if isinstance(value, ast.Dict):
+                for key in value.keys:
+                    if (isinstance(key, ast.Constant) and key.value in SPACE_OVERRIDE_ALIASES
+                            and key.end_lineno == key.lineno and key.end_col_offset is not None):
+                        edits.append((key.lineno, key.col_offset, key.end_col_offset, key.value,
+                                      SPACE_OVERRIDE_ALIASES[key.value]))
+            elif (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
+                  and value.func.id == "dict"):
+                for arg in value.keywords:
+                    if arg.arg in SPACE_OVERRIDE_ALIASES:
+                        edits.append((arg.lineno, arg.col_offset, arg.col_offset + len(arg.arg),
+                                      arg.arg, SPACE_OVERRIDE_ALIASES[arg.arg]))
+    lines = text.encode().splitlines(keepends=True)  # ast offsets count UTF-8 bytes
+    for line, start, end, alias, canonical in sorted(edits, reverse=True):
+        row = lines[line - 1]
+        part = row[start:end].replace(alias.encode(), canonical.encode(), 1)
+        lines[line - 1] = row[:start] + part + row[end:]
+    return b"".join(lines).decode()
 
 
 def load_study(path: str | Path) -> Study:
@@ -251,13 +313,13 @@ def check_study(study: Study, *, device: str | None = None) -> CheckedStudy:
                         f"set space_overrides in_channels={channels}")
         y_max = int(data.train.y.max()) if len(data.train) else -1
         if data.num_outputs > space.num_outputs or y_max >= space.num_outputs:
-            raise _fail(study, "space_overrides.num_classes",
+            raise _fail(study, "space_overrides.num_outputs",
                         f"space {space.name!r} has {space.num_outputs} outputs but "
                         f"{data.name} has {max(data.num_outputs, y_max + 1)} classes")
     else:
         top = max(int(data.train.x.max()), int(data.train.y.max()))
         if data.num_outputs > space.vocab_size or top >= space.vocab_size:
-            raise _fail(study, "space_overrides.vocab_size",
+            raise _fail(study, "space_overrides.num_outputs",
                         f"space {space.name!r} has a vocabulary of {space.vocab_size} but "
                         f"{data.name} has {max(data.num_outputs, top + 1)} tokens")
         length = data.input_shape[0]

@@ -20,7 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from nas.storage import Store
-from nas.study import CheckedStudy, Study, check_study, file_hash, load_study
+from nas.study import CheckedStudy, Study, check_study, file_hash, load_study, same_study_text
 from nas.study_lease import StudyLease
 
 
@@ -169,9 +169,10 @@ def open_study(path: str | Path, *, store: Store, force: bool = False,
                lease: StudyLease | None = None) -> StudyContext:
     """Load and check a study file (or take the ``checked`` one `prepare_study` returned),
     create or find it in the store, refuse a changed file unless ``force`` (a study with no
-    finished stage and no checkpoint takes the new file without it), and record what
-    reproduces it (file hash, versions, git commit, seeds). ``lease``: the run's hold on the
-    study (`StudyLease`), checked before every stage."""
+    finished stage and no checkpoint takes the new file without it; a file that differs only
+    in the spelling of space-override keys, `nas.study.same_study_text`, is not changed), and
+    record what reproduces it (file hash, versions, git commit, seeds). ``lease``: the run's
+    hold on the study (`StudyLease`), checked before every stage."""
     path = Path(path).resolve()
     checked = checked or prepare_study(path, device=device)
     study = checked.study
@@ -183,7 +184,10 @@ def open_study(path: str | Path, *, store: Store, force: bool = False,
         name=study.name, space=study.space, space_overrides=dict(study.space_overrides),
         study_path=str(path), study_text=text, study_hash=digest,
         package_versions=_package_versions(), git_commit=_git_commit(path.parent), seeds=seeds)
-    if record.study_hash and record.study_hash != digest:
+    # a file that only renames older space-override keys (num_classes -> num_outputs) is
+    # the same study: it resumes, and its record below takes the new file
+    if record.study_hash and record.study_hash != digest and not same_study_text(
+            record.study_text or "", text):
         if not force and _has_results(store, study.name):
             raise StudyChangedError(_describe_change(record.study_text or "", text, path))
     if record.study_hash != digest or force:

@@ -4,7 +4,8 @@ One stage of up to 8 pre-norm residual layers at width up to 384 (head size 64, 
 shakespeare-char 6 x 384), context up to 256 bytes; each layer is attention, a GLU-MLP
 (hidden ratio 2 / 3 / 4), an SSM or a causal depthwise conv (kernel 3 / 7 / 15). Its
 `largest` subnet alternates attention and GLU-MLP (ratio 4): a 4-block, 384-wide
-transformer with ~9.6 M parameters. Byte-level vocabulary (256) by default.
+transformer with ~9.6 M parameters. Byte-level vocabulary (256) by default: ``num_outputs``,
+the vocabulary size of input and output (read from ``vocab_size`` too, its older name).
 
 ``resolution`` is the context length. A subnet with a shorter context predicts with less
 history and is scored on the first ``resolution`` positions of each window only, so
@@ -24,7 +25,7 @@ from search_spaces.space import Choice, SearchSpace, Stage
 @register_space
 def hybrid_lm_small(
     *,
-    vocab_size: int = 256,
+    num_outputs: int = 256,
     context_lengths: Sequence[int] = (64, 128, 256),
     widths: Sequence[int] = (192, 256, 320, 384),
     depths: Sequence[int] = (2, 3, 4, 5, 6, 7, 8),
@@ -41,5 +42,5 @@ def hybrid_lm_small(
                   hidden_ratio=Choice(*hidden_ratios), kernel_size=Choice(*kernel_sizes))
     return SearchSpace(name="hybrid_lm_small", modality="sequence",
                        resolution=Choice(*context_lengths), stages=[stage],
-                       vocab_size=vocab_size, head_dim=head_dim, ssm_head_dim=head_dim,
+                       vocab_size=num_outputs, head_dim=head_dim, ssm_head_dim=head_dim,
                        ssm_state_size=ssm_state_size)

@@ -2,6 +2,8 @@
 
 ``resolution`` is the context length. Byte-level vocabulary (256) by default, so any text
 works without a tokenizer. The largest subnet has ~3.6 M parameters.
+``num_outputs`` is the vocabulary size, input and output (read from ``vocab_size`` too, its
+older name).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from search_spaces.space import Choice, SearchSpace, Stage
 @register_space
 def hybrid_lm_tiny(
     *,
-    vocab_size: int = 256,
+    num_outputs: int = 256,
     context_lengths: Sequence[int] = (64, 128, 256),
     widths: Sequence[Sequence[int]] = ((96, 128, 160), (128, 192, 256)),
     depths: Sequence[Sequence[int]] = ((1, 2, 3), (1, 2, 3)),
@@ -32,4 +34,4 @@ def hybrid_lm_tiny(
                     kernel_size=Choice(*kernel_sizes)) for w, d in zip(widths, depths)]
     return SearchSpace(name="hybrid_lm_tiny", modality="sequence",
                        resolution=Choice(*context_lengths), stages=stages,
-                       vocab_size=vocab_size, head_dim=head_dim, ssm_head_dim=head_dim)
+                       vocab_size=num_outputs, head_dim=head_dim, ssm_head_dim=head_dim)

@@ -7,6 +7,7 @@ CIFAR-sized inputs (3 x 32 x 32, up to the native 32); MNIST uses ``in_channels=
 resolutions up to the native 28. ``stems=None`` gives the patch-only space of earlier
 versions (same arch keys and fingerprints); so does ``stems=()`` through `get_space`.
 ``mixers`` narrows the token mixers every layer may hold (default: all four).
+``num_outputs`` is the number of classes (read from ``num_classes`` too, its older name).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from search_spaces.space import Choice, SearchSpace, Stage
 def hybrid_vit_tiny(
     *,
     in_channels: int = 3,
-    num_classes: int = 10,
+    num_outputs: int = 10,
     resolutions: Sequence[int] = (16, 24, 32),
     patch_size: int = 4,
     widths: Sequence[Sequence[int]] = ((32, 48, 64), (64, 96, 128), (128, 160, 192)),
@@ -40,5 +41,5 @@ def hybrid_vit_tiny(
                     kernel_size=Choice(*kernel_sizes)) for w, d in zip(widths, depths)]
     return SearchSpace(name="hybrid_vit_tiny", modality="image", resolution=Choice(*resolutions),
                        stages=stages, in_channels=in_channels, patch_size=patch_size,
-                       num_outputs=num_classes, head_dim=head_dim, ssm_head_dim=head_dim,
+                       num_outputs=num_outputs, head_dim=head_dim, ssm_head_dim=head_dim,
                        stem=tuple(stems) if stems else None)

@@ -16,7 +16,7 @@ from nas.study import DataConfig, Study, TrainConfig
 study = Study(
     name="cifar10_subset",
     space="hybrid_vit_tiny",
-    space_overrides={"in_channels": 3, "num_classes": 10, "resolutions": (24, 32),
+    space_overrides={"in_channels": 3, "num_outputs": 10, "resolutions": (24, 32),
                      "stems": ("conv_s2",), "mixers": ("attention", "glu_mlp", "conv"),
                      "widths": ((16, 32, 48), (32, 64, 96), (64, 96, 128)),
                      "depths": ((1, 2), (1, 2), (1, 2, 3))},

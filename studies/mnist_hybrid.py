@@ -20,7 +20,7 @@ from nas.study import DataConfig, Study, TrainConfig
 study = Study(
     name="mnist_hybrid",
     space="hybrid_vit_tiny",
-    space_overrides={"in_channels": 1, "num_classes": 10, "resolutions": (24, 28),
+    space_overrides={"in_channels": 1, "num_outputs": 10, "resolutions": (24, 28),
                      "stems": ("conv_s2",), "mixers": ("attention", "glu_mlp", "conv"),
                      "widths": ((16, 32), (32, 48, 64), (48, 64, 96)),
                      "depths": ((1, 2), (1, 2), (1, 2, 3))},

@@ -15,7 +15,7 @@ study = Study(
     space="hybrid_vit_tiny",
     space_overrides={
         "in_channels": 1,
-        "num_classes": 10,
+        "num_outputs": 10,
         "resolutions": (8, 12, 16),
         "patch_size": 2,
         "widths": ((16, 24, 32), (32, 48, 64)),

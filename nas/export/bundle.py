@@ -55,14 +55,18 @@ def _checkpoint_path(store: Store, record: StudyRecord) -> tuple[CheckpointRecor
 
 def _study_context(store: Store, record: StudyRecord, checkpoint: Path):
     """A pipeline context for `nas.export.study` when the study file is still here and
-    unchanged (its data are needed to re-measure the exported model), else None."""
+    unchanged, or changed only in the spelling of space-override keys (its data are needed to
+    re-measure the exported model), else None."""
     from rich.console import Console
 
-    from nas.study import file_hash, load_study
+    from nas.study import file_hash, load_study, same_study_text
     from nas.study_context import StudyContext
 
     path = Path(record.study_path)
-    if not record.study_path or not path.is_file() or file_hash(path) != record.study_hash:
+    if not record.study_path or not path.is_file():
+        return None
+    if file_hash(path) != record.study_hash and not same_study_text(
+            record.study_text, path.read_text()):
         return None
     return StudyContext(study=load_study(path), path=path, store=store,
                         run_dir=checkpoint.parent.parent, device="cpu",

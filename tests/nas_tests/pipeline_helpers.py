@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-TINY_OVERRIDES = dict(in_channels=1, num_classes=10, resolutions=(8,), patch_size=2,
+TINY_OVERRIDES = dict(in_channels=1, num_outputs=10, resolutions=(8,), patch_size=2,
                       widths=((8,), (8, 16)), depths=((1,), (1, 2)), head_dim=8)
 
 TINY_STUDY = '''

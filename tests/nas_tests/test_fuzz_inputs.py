@@ -56,7 +56,8 @@ odd = st.one_of(ints, st.floats(allow_nan=True, allow_infinity=True), st.none(),
 
 choice_tuple = st.lists(st.one_of(ints, st.floats(-2, 20)), min_size=0, max_size=3).map(tuple)
 overrides = st.fixed_dictionaries({}, optional={
-    "in_channels": odd, "num_classes": odd, "patch_size": odd, "head_dim": odd,
+    "in_channels": odd, "num_classes": odd, "num_outputs": odd, "patch_size": odd,
+    "head_dim": odd,
     "resolutions": choice_tuple,
     "widths": st.lists(choice_tuple, min_size=0, max_size=3).map(tuple),
     "depths": st.lists(choice_tuple, min_size=0, max_size=3).map(tuple),

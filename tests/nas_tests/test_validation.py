@@ -61,7 +61,7 @@ BAD_STUDIES = {
     "width": (("'widths': ((8,), (8, 16))", "'widths': ((-8,), (8, 16))"), "stages[0].width"),
     "depth": (("'depths': ((1,), (1, 2))", "'depths': ((0,), (1, 2))"), "depth"),
     "space": (('space="hybrid_vit_tiny"', 'space="no_such_space"'), "no_such_space"),
-    "classes": (("'num_classes': 10", "'num_classes': 4"), "num_classes"),
+    "classes": (("'num_outputs': 10", "'num_outputs': 4"), "space_overrides.num_outputs"),
     "batch": (("batch_size=32", "batch_size=100000"), "training.batch_size"),
     "predictor": (('PredictorConfig(kind="gnn"', "PredictorConfig(kind='nope'"),
                   "predictor.kind"),
