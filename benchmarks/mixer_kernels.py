@@ -1,17 +1,22 @@
 """Benchmark `mixer_kernels`: every token-mixer layer, forward and forward+backward, per shape.
 
 Layers are the project's own deployment layers (`kernels.build_layer`), in bf16 on the GPU:
-attention (SDPA), glu_mlp, conv, and the SSM twice, on its default path (the Triton SSD
-kernels on CUDA) and with the pure-torch chunked reference forced (`use_reference_scan`).
-Shapes: issue #18's (d = 768, head 64, state 64 at 8 x 1,024, 1 x 8,192 and 4 x 2,048 tokens;
-64 x 256 at d = 384) and the built-in spaces' (each stage of each space's largest subnet, every
-mixer at that stage's width and tokens with the space's knobs, batch 64). Per shape, the
-variants are timed interleaved in the same run: warm-up, then rounds of one sample each
-(synchronize, CUDA events around one call, synchronize); the median over rounds is reported.
+attention (SDPA), glu_mlp, conv, and the SSM twice, on its default path (the Triton SSD kernels
+on CUDA) and with the pure-torch chunked reference forced (`use_reference_scan`). Shapes: issue
+#18's (d = 768, head 64, state 64 at 8 x 1,024, 1 x 8,192 and 4 x 2,048 tokens; 64 x 256 at d =
+384) and the built-in spaces' (each stage of each space's largest subnet, every mixer at that
+stage's width and tokens with the space's knobs, batch 64). Per shape, the variants are timed
+interleaved in the same run: warm-up, then rounds of one sample each (synchronize, CUDA events
+around one call, synchronize); the median over rounds is reported. On CUDA every call is also
+captured in a CUDA graph and timed by replay (``*_graph`` columns): the GPU time of the layer's
+kernels without the host's per-launch cost, which the single eager calls of layers this small
+are dominated by (the 2026-12-03 run timed an eager conv layer of 8,192 x 768 tokens at
+0.40 ms, close to the GLU-MLP's 0.49 ms with 12x its FLOPs).
 
 ``metrics``: ``ssm_vs_attention_fwdbwd_2048`` (4 x 2,048), ``ssm_vs_attention_fwdbwd_8192``
-(1 x 8,192), ``ssm_vs_attention_fwd_1024`` (8 x 1,024): SSM (default path) / attention time
-(issue #18's goals: <= 1, <= 0.5, <= 1.5). ``raw.rows``: the whole table.
+(1 x 8,192), ``ssm_vs_attention_fwd_1024`` (8 x 1,024): SSM (Triton path) / attention time in
+CUDA-graph replay (issue #18's goals: <= 1, <= 0.5, <= 1.5); the same ratios of single eager
+calls under ``*_eager``. ``raw.rows``: the whole table.
 Needs torch only (no Ray / Optuna / SQLAlchemy); about a minute on an H200.
 
     python benchmarks/mixer_kernels.py --device cuda
@@ -44,6 +49,9 @@ from kernels import MixerSpec, build_layer  # noqa: E402
 from kernels.ssm import use_reference_scan, uses_triton_scan  # noqa: E402
 
 VARIANTS = ("attention", "glu_mlp", "conv", "ssm", "ssm_reference")
+#: timed modes: single eager calls (host launch cost included), and on CUDA the same calls
+#: replayed from a CUDA graph (GPU time alone, as the GPU latency tables measure layers)
+MODES = ("fwd", "fwdbwd", "fwd_graph", "fwdbwd_graph")
 
 
 @dataclass(frozen=True)
@@ -153,7 +161,34 @@ def make_calls(shape: Shape, variant: str, device: torch.device, dtype: torch.dt
         for p in (*params, x_grad):
             p.grad = None
 
-    return {"fwd": fwd, "fwdbwd": fwdbwd, "reset": reset}, path
+    calls = {"fwd": fwd, "fwdbwd": fwdbwd, "reset": reset}
+    if device.type == "cuda":
+        def fwd_nograd() -> None:
+            with force(), torch.no_grad():
+                layer(x)
+
+        calls["fwd_graph"] = cuda_graph_of(fwd_nograd, device)
+        reset()
+        calls["fwdbwd_graph"] = cuda_graph_of(fwdbwd, device)  # grads land in graph memory
+        reset()
+    return calls, path
+
+
+def cuda_graph_of(fn: Callable[[], None], device: torch.device) -> Callable[[], None]:
+    """``fn`` captured in a CUDA graph (after 3 warm-up calls on a side stream, as
+    `kernels.timing` captures models); the returned callable replays it. A replay is the GPU
+    time of the layer's kernels without the host's per-launch cost: the mode the GPU latency
+    tables time layers in."""
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream(device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph.replay
 
 
 def measure_shape(shape: Shape, *, device: torch.device, dtype: torch.dtype, warmup: int,
@@ -164,51 +199,64 @@ def measure_shape(shape: Shape, *, device: torch.device, dtype: torch.dtype, war
     for variant in VARIANTS:
         calls[variant], paths[variant] = make_calls(shape, variant, device, dtype, gen)
     samples: dict[tuple[str, str], list[float]] = {}
+    modes = [m for m in MODES if m in calls[VARIANTS[0]]]
     for round_ in range(warmup + repeats):
         for variant in VARIANTS:
-            for mode in ("fwd", "fwdbwd"):
-                calls[variant]["reset"]()
+            for mode in modes:
+                if not mode.endswith("_graph"):
+                    calls[variant]["reset"]()
                 ms = timer(calls[variant][mode])
                 if round_ >= warmup:
                     samples.setdefault((variant, mode), []).append(ms)
-    rows = []
+    rows: list[dict[str, object]] = []
     for variant in VARIANTS:
-        fwd = statistics.median(samples[(variant, "fwd")])
-        fwdbwd = statistics.median(samples[(variant, "fwdbwd")])
-        rows.append({"shape": shape.name, "variant": variant, "batch": shape.batch,
-                     "tokens": shape.tokens, "dim": shape.dim, "ssm_path": paths[variant],
-                     "fwd_ms": round(fwd, 4), "fwdbwd_ms": round(fwdbwd, 4)})
+        row: dict[str, object] = {"shape": shape.name, "variant": variant,
+                                  "batch": shape.batch, "tokens": shape.tokens,
+                                  "dim": shape.dim, "ssm_path": paths[variant]}
+        for mode in modes:
+            row[f"{mode}_ms"] = round(statistics.median(samples[(variant, mode)]), 4)
+        rows.append(row)
     att = rows[VARIANTS.index("attention")]
     for row in rows:
-        row["fwd_vs_attention"] = round(row["fwd_ms"] / att["fwd_ms"], 3)
-        row["fwdbwd_vs_attention"] = round(row["fwdbwd_ms"] / att["fwdbwd_ms"], 3)
+        for mode in modes:
+            row[f"{mode}_vs_attention"] = round(float(row[f"{mode}_ms"])  # type: ignore[arg-type]
+                                                / float(att[f"{mode}_ms"]), 3)  # type: ignore[arg-type]
     return rows
 
 
 def goal_metrics(rows: list[dict[str, object]], shapes: list[Shape]) -> dict[str, float]:
+    """The goal ratios. On CUDA the goal keys are the CUDA-graph ratios (GPU time, the mode
+    of the GPU latency tables) and ``*_eager`` the single eager calls; on the CPU (smoke) the
+    goal keys are the eager ratios."""
     by = {(r["shape"], r["variant"]): r for r in rows}
-    metrics = {}
+    graph = any("fwd_graph_ms" in r for r in rows)
+    metrics: dict[str, float] = {}
     for shape in shapes:
         if shape.metric is None:
             continue
-        ssm = by[(shape.name, "ssm")]
-        key, col = {"1024": ("ssm_vs_attention_fwd_1024", "fwd_vs_attention"),
-                    "2048": ("ssm_vs_attention_fwdbwd_2048", "fwdbwd_vs_attention"),
-                    "8192": ("ssm_vs_attention_fwdbwd_8192", "fwdbwd_vs_attention")}[shape.metric]
-        metrics[key] = ssm[col]
-        metrics[key.replace("ssm_vs", "ssm_reference_vs")] = by[(shape.name, "ssm_reference")][col]
+        key, mode = {"1024": ("ssm_vs_attention_fwd_1024", "fwd"),
+                     "2048": ("ssm_vs_attention_fwdbwd_2048", "fwdbwd"),
+                     "8192": ("ssm_vs_attention_fwdbwd_8192", "fwdbwd")}[shape.metric]
+        for variant, name in (("ssm", key), ("ssm_reference", key.replace("ssm_vs",
+                                                                          "ssm_reference_vs"))):
+            row = by[(shape.name, variant)]
+            if graph:
+                metrics[name] = float(row[f"{mode}_graph_vs_attention"])  # type: ignore[arg-type]
+                metrics[f"{name}_eager"] = float(row[f"{mode}_vs_attention"])  # type: ignore[arg-type]
+            else:
+                metrics[name] = float(row[f"{mode}_vs_attention"])  # type: ignore[arg-type]
     return metrics
 
 
 def print_table(rows: list[dict[str, object]]) -> None:
-    head = f"{'shape':34s} {'variant':14s} {'path':14s} {'fwd ms':>9s} {'x att':>7s} " \
-           f"{'fwd+bwd ms':>11s} {'x att':>7s}"
+    modes = [m for m in MODES if f"{m}_ms" in rows[0]]
+    head = f"{'shape':34s} {'variant':14s} {'path':14s}" + "".join(
+        f" {m + ' ms':>17s} {'x att':>6s}" for m in modes)
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['shape']:34s} {r['variant']:14s} {r['ssm_path']:14s} {r['fwd_ms']:9.3f} "
-              f"{r['fwd_vs_attention']:7.2f} {r['fwdbwd_ms']:11.3f} "
-              f"{r['fwdbwd_vs_attention']:7.2f}")
+        print(f"{r['shape']:34s} {r['variant']:14s} {r['ssm_path']:14s}" + "".join(
+            f" {r[m + '_ms']:17.3f} {r[m + '_vs_attention']:6.2f}" for m in modes))
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

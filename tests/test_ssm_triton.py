@@ -105,6 +105,51 @@ def test_triton_matches_naive_values_and_grads(T: int, P: int, N: int, dtype: to
 
 @pytest.mark.gpu
 @needs_triton
+@pytest.mark.parametrize("reverse", [False, True], ids=["causal", "reverse"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("T", [1, 63, 500])
+def test_triton_fused_skip_matches_naive_plus_skip(T: int, dtype: torch.dtype,
+                                                   reverse: bool) -> None:
+    """``ssm_scan_triton(..., D=D)`` (the skip term added in the output kernel) against
+    ``naive + D * x``: the value and the gradients of x, dt, A, B, C and D."""
+    from kernels.ssm import ssm_scan_triton
+
+    x, dt, A, B, C = make_inputs(2, T, 3, 64, 64, seed=T + 7, device="cuda")
+    D = torch.tensor([1.0, -0.5, 2.0], dtype=torch.float64, device="cuda")
+    low = [t.to(dtype) for t in (x, dt, A, B, C)] + [D.float()]
+    cot = torch.randn(2, T, 3, 64, generator=torch.Generator().manual_seed(2),
+                      dtype=torch.float64).cuda()
+
+    def fused(x, dt, A, B, C, D):
+        return ssm_scan_triton(x, dt, A, B, C, reverse=reverse, D=D)
+
+    def reference(x, dt, A, B, C, D):
+        return naive_scan(reverse)(x, dt, A, B, C) + D[:, None] * x
+
+    out = values_and_grads(fused, low, cot)
+    ref = values_and_grads(reference, [t.double() for t in low], cot)
+    for name, o, r in zip((*NAMES, "D"), out, ref):
+        assert o.shape == r.shape, name
+        assert torch.isfinite(o).all(), name
+        assert rel_err(o, r) <= TOLERANCE[dtype], f"{name}: rel err {rel_err(o, r):.2e}"
+
+
+def test_reference_skip_term_and_its_shape_check() -> None:
+    """On the reference path ``D`` adds ``D[h] * x`` after the scan; a D of the wrong shape is
+    refused with a message naming it."""
+    x, dt, A, B, C = make_inputs(1, 10, 2, 4, 3, seed=0)
+    D = torch.tensor([0.5, -1.0], dtype=torch.float64)
+    with use_reference_scan():
+        for reverse in (False, True):
+            plain = ssm_scan(x, dt, A, B, C, reverse=reverse)
+            torch.testing.assert_close(ssm_scan(x, dt, A, B, C, reverse=reverse, D=D),
+                                       plain + D[:, None] * x)
+        with pytest.raises(ValueError, match="D: expected shape \\(2,\\)"):
+            ssm_scan(x, dt, A, B, C, D=torch.ones(3, dtype=torch.float64))
+
+
+@pytest.mark.gpu
+@needs_triton
 def test_triton_strong_and_weak_decay_and_strided_inputs() -> None:
     """Per-step log decays from -1e3 (underflow) to -1e-3 (long memory) in one call, inputs
     as strided views of one projection (as the layer passes them), float32."""
@@ -290,9 +335,10 @@ class _Spy:
     def __init__(self) -> None:
         self.calls: list[bool] = []
 
-    def __call__(self, x, dt, A, B, C, *, reverse=False):
+    def __call__(self, x, dt, A, B, C, *, reverse=False, D=None):
         self.calls.append(reverse)
-        return naive_scan(reverse)(x, dt, A, B, C)
+        y = naive_scan(reverse)(x, dt, A, B, C)
+        return y if D is None else y + D[:, None] * x
 
 
 @pytest.fixture

@@ -88,7 +88,7 @@ def uses_triton_scan(x: Tensor) -> bool:
 
 
 def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, *, chunk_size: int = 64,
-             reverse: bool = False) -> Tensor:
+             reverse: bool = False, D: Tensor | None = None) -> Tensor:
     """Selective scan (Mamba-2 / SSD), the same result as `ssm_scan_naive` on every path.
 
     Args:
@@ -97,6 +97,8 @@ def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, *, chunk_si
             the chunking does not change the result).
         reverse: scan from the last step to the first (the scan of the time-flipped inputs,
             flipped back); the bidirectional image layers add both directions.
+        D: optional (H,) skip weights: returns ``scan + D[h] * x`` (the Triton path adds it in
+            its output kernel, the reference after the scan).
 
     Returns:
         y: (batch, T, H, P) in the dtype of ``x``.
@@ -108,10 +110,15 @@ def ssm_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, *, chunk_si
             torch.testing.assert_close(ssm_scan(x, dt, A, B, C), y, rtol=1e-2, atol=1e-2)
     """
     _check_args(x, dt, A, B, C, chunk_size)
+    if D is not None and D.shape != (x.shape[2],):
+        raise ValueError(f"D: expected shape ({x.shape[2]},) (one skip weight a head), "
+                         f"got {tuple(D.shape)}")
     if uses_triton_scan(x):
-        return ssm_scan_triton(x, dt, A, B, C, reverse=reverse)
+        return ssm_scan_triton(x, dt, A, B, C, reverse=reverse, D=D)
     if not reverse:
-        return ssm_scan_chunked(x, dt, A, B, C, chunk_size=chunk_size)
-    flip = [1]
-    return ssm_scan_chunked(x.flip(flip), dt.flip(flip), A, B.flip(flip), C.flip(flip),
-                            chunk_size=chunk_size).flip(flip)
+        y = ssm_scan_chunked(x, dt, A, B, C, chunk_size=chunk_size)
+    else:
+        flip = [1]
+        y = ssm_scan_chunked(x.flip(flip), dt.flip(flip), A, B.flip(flip), C.flip(flip),
+                             chunk_size=chunk_size).flip(flip)
+    return y if D is None else y + D[:, None] * x

@@ -185,14 +185,14 @@ if HAS_TRITON:
 
     @triton.jit
     def _chunk_output_kernel(
-        x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, S_ptr, y_ptr,
+        x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, S_ptr, y_ptr, D_ptr,
         T, H, P, N, n_chunks,
         s_x_b, s_x_t, s_x_h, s_x_p, s_dt_b, s_dt_t, s_dt_h, s_B_b, s_B_t, s_B_n,
         s_C_b, s_C_t, s_C_n, s_y_b, s_y_t, s_y_h, s_y_p,
         Q: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr, REVERSE: tl.constexpr,
-        DOT: tl.constexpr,
+        DOT: tl.constexpr, HAS_D: tl.constexpr,
     ):
-        """y = (L o C B^T) dx + exp(g) (C S_in^T) for chunk k of (batch * head) bh."""
+        """y = (L o C B^T) dx + exp(g) (C S_in^T) [+ D_h x] for chunk k of (batch * head) bh."""
         k = tl.program_id(0)
         bh = tl.program_id(1).to(tl.int64)
         b, h = bh // H, bh % H
@@ -208,6 +208,8 @@ if HAS_TRITON:
         y = _mm(CB, dx, DOT)  # (Q, BP)
         S_in = tl.load(_state_tile_ptrs(S_ptr, bh, k, n_chunks, BP, BN))  # (BP, BN)
         y += _decay(g)[:, None] * _mm(Cm, tl.trans(S_in), DOT)
+        if HAS_D:  # the skip term D_h x, fused: one pass over x instead of two strided kernels
+            y += tl.load(D_ptr + h).to(tl.float32) * x.to(tl.float32)
         _store_rows(y_ptr, y, b, tm, valid, h, s_y_b, s_y_t, s_y_h, s_y_p, P, BP)
 
     @triton.jit
@@ -232,16 +234,17 @@ if HAS_TRITON:
     @triton.jit
     def _chunk_bwd_kernel(
         x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, S_ptr, dS_ptr, dy_ptr,
-        dx_ptr, ddt_ptr, dB_ptr, dC_ptr, dA_ptr,
+        dx_ptr, ddt_ptr, dB_ptr, dC_ptr, dA_ptr, D_ptr, dD_ptr,
         T, H, P, N, n_chunks,
         s_x_b, s_x_t, s_x_h, s_x_p, s_dt_b, s_dt_t, s_dt_h, s_B_b, s_B_t, s_B_n,
         s_C_b, s_C_t, s_C_n, s_dy_b, s_dy_t, s_dy_h, s_dy_p, s_dx_b, s_dx_t, s_dx_h, s_dx_p,
         Q: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr, REVERSE: tl.constexpr,
-        DOT: tl.constexpr,
+        DOT: tl.constexpr, HAS_D: tl.constexpr,
     ):
         """Gradients of chunk k of (batch * head) bh, given S_in (state entering the chunk) and
         dS (gradient of the state leaving it): dx (batch, T, H, P); d dt (batch, T, H) float32;
-        this head's dB and dC (batch, T, H, BN) float32; this chunk's dA share (bh, chunk)."""
+        this head's dB and dC (batch, T, H, BN) float32; this chunk's dA share (bh, chunk);
+        with HAS_D (the fused skip ``+ D_h x``) also ``D_h dy`` in dx and this chunk's dD share."""
         k = tl.program_id(0)
         bh = tl.program_id(1).to(tl.int64)
         b, h = bh // H, bh % H
@@ -265,7 +268,11 @@ if HAS_TRITON:
         LCB = _mm(Cm, tl.trans(Bm), DOT) * L  # (Q, Q)
         ddx_state = w_end[:, None] * _mm(Bm, tl.trans(dS), DOT)  # (Q, BP)
         ddx = _mm(tl.trans(LCB), dy, DOT) + ddx_state  # (Q, BP)
-        _store_rows(dx_ptr, ddx * dt[:, None], b, tm, valid, h, s_dx_b, s_dx_t, s_dx_h, s_dx_p,
+        dx_out = ddx * dt[:, None]
+        if HAS_D:
+            dx_out += tl.load(D_ptr + h).to(tl.float32) * dy.to(tl.float32)
+            tl.store(dD_ptr + bh * n_chunks + k, tl.sum(tl.sum(dy.to(tl.float32) * x, 1), 0))
+        _store_rows(dx_ptr, dx_out, b, tm, valid, h, s_dx_b, s_dx_t, s_dx_h, s_dx_p,
                     P, BP)
         ddt = tl.sum(ddx * x, axis=1)  # (Q,) through dx = dt x
 
@@ -330,8 +337,8 @@ def _grid_args(x: Tensor, B: Tensor) -> tuple[int, int, int, int, int, int, int,
     return batch, T, H, P, N, triton.cdiv(T, CHUNK), _block(P), _block(N)
 
 
-def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, reverse: bool,
-             ) -> tuple[Tensor, Tensor, Tensor]:
+def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None,
+             reverse: bool) -> tuple[Tensor, Tensor, Tensor]:
     """y (batch, T, H, P), states entering each chunk (batch*H, chunks, BP, BN), chunk decays."""
     batch, T, H, P, N, chunks, BP, BN = _grid_args(x, B)
     dot = _dot_kind(x, B, C)
@@ -348,15 +355,15 @@ def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, reverse: bo
         BACKWARD=False, num_warps=4)
     y = x.new_empty(batch, T, H, P)
     _chunk_output_kernel[grid](
-        x, dt, A, B, C, states, y, T, H, P, N, chunks,
+        x, dt, A, B, C, states, y, A if D is None else D, T, H, P, N, chunks,
         *x.stride(), *dt.stride(), *B.stride(), *C.stride(), *y.stride(), **common,
-        num_warps=4)
+        HAS_D=D is not None, num_warps=4)
     return y, states, decay
 
 
 def _backward(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor,
-              states: Tensor, decay: Tensor, reverse: bool,
-              ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+              D: Tensor | None, states: Tensor, decay: Tensor, reverse: bool,
+              ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | None]:
     batch, T, H, P, N, chunks, BP, BN = _grid_args(x, B)
     dot = _dot_kind(x, B, C, dy)
     grid = (chunks, batch * H)
@@ -375,37 +382,39 @@ def _backward(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor
     dB_heads = x.new_empty(batch, T, H, BN, dtype=torch.float32)
     dC_heads = x.new_empty(batch, T, H, BN, dtype=torch.float32)
     dA_chunks = x.new_empty(batch * H, chunks, dtype=torch.float32)
+    dD_chunks = dA_chunks if D is None else torch.empty_like(dA_chunks)
     _chunk_bwd_kernel[grid](
         x, dt, A, B, C, states, dstates, dy, dx, ddt, dB_heads, dC_heads, dA_chunks,
-        T, H, P, N, chunks,
+        A if D is None else D, dD_chunks, T, H, P, N, chunks,
         *x.stride(), *dt.stride(), *B.stride(), *C.stride(), *dy.stride(), *dx.stride(),
-        **common, num_warps=8)
+        **common, HAS_D=D is not None, num_warps=8)
     dB = dB_heads[..., :N].sum(2).to(B.dtype)  # (batch, T, N): B is shared by the heads
     dC = dC_heads[..., :N].sum(2).to(C.dtype)
     dA = dA_chunks.view(batch, H, chunks).sum((0, 2)).to(A.dtype)  # (H,)
-    return dx, ddt.to(dt.dtype), dA, dB, dC
+    dD = None if D is None else dD_chunks.view(batch, H, chunks).sum((0, 2)).to(D.dtype)
+    return dx, ddt.to(dt.dtype), dA, dB, dC, dD
 
 
 class _SSDScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor,  # type: ignore[override]
-                reverse: bool) -> Tensor:
+                D: Tensor | None, reverse: bool) -> Tensor:
         with torch.cuda.device(x.device) if x.is_cuda else nullcontext():
-            y, states, decay = _forward(x, dt, A, B, C, reverse)
-        ctx.save_for_backward(x, dt, A, B, C, states, decay)
+            y, states, decay = _forward(x, dt, A, B, C, D, reverse)
+        ctx.save_for_backward(x, dt, A, B, C, D, states, decay)
         ctx.reverse = reverse
         return y
 
     @staticmethod
     def backward(ctx, dy: Tensor):  # type: ignore[override]
-        x, dt, A, B, C, states, decay = ctx.saved_tensors
+        x, dt, A, B, C, D, states, decay = ctx.saved_tensors
         with torch.cuda.device(x.device) if x.is_cuda else nullcontext():
-            grads = _backward(dy, x, dt, A, B, C, states, decay, ctx.reverse)
+            grads = _backward(dy, x, dt, A, B, C, D, states, decay, ctx.reverse)
         return (*grads, None)
 
 
 def ssm_scan_triton(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, *,
-                    reverse: bool = False) -> Tensor:
+                    reverse: bool = False, D: Tensor | None = None) -> Tensor:
     """Chunked SSD scan by the Triton kernels; same result as `ssm_scan_naive` (with
     ``reverse=True``, as ``ssm_scan_naive`` of the time-flipped inputs, flipped back).
 
@@ -413,6 +422,8 @@ def ssm_scan_triton(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, *,
         x: (batch, T, H, P); dt: (batch, T, H) > 0; A: (H,) < 0; B, C: (batch, T, N).
             Any strides (views of a projection's output are read in place); float32, bfloat16
             or float16.
+        D: optional (H,) skip weights: the result is then ``scan + D[h] * x`` (the layer's
+            skip term, added inside the output kernel; differentiable in D too).
 
     Returns:
         y: (batch, T, H, P) contiguous, in the dtype of ``x``; differentiable in all five
@@ -421,4 +432,5 @@ def ssm_scan_triton(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, *,
     """
     if not HAS_TRITON:
         raise RuntimeError("ssm_scan_triton needs triton (pip install triton)")
-    return _SSDScan.apply(x, dt, A.contiguous(), B, C, bool(reverse))
+    return _SSDScan.apply(x, dt, A.contiguous(), B, C,
+                          None if D is None else D.contiguous(), bool(reverse))
