@@ -42,13 +42,14 @@ def ssm_forward(
 ) -> Tensor:
     """x: (B, T, D) -> (B, T, D). x/z weights (E, D), bc (2N, D), dt (H, D), out (D, E).
 
-    The four input projections run as one GEMM on the weights concatenated here (the
-    parameters, and so the state dict, keep their separate layout); on CUDA the concatenation
-    is padded with zero rows to a multiple of 64 outputs: for an output width such as
-    2 * 768 + 128 + 12 = 1,676 cuBLAS picked an sm80 kernel that took 35 % of the layer's
-    forward (110 us of 8,192 x 768 tokens on an H100, 2026-12-07, #18). The scan is `ssm_scan` (Triton kernels on CUDA when enabled,
-    the chunked reference elsewhere); on the Triton path the skip term ``D * xs`` is added
-    inside the scan's output kernel, elsewhere after the scan, in the same order as before.
+    The four input projections run as one GEMM on the weights concatenated here (the parameters,
+    and so the state dict, keep their separate layout); on CUDA the concatenation is padded with
+    zero rows to a multiple of 64 outputs: for an output width such as 2 * 768 + 128 + 12 =
+    1,676 cuBLAS picked an sm80 kernel that took 35 % of the layer's forward (110 us of 8,192 x
+    768 tokens on an H100, 2026-12-07, #18). The scan is `ssm_scan` (Triton kernels on CUDA when
+    enabled, the chunked reference elsewhere); on the Triton path the skip term ``D * xs`` is
+    added inside the scan's output kernel, elsewhere after the scan, in the same order as
+    before.
     """
     B, T, D = x.shape
     h = F.layer_norm(x, norm_weight.shape, norm_weight, norm_bias)
