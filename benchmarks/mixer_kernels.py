@@ -168,13 +168,16 @@ def make_calls(shape: Shape, variant: str, device: torch.device, dtype: torch.dt
                 layer(x)
 
         calls["fwd_graph"] = cuda_graph_of(fwd_nograd, device)
-        reset()
-        calls["fwdbwd_graph"] = cuda_graph_of(fwdbwd, device)  # grads land in graph memory
+        # reset before the capture: the captured backward then allocates the grads in the
+        # graph's own pool, which replays write to; grads left from the warm-up would be
+        # written in place by every replay after `reset` has handed their memory back
+        calls["fwdbwd_graph"] = cuda_graph_of(fwdbwd, device, before_capture=reset)
         reset()
     return calls, path
 
 
-def cuda_graph_of(fn: Callable[[], None], device: torch.device) -> Callable[[], None]:
+def cuda_graph_of(fn: Callable[[], None], device: torch.device,
+                  before_capture: Callable[[], None] | None = None) -> Callable[[], None]:
     """``fn`` captured in a CUDA graph (after 3 warm-up calls on a side stream, as
     `kernels.timing` captures models); the returned callable replays it. A replay is the GPU
     time of the layer's kernels without the host's per-launch cost: the mode the GPU latency
@@ -185,6 +188,8 @@ def cuda_graph_of(fn: Callable[[], None], device: torch.device) -> Callable[[], 
         for _ in range(3):
             fn()
     torch.cuda.current_stream(device).wait_stream(stream)
+    if before_capture is not None:
+        before_capture()
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         fn()
@@ -281,7 +286,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     gen = torch.Generator().manual_seed(0)
     rows = []
     t0 = time.perf_counter()
-    for shape in shapes:
+    for i, shape in enumerate(shapes):
+        print(f"[{i + 1}/{len(shapes)}] {shape.name} ({time.perf_counter() - t0:.0f} s)",
+              file=sys.stderr, flush=True)
         rows += measure_shape(shape, device=device, dtype=dtype, warmup=warmup,
                               repeats=repeats, gen=gen)
         if device.type == "cuda":
