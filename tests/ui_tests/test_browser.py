@@ -41,6 +41,10 @@ POINT_XY = """([name, i]) => { const gd = document.querySelector('.js-plotly-plo
   const box = gd.getBoundingClientRect();
   return [box.left + fl.xaxis._offset + fl.xaxis.l2p(fl.xaxis.d2l(t.x[i])),
           box.top + fl.yaxis._offset + fl.yaxis.l2p(fl.yaxis.d2l(t.y[i]))]; }"""
+#: Plotly resolves a click to the point of its last (throttled) hover, so a click sent right
+#: after a move can land on the point hovered before it; wait until the hover is on ``key``
+HOVERING = """(key) => { const gd = document.querySelector('.js-plotly-plot');
+  return (gd._hoverdata || []).some(p => p.customdata === key); }"""
 
 
 def free_port() -> int:
@@ -159,6 +163,7 @@ def test_pareto_plot_click_and_export(server, browser, study_store, tmp_path):
     assert arch_shown(page, key).count() == 0
     x, y = page.evaluate(POINT_XY, ["stored front", index])
     page.mouse.move(x, y)
+    page.wait_for_function(HOVERING, arg=key)
     page.mouse.click(x, y)
     arch_shown(page, key).first.wait_for()
     settle(page, "Pareto front")
@@ -192,8 +197,9 @@ def test_every_page_renders_in_the_browser(server, browser, tmp_path):
         page.get_by_role("link", name=title).click()  # same session: no new app start
         page.wait_for_url(f"**/{path}**")
         settle(page, title)
+        # SETTLED holds trivially before the first chart element mounts: wait for one
+        page.locator(".js-plotly-plot").first.wait_for()
         assert page.locator("[data-testid=stException]").count() == 0, title
-        assert page.locator(".js-plotly-plot").count() >= 1, title
         shoot(page, tmp_path, path)
     page.close()
 
