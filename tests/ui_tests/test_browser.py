@@ -168,7 +168,7 @@ def test_pareto_plot_click_and_export(server, browser, study_store, tmp_path):
     arch_shown(page, key).first.wait_for()
     settle(page, "Pareto front")
     assert f"arch={key}" in page.url and "study=tiny" in page.url  # a deep link to it
-    assert page.locator(".js-plotly-plot").count() >= 2  # the front and the arch's diagram
+    page.locator(".js-plotly-plot").nth(1).wait_for()  # the front and the arch's diagram
     shoot(page, tmp_path, "pareto_picked")
 
     page.get_by_role("button", name="Open in the Architecture page").click()
