@@ -37,8 +37,9 @@ from pathlib import Path
 
 import torch
 
-# the benchmark measures the opt-in Triton scan (kernels.ssm.scan): opt in before the import
-os.environ.setdefault("NAS_SSM_TRITON", "1")
+# the benchmark measures the Triton scan (kernels.ssm.scan's default on CUDA): a
+# NAS_SSM_TRITON=0 left in the shell must not turn it off here
+os.environ["NAS_SSM_TRITON"] = "1"
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))

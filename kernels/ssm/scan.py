@@ -1,12 +1,14 @@
-"""`ssm_scan`: the SSD scan the layers call; chunked torch by default, Triton kernels opt-in.
+"""`ssm_scan`: the SSD scan the layers call; Triton kernels on CUDA, chunked torch elsewhere.
 
-The Triton path (`kernels.ssm.triton_ssd`) is **opt-in**. Its first bf16 build (16-bit
-tensor-core dots) gave wrong dB gradients and illegal memory accesses on the H200, and an
-audit whose training went through it scored NaN (BENCHMARKS.md, #18). With TF32 dots for
-16-bit inputs it passes every GPU test (2026-12-03, 4th session); it becomes the default once
-a GPU training run has gone through it.
-Enable it with ``NAS_SSM_TRITON=1`` or, for a block of code, ``with use_triton_scan():``; it
-then runs when Triton is importable, the tensors are on a CUDA device in float32 / bfloat16 /
+The Triton path (`kernels.ssm.triton_ssd`) is the **default on CUDA** since 2026-12-07. Its
+first bf16 build (16-bit tensor-core dots) gave wrong dB gradients and illegal memory accesses
+on the H200, and an audit whose training went through it scored NaN, so it was opt-in; with
+TF32 dots for 16-bit inputs it passes every GPU test (2026-12-03, 4th session), and on
+2026-12-07 a supernet trained through it (`shakespeare_lm`, 400 steps, H100) reached the same
+validation losses as through the reference, 2.212 / 2.523 nats (largest / random mean)
+against 2.231 / 2.530 (BENCHMARKS.md, #18).
+Turn it off with ``NAS_SSM_TRITON=0`` or, for a block of code, ``with use_triton_scan(False):``;
+where it is on it runs when Triton is importable, the tensors are on a CUDA device in float32 / bfloat16 /
 float16, and the reference is not forced. Force the pure-torch reference (to compare, to
 debug) with the environment variable ``NAS_SSM_REFERENCE=1`` or, for a block of code::
 
@@ -33,7 +35,7 @@ from kernels.ssm.triton_ssd import HAS_TRITON, ssm_scan_triton
 REFERENCE_ENV = "NAS_SSM_REFERENCE"
 TRITON_ENV = "NAS_SSM_TRITON"
 _FORCE_REFERENCE: ContextVar[bool] = ContextVar("nas_ssm_force_reference", default=False)
-_ENABLE_TRITON: ContextVar[bool] = ContextVar("nas_ssm_enable_triton", default=False)
+_ENABLE_TRITON: ContextVar[bool | None] = ContextVar("nas_ssm_enable_triton", default=None)
 _FAST_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
@@ -42,14 +44,19 @@ def _truthy(name: str) -> bool:
 
 
 def triton_enabled() -> bool:
-    """True when ``NAS_SSM_TRITON`` is set (to anything but "", "0", "false", "no") or the
-    code runs inside `use_triton_scan` (the Triton scan is opt-in, see the module doc)."""
-    return _ENABLE_TRITON.get() or _truthy(TRITON_ENV)
+    """Whether `ssm_scan` may take the Triton kernels: inside `use_triton_scan(enabled)` its
+    ``enabled``; elsewhere True unless ``NAS_SSM_TRITON`` is "0", "false" or "no" (the Triton
+    scan is the default, see the module doc)."""
+    inside = _ENABLE_TRITON.get()
+    if inside is not None:
+        return inside
+    return os.environ.get(TRITON_ENV, "").strip().lower() not in ("0", "false", "no")
 
 
 @contextmanager
 def use_triton_scan(enabled: bool = True) -> Iterator[None]:
-    """Inside the block, `ssm_scan` may take the Triton kernels (where they can run)."""
+    """Inside the block, `ssm_scan` may take the Triton kernels (where they can run) when
+    ``enabled``, and never when not, whatever ``NAS_SSM_TRITON`` says."""
     token = _ENABLE_TRITON.set(enabled)
     try:
         yield
