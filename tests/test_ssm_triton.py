@@ -456,3 +456,19 @@ def test_triton_scan_is_the_default_and_can_be_turned_off(spy: _Spy, monkeypatch
         assert not scan_module.triton_enabled()
         ssm_scan(x, dt, A, B, C)
     assert spy.calls == []
+
+
+def test_kernels_run_only_on_gpus_they_were_built_for(monkeypatch) -> None:
+    """CUDA tensors take the kernels on an NVIDIA GPU of compute capability >= 8.0 (TF32 dots)
+    only: an older GPU or a ROCm build gets the torch reference instead of a compile error."""
+    from types import SimpleNamespace
+
+    gpu = SimpleNamespace(is_cuda=True, device="cuda:0")
+    monkeypatch.setattr(torch.version, "hip", None)
+    for capability, expected in (((7, 5), False), ((8, 0), True), ((9, 0), True)):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d, c=capability: c)
+        assert scan_module._triton_device(gpu) is expected, capability  # type: ignore[arg-type]
+    monkeypatch.setattr(torch.version, "hip", "6.2")
+    assert not scan_module._triton_device(gpu)  # type: ignore[arg-type]
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    assert not scan_module._triton_device(torch.zeros(1))

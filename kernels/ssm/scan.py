@@ -7,10 +7,12 @@ TF32 dots for 16-bit inputs it passes every GPU test (2026-12-03, 4th session), 
 2026-12-07 a supernet trained through it (`shakespeare_lm`, 400 steps, H100) reached the same
 validation losses as through the reference, 2.212 / 2.523 nats (largest / random mean)
 against 2.231 / 2.530 (BENCHMARKS.md, #18).
-Turn it off with ``NAS_SSM_TRITON=0`` or, for a block of code, ``with use_triton_scan(False):``;
-where it is on it runs when Triton is importable, the tensors are on a CUDA device in float32 / bfloat16 /
-float16, and the reference is not forced. Force the pure-torch reference (to compare, to
-debug) with the environment variable ``NAS_SSM_REFERENCE=1`` or, for a block of code::
+Turn it off with ``NAS_SSM_TRITON=0`` or, for a block of code, ``use_triton_scan(False)``.
+Where it is on, it runs when Triton is importable, the tensors are on an NVIDIA GPU of
+compute capability 8.0 or newer (the TF32 dots; it has been tested on Hopper only) in
+float32 / bfloat16 / float16, and the reference is not forced. Force the pure-torch
+reference (to compare, to debug) with the environment variable ``NAS_SSM_REFERENCE=1`` or,
+for a block of code::
 
     with use_reference_scan():
         y_ref = layer(x)
@@ -81,11 +83,19 @@ def use_reference_scan(enabled: bool = True) -> Iterator[None]:
         _FORCE_REFERENCE.reset(token)
 
 
+#: the oldest NVIDIA compute capability the kernels run on (TF32 tensor-core dots: Ampere)
+MIN_CAPABILITY = (8, 0)
+
+
 def _triton_device(x: Tensor) -> bool:
-    """CUDA tensors; CPU tensors too under ``TRITON_INTERPRET=1`` (Triton's slow interpreter,
-    for debugging the kernels without a GPU)."""
+    """CUDA tensors on an NVIDIA GPU of `MIN_CAPABILITY` or newer (not ROCm: untested there);
+    CPU tensors too under ``TRITON_INTERPRET=1`` (Triton's slow interpreter, for debugging the
+    kernels without a GPU)."""
+    if x.is_cuda:
+        return (torch.version.hip is None
+                and torch.cuda.get_device_capability(x.device) >= MIN_CAPABILITY)
     interpreting = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-    return x.is_cuda or (interpreting and x.device.type == "cpu")
+    return interpreting and x.device.type == "cpu"
 
 
 def uses_triton_scan(x: Tensor) -> bool:
