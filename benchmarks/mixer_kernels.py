@@ -19,13 +19,18 @@ CUDA-graph replay (issue #18's goals: <= 1, <= 0.5, <= 1.5); the same ratios of 
 calls under ``*_eager``. ``raw.rows``: the whole table.
 Needs torch only (no Ray / Optuna / SQLAlchemy); about a minute on an H200.
 
+On CUDA it also draws ``docs/mixer_kernels.png`` (the CUDA-graph times of the issue's shapes,
+every mixer side by side, the goals marked); ``--figure-from`` redraws it from a result file.
+
     python benchmarks/mixer_kernels.py --device cuda
     python benchmarks/mixer_kernels.py --smoke            # tiny shapes on CPU, seconds
+    python benchmarks/mixer_kernels.py --figure-from benchmarks/results/mixer_kernels.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -45,6 +50,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_io import RESULTS, device_name, write_result  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURE = ROOT / "docs" / "mixer_kernels.png"
+#: issue #18's goals, SSM / attention in CUDA-graph replay: (shape name, mode) -> ratio
+GOALS = {("issue 8x1024", "fwd_graph"): 1.5, ("issue 4x2048", "fwdbwd_graph"): 1.0,
+         ("issue 1x8192", "fwdbwd_graph"): 0.5}
 
 from kernels import MixerSpec, build_layer  # noqa: E402
 from kernels.ssm import use_reference_scan, uses_triton_scan  # noqa: E402
@@ -265,6 +276,61 @@ def print_table(rows: list[dict[str, object]]) -> None:
             f" {r[m + '_ms']:17.3f} {r[m + '_vs_attention']:6.2f}" for m in modes))
 
 
+def figure(rows: list[dict[str, object]], path: Path, *, device: str) -> Path:
+    """One PNG, forward and forward+backward panels: each variant's CUDA-graph time (ms, log
+    scale) at issue #18's shapes, the SSM / attention ratio over the SSM bar, and the goal
+    (attention's time x the goal ratio) as a tick where the issue sets one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    shapes = [n for n in dict.fromkeys(str(r["shape"]) for r in rows) if n.startswith("issue")]
+    by = {(r["shape"], r["variant"]): r for r in rows}
+    colors = {"attention": "tab:gray", "glu_mlp": "tab:olive", "conv": "tab:cyan",
+              "ssm": "tab:red", "ssm_reference": "tab:pink"}
+    labels = {"ssm": "ssm (Triton)", "ssm_reference": "ssm (torch reference)"}
+    width = 0.8 / len(VARIANTS)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), dpi=120)
+    for ax, mode, title in zip(axes, ("fwd_graph", "fwdbwd_graph"),
+                               ("forward", "forward + backward")):
+        for j, variant in enumerate(VARIANTS):
+            xs = [i + (j - (len(VARIANTS) - 1) / 2) * width for i in range(len(shapes))]
+            ms = [float(by[(n, variant)][f"{mode}_ms"]) for n in shapes]  # type: ignore[arg-type]
+            ax.bar(xs, ms, width, color=colors[variant], label=labels.get(variant, variant))
+            if variant == "ssm":
+                for x, n, m in zip(xs, shapes, ms):
+                    ratio = float(by[(n, variant)][f"{mode}_vs_attention"])  # type: ignore[arg-type]
+                    ax.annotate(f"{ratio:.2f}x", (x, m), textcoords="offset points",
+                                xytext=(0, 3), ha="center", fontsize=8, color="tab:red")
+        for i, n in enumerate(shapes):
+            goal = GOALS.get((n, mode))
+            if goal is not None:
+                att = float(by[(n, "attention")][f"{mode}_ms"])  # type: ignore[arg-type]
+                ax.hlines(att * goal, i - 0.45, i + 0.45, colors="black", linestyles="dashed",
+                          label="goal (x attention)" if i == len(shapes) - 1 or
+                          not any(GOALS.get((m, mode)) for m in shapes[i + 1:]) else None)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.tick_params(axis="y", which="minor", labelsize=7)
+        ax.set_xticks(range(len(shapes)))
+        ax.set_xticklabels([n.removeprefix("issue ") for n in shapes])
+        ax.set_ylabel("ms per call, CUDA-graph replay (median)")
+        ax.set_title(f"{title}, bf16: {device}", fontsize=9)
+        ax.grid(True, axis="y", which="both", alpha=0.3)
+    handles, names = axes[1].get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=8, loc="lower center", ncol=len(names))
+    fig.suptitle("Token-mixer layers at d = 768 (64 x 256: d = 384): SSM / attention over "
+                 "the SSM bars")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu")
@@ -275,7 +341,21 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--out-dir", type=Path, default=None,
                         help=f"where the JSON goes (default {RESULTS})")
+    parser.add_argument("--figure", type=Path, default=FIGURE,
+                        help=f"the PNG a CUDA run draws (default {FIGURE.relative_to(ROOT)})")
+    parser.add_argument("--figure-from", type=Path, default=None, metavar="JSON",
+                        help="only redraw --figure from this result file of a CUDA run")
     args = parser.parse_args(argv)
+    if args.figure_from is not None:
+        if not args.figure_from.is_file():
+            parser.error(f"--figure-from {args.figure_from}: no such file")
+        result = json.loads(args.figure_from.read_text())
+        rows = result.get("raw", {}).get("rows", [])
+        if not rows or "fwd_graph_ms" not in rows[0]:
+            parser.error(f"--figure-from {args.figure_from}: no CUDA-graph rows (raw.rows with "
+                         "fwd_graph_ms) in it; only a --device cuda run has them")
+        print(f"wrote {figure(rows, args.figure, device=result['device'])}")
+        return dict(result.get("metrics", {}))
     device = torch.device("cpu" if args.smoke and args.device == "cuda" else args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but no CUDA device is visible (use --smoke for a CPU check)")
@@ -304,6 +384,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                                                     "seconds": round(time.perf_counter() - t0)},
                         device=device_name(str(device)), out_dir=args.out_dir)
     print(f"wrote {path}")
+    if device.type == "cuda":
+        print(f"wrote {figure(rows, args.figure, device=device_name(str(device)))}")
     return metrics
 
 

@@ -425,6 +425,17 @@ def test_benchmark_smoke_writes_the_goal_metrics(tmp_path) -> None:
         assert result["metrics"][key] > 0
     variants = {row["variant"] for row in result["raw"]["rows"]}
     assert variants == {"attention", "glu_mlp", "conv", "ssm", "ssm_reference"}
+    # redrawing the figure needs a CUDA run's graph rows: a smoke result or no file is an
+    # error that names the file and writes nothing
+    figure = tmp_path / "figure.png"
+    for source, words in ((tmp_path / "mixer_kernels_smoke.json", "no CUDA-graph rows"),
+                          (tmp_path / "missing.json", "no such file")):
+        proc = subprocess.run(
+            [sys.executable, str(REPO / "benchmarks" / "mixer_kernels.py"), "--figure-from",
+             str(source), "--figure", str(figure)], env=env, capture_output=True, text=True,
+            timeout=120)
+        assert proc.returncode == 2 and words in proc.stderr and str(source) in proc.stderr
+        assert not figure.exists()
 
 
 def test_triton_scan_is_the_default_and_can_be_turned_off(spy: _Spy, monkeypatch) -> None:
