@@ -46,20 +46,19 @@ import torch
 # NAS_SSM_TRITON=0 left in the shell must not turn it off here
 os.environ["NAS_SSM_TRITON"] = "1"
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_io import RESULTS, device_name, write_result  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-FIGURE = ROOT / "docs" / "mixer_kernels.png"
-#: issue #18's goals, SSM / attention in CUDA-graph replay: (shape name, mode) -> ratio
-GOALS = {("issue 8x1024", "fwd_graph"): 1.5, ("issue 4x2048", "fwdbwd_graph"): 1.0,
-         ("issue 1x8192", "fwdbwd_graph"): 0.5}
 
 from kernels import MixerSpec, build_layer  # noqa: E402
 from kernels.ssm import use_reference_scan, uses_triton_scan  # noqa: E402
 
+FIGURE = ROOT / "docs" / "mixer_kernels.png"
+#: issue #18's goals, SSM / attention in CUDA-graph replay: (shape name, mode) -> ratio
+GOALS = {("issue 8x1024", "fwd_graph"): 1.5, ("issue 4x2048", "fwdbwd_graph"): 1.0,
+         ("issue 1x8192", "fwdbwd_graph"): 0.5}
 VARIANTS = ("attention", "glu_mlp", "conv", "ssm", "ssm_reference")
 #: timed modes: single eager calls (host launch cost included), and on CUDA the same calls
 #: replayed from a CUDA graph (GPU time alone, as the GPU latency tables measure layers)
@@ -304,13 +303,11 @@ def figure(rows: list[dict[str, object]], path: Path, *, device: str) -> Path:
                     ratio = float(by[(n, variant)][f"{mode}_vs_attention"])  # type: ignore[arg-type]
                     ax.annotate(f"{ratio:.2f}x", (x, m), textcoords="offset points",
                                 xytext=(0, 3), ha="center", fontsize=8, color="tab:red")
-        for i, n in enumerate(shapes):
-            goal = GOALS.get((n, mode))
-            if goal is not None:
-                att = float(by[(n, "attention")][f"{mode}_ms"])  # type: ignore[arg-type]
-                ax.hlines(att * goal, i - 0.45, i + 0.45, colors="black", linestyles="dashed",
-                          label="goal (x attention)" if i == len(shapes) - 1 or
-                          not any(GOALS.get((m, mode)) for m in shapes[i + 1:]) else None)
+        goals = [(i, GOALS[(n, mode)] * float(by[(n, "attention")][f"{mode}_ms"]))  # type: ignore[arg-type]
+                 for i, n in enumerate(shapes) if (n, mode) in GOALS]
+        for g, (i, ms_goal) in enumerate(goals):
+            ax.hlines(ms_goal, i - 0.45, i + 0.45, colors="black", linestyles="dashed",
+                      label="goal (x attention)" if g == 0 else None)
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))

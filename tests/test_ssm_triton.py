@@ -474,12 +474,14 @@ def test_kernels_run_only_on_gpus_they_were_built_for(monkeypatch) -> None:
     only: an older GPU or a ROCm build gets the torch reference instead of a compile error."""
     from types import SimpleNamespace
 
-    gpu = SimpleNamespace(is_cuda=True, device="cuda:0")
+    gpu = SimpleNamespace(is_cuda=True, device=SimpleNamespace(index=0))
     monkeypatch.setattr(torch.version, "hip", None)
     for capability, expected in (((7, 5), False), ((8, 0), True), ((9, 0), True)):
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d, c=capability: c)
+        scan_module._capable.cache_clear()  # the answer is cached per device
         assert scan_module._triton_device(gpu) is expected, capability  # type: ignore[arg-type]
     monkeypatch.setattr(torch.version, "hip", "6.2")
     assert not scan_module._triton_device(gpu)  # type: ignore[arg-type]
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     assert not scan_module._triton_device(torch.zeros(1))
+    scan_module._capable.cache_clear()

@@ -23,6 +23,7 @@ used by the TorchScript export) the reference is used too, so exported graphs ho
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,8 +42,15 @@ _ENABLE_TRITON: ContextVar[bool | None] = ContextVar("nas_ssm_enable_triton", de
 _FAST_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
+_OFF_WORDS = ("0", "false", "no")
+
+
+def _env_word(name: str) -> str:
+    return os.environ.get(name, "").strip().lower()
+
+
 def _truthy(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+    return _env_word(name) not in ("", *_OFF_WORDS)
 
 
 def triton_enabled() -> bool:
@@ -52,7 +60,7 @@ def triton_enabled() -> bool:
     inside = _ENABLE_TRITON.get()
     if inside is not None:
         return inside
-    return os.environ.get(TRITON_ENV, "").strip().lower() not in ("0", "false", "no")
+    return _env_word(TRITON_ENV) not in _OFF_WORDS
 
 
 @contextmanager
@@ -87,13 +95,18 @@ def use_reference_scan(enabled: bool = True) -> Iterator[None]:
 MIN_CAPABILITY = (8, 0)
 
 
+@functools.cache
+def _capable(index: int | None) -> bool:
+    """Whether CUDA device ``index`` has `MIN_CAPABILITY` (cached: asked on every layer call)."""
+    return torch.cuda.get_device_capability(index) >= MIN_CAPABILITY
+
+
 def _triton_device(x: Tensor) -> bool:
     """CUDA tensors on an NVIDIA GPU of `MIN_CAPABILITY` or newer (not ROCm: untested there);
     CPU tensors too under ``TRITON_INTERPRET=1`` (Triton's slow interpreter, for debugging the
     kernels without a GPU)."""
     if x.is_cuda:
-        return (torch.version.hip is None
-                and torch.cuda.get_device_capability(x.device) >= MIN_CAPABILITY)
+        return torch.version.hip is None and _capable(x.device.index)
     interpreting = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
     return interpreting and x.device.type == "cpu"
 
