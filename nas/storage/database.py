@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -164,13 +166,41 @@ def prepare_schema(engine: Engine, shown: str) -> None:
                     if set(_schema_heads(conn, shown)) != set(head):
                         command.upgrade(alembic_config(conn), "head")
         if engine.dialect.name == "sqlite" and not is_memory_sqlite(engine.url):
-            raw = engine.raw_connection()  # outside any transaction, as the pragma needs
-            try:
-                raw.cursor().execute("PRAGMA journal_mode = WAL")
-            finally:
-                raw.close()
+            _use_wal(engine)
     except DBAPIError as err:
         raise StoreError(f"cannot open database at {shown}: {first_line(err)}") from None
+    except sqlite3.Error as err:
+        raise StoreError(f"cannot open database at {shown}: {err}") from None
+
+
+def _use_wal(engine: Engine) -> None:
+    """Put the SQLite file in WAL mode (persistent in the file), retrying while it is locked.
+
+    The switch needs the file's exclusive lock, and SQLite answers "database is locked"
+    at once, without its busy timeout, when waiting could deadlock (this connection holds
+    a read lock while another process waits to write, as when several processes open a
+    new database together); so the connection is let go and the switch retried until the
+    busy timeout. A file already in WAL mode is left alone without taking any lock.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        raw = engine.raw_connection()  # outside any transaction, as the pragma needs
+        try:
+            cursor = raw.cursor()
+            mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) and "busy" not in str(err):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise
+        finally:
+            raw.close()
+        time.sleep(delay)
+        delay = min(delay * 2, 0.2)
 
 
 def first_line(err: DBAPIError) -> str:

@@ -350,6 +350,36 @@ class TestUrls:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         engine.dispose()
 
+    def test_wal_switch_waits_for_another_processs_write(self, tmp_path):
+        """SQLite refuses the switch to WAL at once, without its busy timeout, while
+        another connection holds a write transaction (what failed a CI run when four
+        processes opened a new database together); opening waits for the writer."""
+        import sqlite3
+        import threading
+
+        path = tmp_path / "nas.db"
+        with open_store(f"sqlite:///{path}") as store:
+            store.create_or_get_study(name="w", space="hybrid_vit_tiny")
+        writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        writer.execute("PRAGMA journal_mode = DELETE")
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE studies SET space = space")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):  # the SQLite behaviour
+            sqlite3.connect(path, timeout=5, isolation_level=None).execute(
+                "PRAGMA journal_mode = WAL")
+        release = threading.Timer(0.3, writer.execute, args=("COMMIT",))
+        release.start()
+        started = time.monotonic()
+        with open_store(f"sqlite:///{path}") as store:
+            assert store.get_study(name="w") is not None
+        release.join()
+        writer.close()
+        assert time.monotonic() - started >= 0.25
+        engine = create_engine(f"sqlite:///{path}", poolclass=NullPool)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        engine.dispose()
+
     def test_migrations_ship_as_package_data(self, repo):
         tomllib = pytest.importorskip("tomllib")
         config = tomllib.loads((repo / "pyproject.toml").read_text())
