@@ -1,8 +1,10 @@
 """Benchmark `mixer_kernels`: every token-mixer layer, forward and forward+backward, per shape.
 
 Layers are the project's own deployment layers (`kernels.build_layer`), in bf16 on the GPU:
-attention (SDPA), glu_mlp, conv, and the SSM twice, on its default path (the Triton SSD kernels
-on CUDA) and with the pure-torch chunked reference forced (`use_reference_scan`). Shapes: issue
+attention (SDPA), glu_mlp, conv, and the SSM three times: on its default path (the Triton SSD
+kernels on CUDA), on that path with the split backward (``NAS_SSM_TRITON_BWD=split``: two chunk
+kernels instead of one, `kernels.ssm.triton_ssd._bwd_kind`) and with the pure-torch chunked
+reference forced (`use_reference_scan`). Shapes: issue
 #18's (d = 768, head 64, state 64 at 8 x 1,024, 1 x 8,192 and 4 x 2,048 tokens; 64 x 256 at d =
 384) and the built-in spaces' (each stage of each space's largest subnet, every mixer at that
 stage's width and tokens with the space's knobs, batch 64). Per shape, the variants are timed
@@ -16,7 +18,8 @@ are dominated by (the 2026-12-03 run timed an eager conv layer of 8,192 x 768 to
 ``metrics``: ``ssm_vs_attention_fwdbwd_2048`` (4 x 2,048), ``ssm_vs_attention_fwdbwd_8192``
 (1 x 8,192), ``ssm_vs_attention_fwd_1024`` (8 x 1,024): SSM (Triton path) / attention time in
 CUDA-graph replay (issue #18's goals: <= 1, <= 0.5, <= 1.5); the same ratios of single eager
-calls under ``*_eager``. ``raw.rows``: the whole table.
+calls under ``*_eager``; ``ssm_split_vs_attention_*`` and ``ssm_reference_vs_attention_*``
+the same ratios of the other two SSM paths. ``raw.rows``: the whole table.
 Needs torch only (no Ray / Optuna / SQLAlchemy); about a minute on an H200.
 
 On CUDA it also draws ``docs/mixer_kernels.png`` (the CUDA-graph times of the issue's shapes,
@@ -35,8 +38,8 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,12 +57,13 @@ from bench_io import RESULTS, device_name, write_result  # noqa: E402
 
 from kernels import MixerSpec, build_layer  # noqa: E402
 from kernels.ssm import use_reference_scan, uses_triton_scan  # noqa: E402
+from kernels.ssm.triton_ssd import BWD_ENV  # noqa: E402
 
 FIGURE = ROOT / "docs" / "mixer_kernels.png"
 #: issue #18's goals, SSM / attention in CUDA-graph replay: (shape name, mode) -> ratio
 GOALS = {("issue 8x1024", "fwd_graph"): 1.5, ("issue 4x2048", "fwdbwd_graph"): 1.0,
          ("issue 1x8192", "fwdbwd_graph"): 0.5}
-VARIANTS = ("attention", "glu_mlp", "conv", "ssm", "ssm_reference")
+VARIANTS = ("attention", "glu_mlp", "conv", "ssm", "ssm_split", "ssm_reference")
 #: timed modes: single eager calls (host launch cost included), and on CUDA the same calls
 #: replayed from a CUDA graph (GPU time alone, as the GPU latency tables measure layers)
 MODES = ("fwd", "fwdbwd", "fwd_graph", "fwdbwd_graph")
@@ -145,15 +149,36 @@ class Timer:
         return start.elapsed_time(end)
 
 
+@contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    """``os.environ[name] = value`` inside the block (read by the kernels on every call)."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = old
+
+
+#: the SSM variants' paths: the torch reference, and the Triton path with the split backward
+#: (`kernels.ssm.triton_ssd._bwd_kind`), timed beside the default (fused) backward
+SSM_VARIANTS: dict[str, Callable[[], AbstractContextManager[object]]] = {
+    "ssm": nullcontext, "ssm_split": lambda: _env(BWD_ENV, "split"),
+    "ssm_reference": use_reference_scan}
+
+
 def make_calls(shape: Shape, variant: str, device: torch.device, dtype: torch.dtype,
                gen: torch.Generator) -> tuple[dict[str, Callable[[], None]], str]:
     """The forward and forward+backward callables of one variant, and the SSM path it uses."""
-    mixer = "ssm" if variant == "ssm_reference" else variant
+    mixer = "ssm" if variant in SSM_VARIANTS else variant
     layer = build_layer(layer_spec(shape, mixer)).to(device=device, dtype=dtype)
     x = torch.randn(shape.batch, shape.tokens, shape.dim, generator=gen).to(device, dtype)
     x_grad = x.clone().requires_grad_()
     cot = torch.randn(x.shape, generator=gen).to(device, dtype)
-    force = use_reference_scan if variant == "ssm_reference" else nullcontext
+    force = SSM_VARIANTS.get(variant, nullcontext)
     path = ""
     if mixer == "ssm":
         with force():
@@ -253,8 +278,8 @@ def goal_metrics(rows: list[dict[str, object]], shapes: list[Shape]) -> dict[str
         key, mode = {"1024": ("ssm_vs_attention_fwd_1024", "fwd"),
                      "2048": ("ssm_vs_attention_fwdbwd_2048", "fwdbwd"),
                      "8192": ("ssm_vs_attention_fwdbwd_8192", "fwdbwd")}[shape.metric]
-        for variant, name in (("ssm", key), ("ssm_reference", key.replace("ssm_vs",
-                                                                          "ssm_reference_vs"))):
+        for variant in ("ssm", "ssm_split", "ssm_reference"):
+            name = key.replace("ssm_vs", f"{variant}_vs")
             row = by[(shape.name, variant)]
             if graph:
                 metrics[name] = float(row[f"{mode}_graph_vs_attention"])  # type: ignore[arg-type]
@@ -288,8 +313,9 @@ def figure(rows: list[dict[str, object]], path: Path, *, device: str) -> Path:
     shapes = [n for n in dict.fromkeys(str(r["shape"]) for r in rows) if n.startswith("issue")]
     by = {(r["shape"], r["variant"]): r for r in rows}
     colors = {"attention": "tab:gray", "glu_mlp": "tab:olive", "conv": "tab:cyan",
-              "ssm": "tab:red", "ssm_reference": "tab:pink"}
-    labels = {"ssm": "ssm (Triton)", "ssm_reference": "ssm (torch reference)"}
+              "ssm": "tab:red", "ssm_split": "tab:orange", "ssm_reference": "tab:pink"}
+    labels = {"ssm": "ssm (Triton)", "ssm_split": "ssm (Triton, split backward)",
+              "ssm_reference": "ssm (torch reference)"}
     width = 0.8 / len(VARIANTS)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), dpi=120)
     for ax, mode, title in zip(axes, ("fwd_graph", "fwdbwd_graph"),

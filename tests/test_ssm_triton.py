@@ -108,6 +108,36 @@ def test_triton_matches_naive_values_and_grads(T: int, P: int, N: int, dtype: to
 @needs_triton
 @pytest.mark.parametrize("reverse", [False, True], ids=["causal", "reverse"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize(("P", "N"), [(32, 16), (64, 64)])
+@pytest.mark.parametrize("T", [63, 4097])
+def test_split_backward_matches_naive_grads(T: int, P: int, N: int, dtype: torch.dtype,
+                                            reverse: bool, monkeypatch) -> None:
+    """The split backward (``NAS_SSM_TRITON_BWD=split``) at a partial chunk and at many
+    chunks, with the fused skip term (its dD is the first kernel's)."""
+    from kernels.ssm import ssm_scan_triton
+
+    monkeypatch.setenv("NAS_SSM_TRITON_BWD", "split")
+    inputs = make_inputs(2, T, 3, P, N, seed=T + P + N + 7, device="cuda")
+    D = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64, device="cuda")
+    low = [t.to(dtype) for t in (*inputs, D)]
+    cot = torch.randn(2, T, 3, P, generator=torch.Generator().manual_seed(1),
+                      dtype=torch.float64).cuda()
+
+    def with_skip(scan):
+        return lambda x, dt, A, B, C, D: scan(x, dt, A, B, C) + D[:, None] * x
+
+    out = values_and_grads(lambda *a: ssm_scan_triton(*a[:5], reverse=reverse, D=a[5]),
+                           low, cot)
+    ref = values_and_grads(with_skip(naive_scan(reverse)), [t.double() for t in low], cot)
+    for name, o, r in zip((*NAMES, "D"), out, ref):
+        assert torch.isfinite(o).all(), name
+        assert rel_err(o, r) <= TOLERANCE[dtype], f"{name}: rel err {rel_err(o, r):.2e}"
+
+
+@pytest.mark.gpu
+@needs_triton
+@pytest.mark.parametrize("reverse", [False, True], ids=["causal", "reverse"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("T", [1, 63, 500])
 def test_triton_fused_skip_matches_naive_plus_skip(T: int, dtype: torch.dtype,
                                                    reverse: bool) -> None:
@@ -228,7 +258,10 @@ INTERPRETER_SCRIPT = textwrap.dedent("""
     # bf16 over two chunks; a single step
     cases = [(2, 150, 8, 4, False, torch.float32), (1, 1090, 8, 4, True, torch.float32),
              (1, 70, 16, 16, True, torch.bfloat16), (2, 1, 8, 4, False, torch.bfloat16)]
-    for batch, T, P, N, reverse, dtype in cases:
+    import os
+    for bwd, (batch, T, P, N, reverse, dtype) in [(b, c) for b in ("fused", "split")
+                                                   for c in cases]:
+        os.environ["NAS_SSM_TRITON_BWD"] = bwd  # read on every backward
         tol = 1e-4 if dtype == torch.float32 else 3e-2
         inputs = make_inputs(batch, T, 2, P, N, seed=T)
         cot = torch.randn(batch, T, 2, P, generator=torch.Generator().manual_seed(1),
@@ -239,7 +272,8 @@ INTERPRETER_SCRIPT = textwrap.dedent("""
         for name, o, r in zip(NAMES, out, ref):
             assert o.dtype == dtype, (name, o.dtype)
             err = rel_err(o, r)
-            assert err <= tol, (T, P, N, reverse, str(dtype), name, err)
+            assert err <= tol, (bwd, T, P, N, reverse, str(dtype), name, err)
+    os.environ.pop("NAS_SSM_TRITON_BWD")
 
     # the opt-in 16-bit tensor-core branch (DOT = bf16) of the same kernels, with the
     # interpreter's bf16 dot fixed (it multiplies the bit patterns): the kernels' source is
@@ -420,11 +454,11 @@ def test_benchmark_smoke_writes_the_goal_metrics(tmp_path) -> None:
          "--out-dir", str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "mixer_kernels_smoke.json").read_text())
-    for key in ("ssm_vs_attention_fwdbwd_2048", "ssm_vs_attention_fwdbwd_8192",
-                "ssm_vs_attention_fwd_1024"):
-        assert result["metrics"][key] > 0
+    for path in ("ssm", "ssm_split", "ssm_reference"):
+        for goal in ("fwdbwd_2048", "fwdbwd_8192", "fwd_1024"):
+            assert result["metrics"][f"{path}_vs_attention_{goal}"] > 0
     variants = {row["variant"] for row in result["raw"]["rows"]}
-    assert variants == {"attention", "glu_mlp", "conv", "ssm", "ssm_reference"}
+    assert variants == {"attention", "glu_mlp", "conv", "ssm", "ssm_split", "ssm_reference"}
     # redrawing the figure needs a CUDA run's graph rows: a smoke result or no file is an
     # error that names the file and writes nothing
     figure = tmp_path / "figure.png"
@@ -485,3 +519,17 @@ def test_kernels_run_only_on_gpus_they_were_built_for(monkeypatch) -> None:
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     assert not scan_module._triton_device(torch.zeros(1))
     scan_module._capable.cache_clear()
+
+
+def test_backward_kind_is_fused_unless_split_is_chosen(monkeypatch) -> None:
+    """``NAS_SSM_TRITON_BWD`` picks the backward's chunk kernels; a bad value names the
+    choices (the two kinds' gradients are compared under the interpreter and on the GPU)."""
+    from kernels.ssm import triton_ssd
+
+    monkeypatch.delenv("NAS_SSM_TRITON_BWD", raising=False)
+    assert triton_ssd._bwd_kind() == "fused"
+    monkeypatch.setenv("NAS_SSM_TRITON_BWD", " Split ")
+    assert triton_ssd._bwd_kind() == "split"
+    monkeypatch.setenv("NAS_SSM_TRITON_BWD", "both")
+    with pytest.raises(ValueError, match=r"NAS_SSM_TRITON_BWD='both': expected one of"):
+        triton_ssd._bwd_kind()

@@ -57,6 +57,8 @@ _SCAN_CHUNKS = 16  # chunks per step of that pass (one associative scan)
 _DOT_FP32, _DOT_BF16, _DOT_FP16, _DOT_TF32 = 0, 1, 2, 3
 DOT_ENV = "NAS_SSM_TRITON_DOT"  # the dots of 16-bit inputs: ieee | tf32 | 16bit (see _dot_kind)
 DOT_CHOICES = ("ieee", "tf32", "16bit")
+BWD_ENV = "NAS_SSM_TRITON_BWD"  # the backward's chunk kernels: fused | split (see _bwd_kind)
+BWD_CHOICES = ("fused", "split")
 
 
 if HAS_TRITON:
@@ -297,6 +299,101 @@ if HAS_TRITON:
         _store_rows(dC_ptr, dC, b, tm, valid, h, T * hn_stride, hn_stride, BN, 1, BN, BN)
 
 
+if HAS_TRITON:
+    @triton.jit
+    def _chunk_bwd_dx_kernel(
+        x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, dS_ptr, dy_ptr,
+        dx_ptr, ddt_ptr, dA_ptr, D_ptr, dD_ptr,
+        T, H, P, N, n_chunks,
+        s_x_b, s_x_t, s_x_h, s_x_p, s_dt_b, s_dt_t, s_dt_h, s_B_b, s_B_t, s_B_n,
+        s_C_b, s_C_t, s_C_n, s_dy_b, s_dy_t, s_dy_h, s_dy_p, s_dx_b, s_dx_t, s_dx_h, s_dx_p,
+        Q: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr, REVERSE: tl.constexpr,
+        DOT: tl.constexpr, HAS_D: tl.constexpr,
+    ):
+        """First half of `_chunk_bwd_kernel` (the ``split`` backward): dx (and dD), and the
+        share of d dt and dA that flows through dx and through ``w_end`` in S_out. Three
+        dots and about half the live (Q, Q) / (Q, P) tiles of the fused kernel."""
+        k = tl.program_id(0)
+        bh = tl.program_id(1).to(tl.int64)
+        b, h = bh // H, bh % H
+        tm, valid = _chunk_rows(k, T, Q, REVERSE)
+        dt, A, g = _chunk_log_decay(dt_ptr, A_ptr, b, h, tm, valid, s_dt_b, s_dt_t, s_dt_h)
+        g_last = tl.sum(dt * A, axis=0)
+        w_end = _decay(g_last - g)  # (Q,)
+        i = tl.arange(0, Q)
+        L = tl.where(i[:, None] >= i[None, :], _decay(g[:, None] - g[None, :]), 0.0)  # (Q, Q)
+        Bm = _load_rows(B_ptr, b, tm, valid, 0, s_B_b, s_B_t, 0, s_B_n, N, BN)  # (Q, BN)
+        Cm = _load_rows(C_ptr, b, tm, valid, 0, s_C_b, s_C_t, 0, s_C_n, N, BN)  # (Q, BN)
+        dy = _load_rows(dy_ptr, b, tm, valid, h, s_dy_b, s_dy_t, s_dy_h, s_dy_p, P, BP)
+        dS = tl.load(_state_tile_ptrs(dS_ptr, bh, k, n_chunks, BP, BN))  # (BP, BN)
+        LCB = _mm(Cm, tl.trans(Bm), DOT) * L  # (Q, Q)
+        ddx_state = w_end[:, None] * _mm(Bm, tl.trans(dS), DOT)  # (Q, BP)
+        ddx = _mm(tl.trans(LCB), dy, DOT) + ddx_state  # (Q, BP)
+        x = _load_rows(x_ptr, b, tm, valid, h, s_x_b, s_x_t, s_x_h, s_x_p, P, BP).to(tl.float32)
+        dx_out = ddx * dt[:, None]
+        if HAS_D:
+            dx_out += tl.load(D_ptr + h).to(tl.float32) * dy.to(tl.float32)
+            tl.store(dD_ptr + bh * n_chunks + k, tl.sum(tl.sum(dy.to(tl.float32) * x, 1), 0))
+        _store_rows(dx_ptr, dx_out, b, tm, valid, h, s_dx_b, s_dx_t, s_dx_h, s_dx_p,
+                    P, BP)
+        ddt = tl.sum(ddx * x, axis=1)  # (Q,) through dx = dt x
+        state_terms = tl.sum(x * dt[:, None] * ddx_state, axis=1)  # (Q,) through w_end
+        dg = tl.where(i == Q - 1, tl.sum(state_terms, axis=0), 0.0) - state_terms
+        da = tl.cumsum(dg, axis=0, reverse=True)
+        tl.store(ddt_ptr + (b * T + tm) * H + h, ddt + da * A, mask=valid)
+        tl.store(dA_ptr + bh * n_chunks + k, tl.sum(da * dt, axis=0))
+
+    @triton.jit
+    def _chunk_bwd_dbc_kernel(
+        x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, S_ptr, dS_ptr, dy_ptr,
+        ddt_ptr, dB_ptr, dC_ptr, dA_ptr,
+        T, H, P, N, n_chunks,
+        s_x_b, s_x_t, s_x_h, s_x_p, s_dt_b, s_dt_t, s_dt_h, s_B_b, s_B_t, s_B_n,
+        s_C_b, s_C_t, s_C_n, s_dy_b, s_dy_t, s_dy_h, s_dy_p,
+        Q: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr, REVERSE: tl.constexpr,
+        DOT: tl.constexpr,
+    ):
+        """Second half (the ``split`` backward, launched after `_chunk_bwd_dx_kernel`): this
+        head's dB and dC (batch, T, H, BN) float32, and the rest of d dt and dA (the in-chunk
+        decay of ``C B^T``, ``exp(g)`` of the inter-chunk term, and ``exp(g_last)`` of
+        S_out), added to what the first half stored."""
+        k = tl.program_id(0)
+        bh = tl.program_id(1).to(tl.int64)
+        b, h = bh // H, bh % H
+        tm, valid = _chunk_rows(k, T, Q, REVERSE)
+        dt, A, g = _chunk_log_decay(dt_ptr, A_ptr, b, h, tm, valid, s_dt_b, s_dt_t, s_dt_h)
+        g_last = tl.sum(dt * A, axis=0)
+        w_end = _decay(g_last - g)
+        w_in = _decay(g)
+        i = tl.arange(0, Q)
+        L = tl.where(i[:, None] >= i[None, :], _decay(g[:, None] - g[None, :]), 0.0)  # (Q, Q)
+        Bm = _load_rows(B_ptr, b, tm, valid, 0, s_B_b, s_B_t, 0, s_B_n, N, BN)  # (Q, BN)
+        Cm = _load_rows(C_ptr, b, tm, valid, 0, s_C_b, s_C_t, 0, s_C_n, N, BN)  # (Q, BN)
+        dy = _load_rows(dy_ptr, b, tm, valid, h, s_dy_b, s_dy_t, s_dy_h, s_dy_p, P, BP)
+        x = _load_rows(x_ptr, b, tm, valid, h, s_x_b, s_x_t, s_x_h, s_x_p, P, BP).to(tl.float32)
+        dx = x * dt[:, None]  # (Q, BP)
+        DV = _mm(dy, tl.trans(dx), DOT)  # (Q, Q) dy_i . dx_j
+        DVL = DV * L
+        M = tl.where(i[:, None] > i[None, :], DVL * _mm(Cm, tl.trans(Bm), DOT), 0.0)
+        dg = tl.sum(M, axis=1) - tl.sum(M, axis=0)  # (Q,) intra-chunk d g
+        S_in = tl.load(_state_tile_ptrs(S_ptr, bh, k, n_chunks, BP, BN))  # (BP, BN)
+        dC_in = w_in[:, None] * _mm(dy, S_in, DOT)  # (Q, BN)
+        dg += tl.sum(Cm.to(tl.float32) * dC_in, axis=1)  # through exp(g) in the inter term
+        dC = _mm(DVL, Bm, DOT) + dC_in
+        dS = tl.load(_state_tile_ptrs(dS_ptr, bh, k, n_chunks, BP, BN))  # (BP, BN)
+        dB = _mm(tl.trans(DVL), Cm, DOT) + w_end[:, None] * _mm(dx, dS, DOT)
+        to_last = _decay(g_last) * tl.sum(tl.sum(dS * S_in, 1), 0)
+        dg += tl.where(i == Q - 1, to_last, 0.0)
+        da = tl.cumsum(dg, axis=0, reverse=True)
+        ddt_at = ddt_ptr + (b * T + tm) * H + h
+        tl.store(ddt_at, tl.load(ddt_at, mask=valid, other=0.0) + da * A, mask=valid)
+        dA_at = dA_ptr + bh * n_chunks + k
+        tl.store(dA_at, tl.load(dA_at) + tl.sum(da * dt, axis=0))
+        hn_stride = H * BN  # dB / dC buffers are (batch, T, H, BN) float32
+        _store_rows(dB_ptr, dB, b, tm, valid, h, T * hn_stride, hn_stride, BN, 1, BN, BN)
+        _store_rows(dC_ptr, dC, b, tm, valid, h, T * hn_stride, hn_stride, BN, 1, BN, BN)
+
+
 def _dot_kind(*tensors: Tensor) -> int:
     """The dot kind of the kernels for these matmul inputs.
 
@@ -324,6 +421,26 @@ def _dot_kind(*tensors: Tensor) -> int:
     if choice == "tf32":
         return _DOT_TF32
     return _DOT_BF16 if dtypes == {torch.bfloat16} else _DOT_FP16
+
+
+def _bwd_kind() -> str:
+    """How the backward computes each chunk's gradients, by ``NAS_SSM_TRITON_BWD``:
+    ``fused`` (unset: `_chunk_bwd_kernel`, one program per chunk and head doing all eight
+    dots) or ``split`` (`_chunk_bwd_dx_kernel` then `_chunk_bwd_dbc_kernel`: three and six
+    dots, the ``C B^T`` dot done in both, about half the live tiles each). Another value is
+    a ValueError naming the choices.
+
+    Why both: in a GPU profile of #18 the fused kernel was the largest share of the layer's
+    forward + backward at 1 x 8,192 tokens (about 260 us). By count it keeps some 17
+    (64, 64) float32 tiles live per program, more than 8 warps' registers hold, so it likely
+    spills; the split is written to lower that pressure. It has not been timed on a GPU yet
+    (`benchmarks/mixer_kernels.py` times both in one run); both equal the reference under
+    the Triton interpreter.
+    """
+    choice = os.environ.get(BWD_ENV, "").strip().lower() or "fused"
+    if choice not in BWD_CHOICES:
+        raise ValueError(f"{BWD_ENV}={choice!r}: expected one of {BWD_CHOICES}")
+    return choice
 
 
 def _block(size: int) -> int:
@@ -383,11 +500,23 @@ def _backward(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor
     dC_heads = x.new_empty(batch, T, H, BN, dtype=torch.float32)
     dA_chunks = x.new_empty(batch * H, chunks, dtype=torch.float32)
     dD_chunks = dA_chunks if D is None else torch.empty_like(dA_chunks)
-    _chunk_bwd_kernel[grid](
-        x, dt, A, B, C, states, dstates, dy, dx, ddt, dB_heads, dC_heads, dA_chunks,
-        A if D is None else D, dD_chunks, T, H, P, N, chunks,
-        *x.stride(), *dt.stride(), *B.stride(), *C.stride(), *dy.stride(), *dx.stride(),
-        **common, HAS_D=D is not None, num_warps=8)
+    if _bwd_kind() == "fused":
+        _chunk_bwd_kernel[grid](
+            x, dt, A, B, C, states, dstates, dy, dx, ddt, dB_heads, dC_heads, dA_chunks,
+            A if D is None else D, dD_chunks, T, H, P, N, chunks,
+            *x.stride(), *dt.stride(), *B.stride(), *C.stride(), *dy.stride(), *dx.stride(),
+            **common, HAS_D=D is not None, num_warps=8)
+    else:  # "split": two kernels, the second adding to the first's d dt and dA
+        _chunk_bwd_dx_kernel[grid](
+            x, dt, A, B, C, dstates, dy, dx, ddt, dA_chunks, A if D is None else D,
+            dD_chunks, T, H, P, N, chunks,
+            *x.stride(), *dt.stride(), *B.stride(), *C.stride(), *dy.stride(), *dx.stride(),
+            **common, HAS_D=D is not None, num_warps=4)
+        _chunk_bwd_dbc_kernel[grid](
+            x, dt, A, B, C, states, dstates, dy, ddt, dB_heads, dC_heads, dA_chunks,
+            T, H, P, N, chunks,
+            *x.stride(), *dt.stride(), *B.stride(), *C.stride(), *dy.stride(),
+            **common, num_warps=8)
     dB = dB_heads[..., :N].sum(2).to(B.dtype)  # (batch, T, N): B is shared by the heads
     dC = dC_heads[..., :N].sum(2).to(C.dtype)
     dA = dA_chunks.view(batch, H, chunks).sum((0, 2)).to(A.dtype)  # (H,)
