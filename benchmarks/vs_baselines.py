@@ -15,7 +15,11 @@ For each dataset (MNIST, the CIFAR-10 subset) on one machine with a GPU:
 5. measures every front member (exported) and every baseline end to end, interleaved in one
    run per setting (CPU b1 one thread; GPU b1 and b256, CUDA graphs);
 6. scores the front with inherited weights and the baselines on the test split, once, at
-   the end; then fine-tunes each front member briefly (reported apart) and scores it again.
+   the end; then fine-tunes each front member briefly (reported apart) and scores it again;
+   with ``--standalone K`` it also trains the K lowest-latency members of each front from
+   scratch (`nas.audit.train_standalone`, the supernet's steps), reported apart with
+   ``mean_gap_inherited_vs_standalone`` (points) and ``dominance_standalone``: what the
+   space holds, apart from what the supernet passes on.
 
 A front *dominates* a baseline on a device when some front member has >= its test accuracy
 at <= its measured latency there. Writes ``benchmarks/results/vs_baselines.json`` and one
@@ -46,6 +50,7 @@ from bench_io import device_name, write_result  # noqa: E402
 from bench_supernet import CachedEvaluator, calibrated_table, kept_supernet, log  # noqa: E402
 
 from kernels.timing import TimingConfig, measure_interleaved  # noqa: E402
+from nas.audit import StandaloneRecipe, train_standalone  # noqa: E402
 from nas.baselines import IMAGE_BASELINES, build_image_baseline  # noqa: E402
 from nas.evaluation import evaluate_many, evaluate_model  # noqa: E402
 from nas.export.model import export_subnet  # noqa: E402
@@ -206,28 +211,35 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
         res = evaluate_model(model.to(device).eval(), *test, batch_size=1000, device=device)
         baselines[bname]["test_acc"] = res.accuracy
         baselines[bname]["latency_ms"] = {s: latency[s][f"base:{bname}"] for s in settings}
-    tune = FitRecipe(steps=args.finetune_steps, batch_size=config.batch_size,
-                     lr=config.lr * 0.1, weight_decay=config.weight_decay, warmup_steps=0,
-                     min_lr_ratio=0.0, augment=config.augment, augment_pad=config.augment_pad,
-                     label_smoothing=config.label_smoothing)
     t0 = time.perf_counter()
-    for key, arch in members.items():
-        if args.finetune_steps <= 0:
-            break
+    for key, arch in members.items() if args.finetune_steps > 0 else ():
+        tune = FitRecipe(steps=args.finetune_steps, batch_size=config.batch_size,
+                         lr=config.lr * 0.1, weight_decay=config.weight_decay, warmup_steps=0,
+                         min_lr_ratio=0.0, augment=config.augment,
+                         augment_pad=config.augment_pad, label_smoothing=config.label_smoothing)
         model = fit_model(export_subnet(net, arch), train=train, recipe=tune, seed=0,
                           device=device)
         front_rows[key]["finetuned_test_acc"] = evaluate_model(
             model, *test, batch_size=1000, device=device).accuracy
     finetune_s = time.perf_counter() - t0
+    standalone_s = train_cheapest_alone(args.standalone, fronts, front_rows, space=space,
+                                        config=config, train=train, test=test, device=device)
     largest = evaluate_many(net, [space.largest(), space.smallest()], *test, batch_size=1000,
                             device=device)
 
     front_of = {s: [front_rows[a.key()] for a in archs] for s, archs in fronts.items()}
-    dominance = {}
+    dominance, dominance_alone = {}, {}
     for setting in settings:
         table_front = front_of.get(setting, front_of.get("gpu_b1", []))
         dominance[setting] = {b: dominates(table_front, row, setting)
                               for b, row in baselines.items()}
+        alone = [{**f, "test_acc": f["standalone_test_acc"]} for f in table_front
+                 if "standalone_test_acc" in f]
+        if alone:
+            dominance_alone[setting] = {b: dominates(alone, row, setting)
+                                        for b, row in baselines.items()}
+    gaps = [100 * (f["test_acc"] - f["standalone_test_acc"]) for f in front_rows.values()
+            if "standalone_test_acc" in f]
     best = max(front_rows.values(), key=lambda f: f["test_acc"])
     metrics = {
         "best_inherited_test_acc": best["test_acc"],
@@ -238,6 +250,10 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
         "dominates_gpu_b256": (all(dominance["gpu_b256"].values())
                                if "gpu_b256" in dominance else None),
         "dominance": dominance,
+        # --standalone: the cheapest front members trained from scratch (the audit's recipe,
+        # the supernet's steps): what the space holds, apart from what the supernet passes on
+        "dominance_standalone": dominance_alone or None,
+        "mean_gap_inherited_vs_standalone": (sum(gaps) / len(gaps)) if gaps else None,
         "largest_test_acc": largest[0].accuracy, "smallest_test_acc": largest[1].accuracy,
         "supernet_steps": result.step, "supernet_train_seconds": train_s,
         "baselines": baselines,
@@ -245,7 +261,8 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
     }
     raw = {"fronts": {s: [a.key() for a in archs] for s, archs in fronts.items()},
            "members": front_rows, "latency_tables": tables, "finetune_seconds": finetune_s,
-           "finetune_steps": args.finetune_steps, "train_config": config.to_dict(),
+           "finetune_steps": args.finetune_steps, "standalone_seconds": standalone_s,
+           "standalone_per_front": args.standalone, "train_config": config.to_dict(),
            "search_budget": args.search_budget, "labelled": len(cache),
            "kept_checkpoint_step": kept_step}
     log(f"  {name}: best inherited {best['test_acc']:.4f} ({best['label']}); dominance "
@@ -253,6 +270,30 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
     if not args.no_figures:
         figures(name, front_of, front_rows, baselines, settings, args.figures)
     return {"metrics": metrics, "raw": raw}
+
+
+def train_cheapest_alone(k: int, fronts: dict[str, list[Arch]], rows: dict[str, dict], *,
+                         space, config, train, test, device: str) -> float:
+    """Train the ``k`` lowest-latency members of each table's front from scratch with the
+    audit's stand-alone recipe over the supernet's steps (`nas.audit.train_standalone`,
+    seed 0) and put their test accuracy in ``rows[key]["standalone_test_acc"]``. Why: the
+    gap to the inherited accuracy says whether the space or the supernet is what a front
+    lacks against the baselines. Returns the seconds it took."""
+    if k <= 0:
+        return 0.0
+    recipe = StandaloneRecipe.from_training(config)
+    picked: dict[str, Arch] = {}
+    for setting, archs in fronts.items():
+        for a in sorted(archs, key=lambda a: rows[a.key()]["latency_ms"][setting])[:k]:
+            picked.setdefault(a.key(), a)
+    t0 = time.perf_counter()
+    for i, (key, arch) in enumerate(picked.items()):
+        result = train_standalone(space=space, arch=arch, seed=0, recipe=recipe, train=train,
+                                  test=test, device=device)
+        rows[key]["standalone_test_acc"] = result.test_accuracy
+        log(f"  stand-alone {i + 1}/{len(picked)} {arch.label()}: {result.test_accuracy:.4f} "
+            f"(inherited {rows[key]['test_acc']:.4f}, {result.seconds:.0f}s)")
+    return time.perf_counter() - t0
 
 
 def figures(name: str, front_of: dict[str, list[dict]], rows: dict[str, dict],
@@ -276,11 +317,17 @@ def figures(name: str, front_of: dict[str, list[dict]], rows: dict[str, dict],
         if tuned:
             ax.plot(*zip(*tuned), "o", mfc="none", color="tab:green",
                     label="same archs, short fine-tune")
+        alone = sorted((f["latency_ms"][setting], 100 * f["standalone_test_acc"])
+                       for f in front if "standalone_test_acc" in f)
+        if alone:
+            ax.plot(*zip(*alone), "s", mfc="none", color="tab:purple",
+                    label="same archs, trained from scratch")
         for bname, b in baselines.items():
             ax.plot(b["latency_ms"][setting], 100 * b["test_acc"], "*", ms=12)
             ax.annotate(bname, (b["latency_ms"][setting], 100 * b["test_acc"]),
                         textcoords="offset points", xytext=(5, -10), fontsize=8)
-        accs = [p[1] for p in pts] + [100 * b["test_acc"] for b in baselines.values()]
+        accs = ([p[1] for p in pts] + [p[1] for p in alone]
+                + [100 * b["test_acc"] for b in baselines.values()])
         ax.set_ylim(min(accs) - 1.0, max(accs) + 0.5)  # every point shown, none clipped
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
@@ -314,6 +361,9 @@ def main() -> int:
     p.add_argument("--search-budget", type=int, default=150)
     p.add_argument("--population", type=int, default=16)
     p.add_argument("--finetune-steps", type=int, default=300)
+    p.add_argument("--standalone", type=int, default=0, metavar="K",
+                   help="also train the K lowest-latency members of each front from scratch "
+                        "(the audit's recipe, the supernet's steps), reported apart")
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "vs_baselines")
     p.add_argument("--figures", type=Path, default=ROOT / "docs")
     p.add_argument("--results", type=Path, default=None, help="results folder (default: "
@@ -333,6 +383,8 @@ def main() -> int:
         p.error(f"--datasets: {bad or 'empty'} not in {sorted(STUDIES)}")
     if args.train_seconds <= 0 or args.search_budget < args.population:
         p.error("--train-seconds must be > 0 and --search-budget >= --population")
+    if args.standalone < 0 or args.finetune_steps < 0:
+        p.error("--standalone and --finetune-steps must be >= 0")
     torch.backends.cudnn.benchmark = False
     metrics, raw = {}, {}
     for name in names:
@@ -348,6 +400,10 @@ def main() -> int:
         print(f"{name}: best inherited {m['best_inherited_test_acc']:.4f}, largest "
               f"{m['largest_test_acc']:.4f}, dominates cpu {m['dominates_cpu']} gpu "
               f"{m['dominates_gpu']} gpu_b256 {m['dominates_gpu_b256']}")
+        if m["mean_gap_inherited_vs_standalone"] is not None:
+            print(f"  stand-alone: mean gap inherited - stand-alone "
+                  f"{m['mean_gap_inherited_vs_standalone']:+.2f} points; dominance "
+                  f"{json.dumps(m['dominance_standalone'])}")
         for bname, b in m["baselines"].items():
             lat = " ".join(f"{s} {v:.3f}ms" for s, v in b["latency_ms"].items())
             print(f"  {bname:18s} acc {b['test_acc']:.4f} params {b['params']:6d} {lat}")
