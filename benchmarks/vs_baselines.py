@@ -212,11 +212,11 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
         baselines[bname]["test_acc"] = res.accuracy
         baselines[bname]["latency_ms"] = {s: latency[s][f"base:{bname}"] for s in settings}
     t0 = time.perf_counter()
-    for key, arch in members.items() if args.finetune_steps > 0 else ():
-        tune = FitRecipe(steps=args.finetune_steps, batch_size=config.batch_size,
-                         lr=config.lr * 0.1, weight_decay=config.weight_decay, warmup_steps=0,
-                         min_lr_ratio=0.0, augment=config.augment,
-                         augment_pad=config.augment_pad, label_smoothing=config.label_smoothing)
+    tune = FitRecipe(steps=args.finetune_steps, batch_size=config.batch_size,
+                     lr=config.lr * 0.1, weight_decay=config.weight_decay, warmup_steps=0,
+                     min_lr_ratio=0.0, augment=config.augment, augment_pad=config.augment_pad,
+                     label_smoothing=config.label_smoothing) if args.finetune_steps > 0 else None
+    for key, arch in members.items() if tune is not None else ():
         model = fit_model(export_subnet(net, arch), train=train, recipe=tune, seed=0,
                           device=device)
         front_rows[key]["finetuned_test_acc"] = evaluate_model(
