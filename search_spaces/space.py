@@ -319,6 +319,35 @@ class SearchSpace:
         """The arch with the fewest FLOPs: every dimension at its min, the cheapest layer."""
         return self._extreme(largest=False)
 
+    def smallest_per_mixer(self) -> tuple[Arch, ...]:
+        """For each token mixer of the space, the cheapest arch built from it alone: every
+        dimension at its min, each layer that mixer's cheapest knob (the stage's cheapest
+        layer where a stage lacks the mixer); duplicates dropped, `MIXERS` order.
+
+        Why: `smallest()` is one family's corner (the fewest FLOPs, e.g. all depthwise conv),
+        while a latency table may put another family's corner (all glu_mlp) first; a sandwich
+        that trains only one corner leaves the others' inherited weights untrained."""
+        resolution = self.resolution.min
+        found: list[Arch] = []
+        for mixer in MIXERS:
+            if not any(mixer in stage.mixers for stage in self.stages):
+                continue
+            candidates = []
+            for stem in self.stems():
+                stages = []
+                for i, stage in enumerate(self.stages):
+                    width, depth = stage.width.min, stage.depth.min
+                    tokens, grid = self._tokens_at(resolution, i, stem)
+                    options = [o for o in stage.layer_options() if o.mixer == mixer]
+                    best = min(options or stage.layer_options(), key=lambda o: layer_flops(
+                        self._mixer_spec(o, width, tokens, grid)))
+                    stages.append(StageArch(depth=depth, width=width, layers=(best,) * depth))
+                candidates.append(Arch(resolution=resolution, stages=tuple(stages), stem=stem))
+            arch = min(candidates, key=self.flops)
+            if arch not in found:
+                found.append(arch)
+        return tuple(found)
+
     def max_flops_arch(self) -> Arch:
         """The arch with the most FLOPs (every dimension at its max, the costliest layer)."""
         return self._extreme(largest=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 from nas.training.augment import AUGMENTATIONS
 from nas.training.distillation import DISTILL_LOSSES
-from nas.training.samplers import SAMPLERS
+from nas.training.samplers import SAMPLERS, SMALLEST_RULES
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,9 @@ class TrainConfig:
     subnet alone (on labels, regularized), before the sampler's subnets join; the others
     then start from a trained network, as Once-for-All's progressive shrinking does.
     ``0`` (the default) samples from the first step; ``1`` trains the largest only.
+
+    ``smallest``: the sandwich's bottom subnet (`SamplerConfig.smallest`): ``"flops"`` the
+    fewest-FLOPs arch every step, ``"per_mixer"`` each mixer family's cheapest arch in turn.
     """
 
     steps: int = 1000
@@ -55,6 +58,7 @@ class TrainConfig:
     dropout: float = 0.0
     keep_best: bool = True
     largest_first: float = 0.0
+    smallest: str = "flops"
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "num_random", "eval_every", "eval_batch_size",
@@ -78,6 +82,9 @@ class TrainConfig:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"training.sampler: {self.sampler!r} is not one of "
                              f"{SAMPLERS}")
+        if self.smallest not in SMALLEST_RULES:
+            raise ValueError(f"training.smallest: {self.smallest!r} is not one of "
+                             f"{SMALLEST_RULES}")
         if self.distill not in DISTILL_LOSSES:
             raise ValueError(f"training.distill: {self.distill!r} is not one of "
                              f"{DISTILL_LOSSES}")

@@ -35,6 +35,7 @@ from kernels import MIXERS, layer_flops
 from search_spaces import Arch, SearchSpace, StageArch
 
 SAMPLERS: tuple[str, ...] = ("uniform", "sandwich", "complexity_aware", "mixer_balanced")
+SMALLEST_RULES: tuple[str, ...] = ("flops", "per_mixer")
 ROLES: tuple[str, ...] = ("largest", "smallest", "random")
 _STEER_STEPS = 200  # mutations tried when rejection sampling cannot fill a bin
 
@@ -149,7 +150,11 @@ class SamplerConfig:
 
     ``num_random`` random subnets per step; ``bins`` FLOPs bins (quantiles of the FLOPs of
     ``calibration_samples`` uniform archs); ``mixer_candidates`` in-bin archs compared per
-    random subnet by ``mixer_balanced``.
+    random subnet by ``mixer_balanced``. ``smallest``: the sandwich's bottom subnet, either
+    ``"flops"`` (`SearchSpace.smallest`, every step) or ``"per_mixer"`` (step ``k`` trains
+    ``SearchSpace.smallest_per_mixer()[k % n]``: each mixer family's cheapest corner in turn,
+    so the corner a latency table ranks fastest is trained even where it is not the
+    fewest-FLOPs one).
     """
 
     name: str = "complexity_aware"
@@ -158,12 +163,16 @@ class SamplerConfig:
     seed: int = 0
     calibration_samples: int = 2000
     mixer_candidates: int = 8
+    smallest: str = "flops"
 
     def __post_init__(self) -> None:
         if self.name not in SAMPLERS:
             raise ValueError(f"SamplerConfig.name: {self.name!r} is not one of {SAMPLERS}")
+        if self.smallest not in SMALLEST_RULES:
+            raise ValueError(f"SamplerConfig.smallest: {self.smallest!r} is not one of "
+                             f"{SMALLEST_RULES}")
         for f in fields(self):
-            if f.name == "name":
+            if f.name in ("name", "smallest"):
                 continue
             value = getattr(self, f.name)
             low = 0 if f.name == "seed" else 2 if f.name == "bins" else 1
@@ -252,15 +261,22 @@ class UniformSampler(ArchSampler):
 
 
 class SandwichSampler(ArchSampler):
-    """BigNAS / AttentiveNAS sandwich rule: largest, smallest, ``num_random`` uniform archs."""
+    """BigNAS / AttentiveNAS sandwich rule: largest, smallest, ``num_random`` uniform archs.
+
+    ``config.smallest == "per_mixer"`` rotates the smallest over `smallest_per_mixer()` by
+    step count, so a resumed run (which restores ``steps``) continues the same rotation."""
 
     def __init__(self, space: SearchSpace, config: SamplerConfig) -> None:
         super().__init__(space, config)
         self.largest = space.largest()
         self.smallest = space.smallest()
+        self.smallests: tuple[Arch, ...] = (
+            (self.smallest,) if config.smallest == "flops" else space.smallest_per_mixer())
 
     def _extremes(self) -> list[SampledArch]:
-        return [SampledArch(self.largest, "largest"), SampledArch(self.smallest, "smallest")]
+        """Called after ``steps`` counted the step being drawn."""
+        bottom = self.smallests[(self.steps - 1) % len(self.smallests)]
+        return [SampledArch(self.largest, "largest"), SampledArch(bottom, "smallest")]
 
     def next_step(self) -> list[SampledArch]:
         self.steps += 1
@@ -474,6 +490,7 @@ def make_sampler(space: SearchSpace, config: SamplerConfig | None = None) -> Arc
 
 
 __all__ = [
-    "ROLES", "SAMPLERS", "ArchSampler", "ComplexityAwareSampler", "MixerBalancedSampler",
-    "SampledArch", "SamplerConfig", "SandwichSampler", "UniformSampler", "make_sampler",
+    "ROLES", "SAMPLERS", "SMALLEST_RULES", "ArchSampler", "ComplexityAwareSampler",
+    "MixerBalancedSampler", "SampledArch", "SamplerConfig", "SandwichSampler", "UniformSampler",
+    "make_sampler",
 ]

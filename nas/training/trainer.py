@@ -258,7 +258,8 @@ def train_supernet(
     opt = _optimizer(net, config)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, config))
     sampler = make_sampler(space, SamplerConfig(name=config.sampler, num_random=config.num_random,
-                                                bins=config.bins, seed=config.seed))
+                                                bins=config.bins, seed=config.seed,
+                                                smallest=config.smallest))
     largest = space.largest()
     step = 0
     best: dict[str, Any] = {"step": None, "loss": None}

@@ -153,6 +153,24 @@ def test_sandwich_composition(vit):
     assert len(randoms) > 290
 
 
+@pytest.mark.parametrize("name", ["sandwich", "complexity_aware", "mixer_balanced"])
+def test_per_mixer_smallest_rotates_over_each_mixers_corner(vit, name):
+    """``smallest="per_mixer"``: step k's bottom subnet is the k-th mixer family's cheapest
+    arch, so each family's corner is trained equally often; resume keeps the rotation."""
+    corners = vit.smallest_per_mixer()
+    assert len(corners) == len(set(a.key() for a in corners)) >= 3
+    config = SamplerConfig(name=name, seed=3, smallest="per_mixer")
+    _, steps = run(vit, name, 2 * len(corners), seed=3, smallest="per_mixer")
+    bottoms = [step[1] for step in steps]
+    assert all(b.role == "smallest" for b in bottoms)
+    assert [b.arch for b in bottoms] == list(corners) * 2
+    first = make_sampler(vit, config)
+    first.next_step()
+    resumed = make_sampler(vit, config)
+    resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    assert resumed.next_step()[1].arch == corners[1]
+
+
 def keys(steps: list) -> list[list[str]]:
     return [[s.arch.key() for s in step] for step in steps]
 
@@ -208,6 +226,7 @@ def test_bad_state_is_refused_and_changes_nothing(vit):
 @pytest.mark.parametrize("field, value", [
     ("name", "bogus"), ("num_random", 0), ("bins", 1), ("seed", -1), ("bins", 2.5),
     ("calibration_samples", 0), ("mixer_candidates", 0), ("num_random", True),
+    ("smallest", "fastest"),
 ])
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=f"SamplerConfig.{field}"):

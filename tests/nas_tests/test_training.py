@@ -297,6 +297,21 @@ def test_largest_first_must_be_a_fraction(bad):
         TrainConfig(largest_first=bad)
 
 
+def test_per_mixer_smallest_trains_each_mixers_corner_in_turn(tmp_path):
+    """``smallest="per_mixer"``: the run's "smallest" subnets rotate over
+    `smallest_per_mixer()`; a bad rule is refused naming the field."""
+    config = CONFIG.with_overrides(smallest="per_mixer")
+    _train(tmp_path / "pm", config=config)
+    lines = (tmp_path / "pm" / "metrics.jsonl").read_text().splitlines()
+    rows = [r for r in map(json.loads, lines) if r["kind"] == "train"]
+    corners = [a.key() for a in tiny_space().smallest_per_mixer()]
+    assert len(corners) >= 2
+    bottoms = [next(a["key"] for a in r["archs"] if a["role"] == "smallest") for r in rows]
+    assert bottoms == [corners[i % len(corners)] for i in range(len(rows))]
+    with pytest.raises(ValueError, match="training.smallest"):
+        TrainConfig(smallest="fastest")
+
+
 def test_steps_for_budget_weights_the_largest_alone_and_sampled_phases(monkeypatch):
     """The two phases are probed apart and weighted by their shares of the schedule: with a
     fake clock where a largest-alone step takes 1 s, a sampled step 3 s and the final panel

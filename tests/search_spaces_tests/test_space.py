@@ -66,6 +66,25 @@ def test_largest_and_smallest_bound_the_flops(name, rng):
         assert lo <= space.flops(space.sample(rng)) <= hi
 
 
+@pytest.mark.parametrize("name", ["hybrid_vit_tiny", "hybrid_lm_tiny"])
+def test_smallest_per_mixer_is_each_mixers_cheapest_arch(name):
+    """One arch per mixer of the space, built from that mixer alone at every min dimension;
+    none is cheaper than `smallest()`, and `smallest()` is among them."""
+    space = get_space(name)
+    corners = space.smallest_per_mixer()
+    mixers = [m for m in MIXERS if any(m in s.mixers for s in space.stages)]
+    assert len(corners) == len(mixers)
+    lo, _ = space.flops_range()
+    for mixer, arch in zip(mixers, corners):
+        space.validate(arch)
+        assert arch.resolution == space.resolution.min
+        assert {layer.mixer for s in arch.stages for layer in s.layers} == {mixer}
+        for stage, s in zip(space.stages, arch.stages):
+            assert (s.width, s.depth) == (stage.width.min, stage.depth.min)
+        assert space.flops(arch) >= lo
+    assert space.smallest() in corners
+
+
 def _tiny_space() -> SearchSpace:
     return SearchSpace(name="tiny", modality="image", resolution=Choice(8, 16),
                        stages=[Stage(depth=Choice(1, 2), width=Choice(16, 32),
