@@ -2,8 +2,9 @@
 
 Layers are the project's own deployment layers (`kernels.build_layer`), in bf16 on the GPU:
 attention (SDPA), glu_mlp, conv, and the SSM three times: on its default path (the Triton SSD
-kernels on CUDA), on that path with the split backward (``NAS_SSM_TRITON_BWD=split``: two chunk
-kernels instead of one, `kernels.ssm.triton_ssd._bwd_kind`) and with the pure-torch chunked
+kernels on CUDA, whose backward computes each chunk's gradients in two kernels), on that path
+with the older fused backward (``NAS_SSM_TRITON_BWD=fused``: one chunk kernel instead of two,
+`kernels.ssm.triton_ssd._bwd_kind`) and with the pure-torch chunked
 reference forced (`use_reference_scan`). Shapes: issue
 #18's (d = 768, head 64, state 64 at 8 x 1,024, 1 x 8,192 and 4 x 2,048 tokens; 64 x 256 at d =
 384) and the built-in spaces' (each stage of each space's largest subnet, every mixer at that
@@ -18,7 +19,7 @@ are dominated by (the 2026-12-03 run timed an eager conv layer of 8,192 x 768 to
 ``metrics``: ``ssm_vs_attention_fwdbwd_2048`` (4 x 2,048), ``ssm_vs_attention_fwdbwd_8192``
 (1 x 8,192), ``ssm_vs_attention_fwd_1024`` (8 x 1,024): SSM (Triton path) / attention time in
 CUDA-graph replay (issue #18's goals: <= 1, <= 0.5, <= 1.5); the same ratios of single eager
-calls under ``*_eager``; ``ssm_split_vs_attention_*`` and ``ssm_reference_vs_attention_*``
+calls under ``*_eager``; ``ssm_fused_vs_attention_*`` and ``ssm_reference_vs_attention_*``
 the same ratios of the other two SSM paths. ``raw.rows``: the whole table.
 Needs torch only (no Ray / Optuna / SQLAlchemy); about a minute on an H200.
 
@@ -63,7 +64,7 @@ FIGURE = ROOT / "docs" / "mixer_kernels.png"
 #: issue #18's goals, SSM / attention in CUDA-graph replay: (shape name, mode) -> ratio
 GOALS = {("issue 8x1024", "fwd_graph"): 1.5, ("issue 4x2048", "fwdbwd_graph"): 1.0,
          ("issue 1x8192", "fwdbwd_graph"): 0.5}
-VARIANTS = ("attention", "glu_mlp", "conv", "ssm", "ssm_split", "ssm_reference")
+VARIANTS = ("attention", "glu_mlp", "conv", "ssm", "ssm_fused", "ssm_reference")
 #: timed modes: single eager calls (host launch cost included), and on CUDA the same calls
 #: replayed from a CUDA graph (GPU time alone, as the GPU latency tables measure layers)
 MODES = ("fwd", "fwdbwd", "fwd_graph", "fwdbwd_graph")
@@ -163,10 +164,10 @@ def _env(name: str, value: str) -> Iterator[None]:
             os.environ[name] = old
 
 
-#: the SSM variants' paths: the torch reference, and the Triton path with the split backward
-#: (`kernels.ssm.triton_ssd._bwd_kind`), timed beside the default (fused) backward
+#: the SSM variants' paths: the torch reference, and the Triton path with the fused backward
+#: (`kernels.ssm.triton_ssd._bwd_kind`), timed beside the default (split) backward
 SSM_VARIANTS: dict[str, Callable[[], AbstractContextManager[object]]] = {
-    "ssm": nullcontext, "ssm_split": lambda: _env(BWD_ENV, "split"),
+    "ssm": nullcontext, "ssm_fused": lambda: _env(BWD_ENV, "fused"),
     "ssm_reference": use_reference_scan}
 
 
@@ -278,7 +279,7 @@ def goal_metrics(rows: list[dict[str, object]], shapes: list[Shape]) -> dict[str
         key, mode = {"1024": ("ssm_vs_attention_fwd_1024", "fwd"),
                      "2048": ("ssm_vs_attention_fwdbwd_2048", "fwdbwd"),
                      "8192": ("ssm_vs_attention_fwdbwd_8192", "fwdbwd")}[shape.metric]
-        for variant in ("ssm", "ssm_split", "ssm_reference"):
+        for variant in ("ssm", "ssm_fused", "ssm_reference"):
             name = key.replace("ssm_vs", f"{variant}_vs")
             row = by[(shape.name, variant)]
             if graph:
@@ -313,8 +314,8 @@ def figure(rows: list[dict[str, object]], path: Path, *, device: str) -> Path:
     shapes = [n for n in dict.fromkeys(str(r["shape"]) for r in rows) if n.startswith("issue")]
     by = {(r["shape"], r["variant"]): r for r in rows}
     colors = {"attention": "tab:gray", "glu_mlp": "tab:olive", "conv": "tab:cyan",
-              "ssm": "tab:red", "ssm_split": "tab:orange", "ssm_reference": "tab:pink"}
-    labels = {"ssm": "ssm (Triton)", "ssm_split": "ssm (Triton, split backward)",
+              "ssm": "tab:red", "ssm_fused": "tab:orange", "ssm_reference": "tab:pink"}
+    labels = {"ssm": "ssm (Triton)", "ssm_fused": "ssm (Triton, fused backward)",
               "ssm_reference": "ssm (torch reference)"}
     width = 0.8 / len(VARIANTS)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), dpi=120)

@@ -110,13 +110,13 @@ def test_triton_matches_naive_values_and_grads(T: int, P: int, N: int, dtype: to
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize(("P", "N"), [(32, 16), (64, 64)])
 @pytest.mark.parametrize("T", [63, 4097])
-def test_split_backward_matches_naive_grads(T: int, P: int, N: int, dtype: torch.dtype,
+def test_fused_backward_matches_naive_grads(T: int, P: int, N: int, dtype: torch.dtype,
                                             reverse: bool, monkeypatch) -> None:
-    """The split backward (``NAS_SSM_TRITON_BWD=split``) at a partial chunk and at many
-    chunks, with the fused skip term (its dD is the first kernel's)."""
+    """The fused backward (``NAS_SSM_TRITON_BWD=fused``, the A/B reference of the default
+    split one) at a partial chunk and at many chunks, with the fused skip term."""
     from kernels.ssm import ssm_scan_triton
 
-    monkeypatch.setenv("NAS_SSM_TRITON_BWD", "split")
+    monkeypatch.setenv("NAS_SSM_TRITON_BWD", "fused")
     inputs = make_inputs(2, T, 3, P, N, seed=T + P + N + 7, device="cuda")
     D = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64, device="cuda")
     low = [t.to(dtype) for t in (*inputs, D)]
@@ -454,11 +454,11 @@ def test_benchmark_smoke_writes_the_goal_metrics(tmp_path) -> None:
          "--out-dir", str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "mixer_kernels_smoke.json").read_text())
-    for path in ("ssm", "ssm_split", "ssm_reference"):
+    for path in ("ssm", "ssm_fused", "ssm_reference"):
         for goal in ("fwdbwd_2048", "fwdbwd_8192", "fwd_1024"):
             assert result["metrics"][f"{path}_vs_attention_{goal}"] > 0
     variants = {row["variant"] for row in result["raw"]["rows"]}
-    assert variants == {"attention", "glu_mlp", "conv", "ssm", "ssm_split", "ssm_reference"}
+    assert variants == {"attention", "glu_mlp", "conv", "ssm", "ssm_fused", "ssm_reference"}
     # redrawing the figure needs a CUDA run's graph rows: a smoke result or no file is an
     # error that names the file and writes nothing
     figure = tmp_path / "figure.png"
@@ -521,15 +521,15 @@ def test_kernels_run_only_on_gpus_they_were_built_for(monkeypatch) -> None:
     scan_module._capable.cache_clear()
 
 
-def test_backward_kind_is_fused_unless_split_is_chosen(monkeypatch) -> None:
+def test_backward_kind_is_split_unless_fused_is_chosen(monkeypatch) -> None:
     """``NAS_SSM_TRITON_BWD`` picks the backward's chunk kernels; a bad value names the
     choices (the two kinds' gradients are compared under the interpreter and on the GPU)."""
     from kernels.ssm import triton_ssd
 
     monkeypatch.delenv("NAS_SSM_TRITON_BWD", raising=False)
-    assert triton_ssd._bwd_kind() == "fused"
-    monkeypatch.setenv("NAS_SSM_TRITON_BWD", " Split ")
     assert triton_ssd._bwd_kind() == "split"
+    monkeypatch.setenv("NAS_SSM_TRITON_BWD", " Fused ")
+    assert triton_ssd._bwd_kind() == "fused"
     monkeypatch.setenv("NAS_SSM_TRITON_BWD", "both")
     with pytest.raises(ValueError, match=r"NAS_SSM_TRITON_BWD='both': expected one of"):
         triton_ssd._bwd_kind()

@@ -12,8 +12,10 @@ all chunks in parallel, one ``(P, Q) @ (Q, N)`` tensor-core dot), `_state_passin
 sequential pass over chunks, element-wise, parallel over the state's entries) and
 `_chunk_output_kernel` (the two matmul terms of ``y``, all chunks in parallel). Backward
 mirrors it: `_chunk_dstate_kernel` and a reverse `_state_passing_kernel` give the gradient of
-the state leaving each chunk, then `_chunk_bwd_kernel` computes dx, dB, dC (per head, summed
-over heads afterwards), d dt and the per-chunk share of dA. The gradient of the in-chunk log
+the state leaving each chunk, then `_chunk_bwd_dx_kernel` (dx, dD and their d dt / dA share)
+and `_chunk_bwd_dbc_kernel` (dB, dC per head, summed over heads afterwards, and the rest of
+d dt and the per-chunk share of dA); `_chunk_bwd_kernel` does both in one program
+(``NAS_SSM_TRITON_BWD=fused``, see `_bwd_kind`). The gradient of the in-chunk log
 decay is ``row sums - column sums`` of the strictly lower part of ``M = L o C B^T o dy dx^T``
 plus the inter-chunk and state terms; ``d a`` is its reverse cumsum inside the chunk.
 
@@ -57,8 +59,8 @@ _SCAN_CHUNKS = 16  # chunks per step of that pass (one associative scan)
 _DOT_FP32, _DOT_BF16, _DOT_FP16, _DOT_TF32 = 0, 1, 2, 3
 DOT_ENV = "NAS_SSM_TRITON_DOT"  # the dots of 16-bit inputs: ieee | tf32 | 16bit (see _dot_kind)
 DOT_CHOICES = ("ieee", "tf32", "16bit")
-BWD_ENV = "NAS_SSM_TRITON_BWD"  # the backward's chunk kernels: fused | split (see _bwd_kind)
-BWD_CHOICES = ("fused", "split")
+BWD_ENV = "NAS_SSM_TRITON_BWD"  # the backward's chunk kernels: split | fused (see _bwd_kind)
+BWD_CHOICES = ("split", "fused")
 
 
 if HAS_TRITON:
@@ -425,19 +427,19 @@ def _dot_kind(*tensors: Tensor) -> int:
 
 def _bwd_kind() -> str:
     """How the backward computes each chunk's gradients, by ``NAS_SSM_TRITON_BWD``:
-    ``fused`` (unset: `_chunk_bwd_kernel`, one program per chunk and head doing all eight
-    dots) or ``split`` (`_chunk_bwd_dx_kernel` then `_chunk_bwd_dbc_kernel`: three and six
-    dots, the ``C B^T`` dot done in both, about half the live tiles each). Another value is
-    a ValueError naming the choices.
+    ``split`` (unset: `_chunk_bwd_dx_kernel` then `_chunk_bwd_dbc_kernel`: three and six
+    dots, the ``C B^T`` dot done in both, about half the live tiles each) or ``fused``
+    (`_chunk_bwd_kernel`, one program per chunk and head doing all eight dots). Another value
+    is a ValueError naming the choices.
 
-    Why both: in a GPU profile of #18 the fused kernel was the largest share of the layer's
-    forward + backward at 1 x 8,192 tokens (about 260 us). By count it keeps some 17
-    (64, 64) float32 tiles live per program, more than 8 warps' registers hold, so it likely
-    spills; the split is written to lower that pressure. It has not been timed on a GPU yet
-    (`benchmarks/mixer_kernels.py` times both in one run); both equal the reference under
-    the Triton interpreter.
+    Why split is the default: the fused kernel keeps some 17 (64, 64) float32 tiles live per
+    program, more than 8 warps' registers hold, and was the largest share of the layer's
+    forward + backward at 1 x 8,192 tokens. Timed in one `benchmarks/mixer_kernels.py` run
+    (H100, 2026-12-07, CUDA-graph replay) the split's layer forward + backward was 5.7 %
+    faster at 4 x 2,048 tokens and 7 % faster at 1 x 8,192. The fused kernel stays as the
+    A/B reference; both equal the naive scan on the GPU and under the Triton interpreter.
     """
-    choice = os.environ.get(BWD_ENV, "").strip().lower() or "fused"
+    choice = os.environ.get(BWD_ENV, "").strip().lower() or "split"
     if choice not in BWD_CHOICES:
         raise ValueError(f"{BWD_ENV}={choice!r}: expected one of {BWD_CHOICES}")
     return choice
