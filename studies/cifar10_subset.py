@@ -8,7 +8,9 @@ horizontal flips, label smoothing and stochastic depth (4,000 images overfit wit
 The space is narrowed as `studies/mnist_hybrid.py` is, for the reason measured there (weight
 sharing across token grids from 4 x 4 to 32 x 32 cost random subnets 7-8 points on MNIST;
 `benchmarks/stem_ablation.py`, 2026-12-03). On CIFAR itself the narrowing is not yet
-measured: the template's stems at 16-32 remain one `space_overrides` away.
+measured: the template's stems at 16-32 remain one `space_overrides` away. The sandwich's
+bottom rotates over each mixer's corner and students take half their loss from the labels,
+as in `studies/mnist_hybrid.py`, where this was measured; on CIFAR it is not yet measured.
 """
 
 from nas.study import DataConfig, Study, TrainConfig
@@ -25,5 +27,5 @@ study = Study(
                          warmup_steps=100, num_random=2, bins=8, eval_every=500,
                          eval_batches=None, checkpoint_every=500, device="cuda",
                          augment="crop_flip", augment_pad=4, label_smoothing=0.1,
-                         drop_path=0.1),
+                         drop_path=0.1, smallest="per_mixer", distill_weight=0.5),
 )
