@@ -155,7 +155,8 @@ def main() -> None:
     if args.time_limit:
         common += ["--time-limit", str(args.time_limit)]
     cmds = {f"variant-{v}": [*common, "--job", v] for v in wanted}
-    names = list(panel(load_study(STUDY).build_space()))
+    panel_archs = panel(load_study(STUDY).build_space())
+    names = list(panel_archs)
     if args.alone_procs:
         groups = np.array_split(np.array(names), min(args.alone_procs, len(names)))
         for g in groups:
@@ -180,9 +181,9 @@ def main() -> None:
         row["mean_gap_vs_standalone"] = statistics.mean(gaps) if gaps else None
         metrics[v] = row
     metrics["best"] = max(wanted, key=lambda v: metrics[v]["random_mean"])
-    path = write_result("recipe_variants", metrics=metrics, raw={"panel": {
-        k: a.to_json() for k, a in panel(load_study(STUDY).build_space()).items()}},
-        device=device_name(args.device))
+    path = write_result("recipe_variants", metrics=metrics,
+                        raw={"panel": {k: a.to_json() for k, a in panel_archs.items()}},
+                        device=device_name(args.device))
     print(json.dumps({v: {k: metrics[v][k] for k in ("random_mean", "mean_gap_vs_standalone")}
                       for v in wanted}, indent=1))
     print(f"wrote {path}")

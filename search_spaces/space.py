@@ -261,9 +261,10 @@ class SearchSpace:
             stages.append(StageArch(depth=depth, width=width, layers=layers))
         return Arch(resolution=resolution, stages=tuple(stages), stem=stem)
 
-    def _extreme(self, largest: bool) -> Arch:
-        """Every dimension at its max (min) and, per layer, the costliest (cheapest) layer;
-        of the stems, the one that makes that arch costliest (cheapest)."""
+    def _extreme(self, largest: bool, mixer: str | None = None) -> Arch:
+        """Every dimension at its max (min) and, per layer, the costliest (cheapest) layer
+        (of ``mixer``'s layers only, where ``mixer`` is given and the stage has it); of the
+        stems, the one that makes that arch costliest (cheapest)."""
         pick = max if largest else min
         resolution = pick(self.resolution)
         candidates = []
@@ -273,7 +274,8 @@ class SearchSpace:
                 width = pick(stage.width)
                 depth = pick(stage.depth)
                 tokens, grid = self._tokens_at(resolution, i, stem)
-                best = pick(stage.layer_options(),
+                options = [o for o in stage.layer_options() if o.mixer == mixer]
+                best = pick(options or stage.layer_options(),
                             key=lambda o: layer_flops(self._mixer_spec(o, width, tokens, grid)))
                 stages.append(StageArch(depth=depth, width=width, layers=(best,) * depth))
             candidates.append(Arch(resolution=resolution, stages=tuple(stages), stem=stem))
@@ -327,25 +329,12 @@ class SearchSpace:
         Why: `smallest()` is one family's corner (the fewest FLOPs, e.g. all depthwise conv),
         while a latency table may put another family's corner (all glu_mlp) first; a sandwich
         that trains only one corner leaves the others' inherited weights untrained."""
-        resolution = self.resolution.min
         found: list[Arch] = []
         for mixer in MIXERS:
-            if not any(mixer in stage.mixers for stage in self.stages):
-                continue
-            candidates = []
-            for stem in self.stems():
-                stages = []
-                for i, stage in enumerate(self.stages):
-                    width, depth = stage.width.min, stage.depth.min
-                    tokens, grid = self._tokens_at(resolution, i, stem)
-                    options = [o for o in stage.layer_options() if o.mixer == mixer]
-                    best = min(options or stage.layer_options(), key=lambda o: layer_flops(
-                        self._mixer_spec(o, width, tokens, grid)))
-                    stages.append(StageArch(depth=depth, width=width, layers=(best,) * depth))
-                candidates.append(Arch(resolution=resolution, stages=tuple(stages), stem=stem))
-            arch = min(candidates, key=self.flops)
-            if arch not in found:
-                found.append(arch)
+            if any(mixer in stage.mixers for stage in self.stages):
+                arch = self._extreme(largest=False, mixer=mixer)
+                if arch not in found:
+                    found.append(arch)
         return tuple(found)
 
     def max_flops_arch(self) -> Arch:

@@ -269,9 +269,8 @@ class SandwichSampler(ArchSampler):
     def __init__(self, space: SearchSpace, config: SamplerConfig) -> None:
         super().__init__(space, config)
         self.largest = space.largest()
-        self.smallest = space.smallest()
         self.smallests: tuple[Arch, ...] = (
-            (self.smallest,) if config.smallest == "flops" else space.smallest_per_mixer())
+            (space.smallest(),) if config.smallest == "flops" else space.smallest_per_mixer())
 
     def _extremes(self) -> list[SampledArch]:
         """Called after ``steps`` counted the step being drawn."""
