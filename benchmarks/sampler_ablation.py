@@ -87,6 +87,53 @@ def run_job(*, study_file: str, sampler: str, seed: int, device: str, steps: int
     return summary
 
 
+def figure(path: Path, out: Path) -> Path:
+    """Draw `sampler_ablation.json` as one PNG: per sampler and seed, the test accuracy of
+    the 50 fixed random subnets (dots), the largest (triangle) and the smallest (square),
+    with the issue's goal lines. Why: the spread of the random subnets, not just their
+    mean, is what the search draws from."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = json.loads(path.read_text())
+    runs = sorted(data["raw"]["runs"], key=lambda r: (r["sampler"], r["seed"]))
+    samplers = list(dict.fromkeys(r["sampler"] for r in runs))
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=120)
+    rng = np.random.default_rng(0)  # jitter only
+    lows = []
+    for i, sampler in enumerate(samplers):
+        mine = [r for r in runs if r["sampler"] == sampler]
+        for j, r in enumerate(mine):
+            x = i + (j - (len(mine) - 1) / 2) * 0.25
+            accs = list(r["random"].values())
+            lows.append(min(accs))
+            ax.plot(x + rng.uniform(-0.06, 0.06, len(accs)), accs, ".", ms=4, alpha=0.5,
+                    color="tab:blue", label="50 random subnets" if i == j == 0 else None)
+            ax.plot(x, r["largest"], "^", color="tab:green", ms=8,
+                    label="largest" if i == j == 0 else None)
+            ax.plot(x, r["smallest"], "s", color="tab:red", ms=7,
+                    label="smallest" if i == j == 0 else None)
+    ax.axhline(99.4, ls="--", lw=1, color="tab:green", label="goal: largest 99.4 %")
+    ax.axhline(99.0, ls=":", lw=1, color="tab:red", label="goal: smallest, random mean 99.0 %")
+    ax.set_xticks(range(len(samplers)),
+                  [f"{s}\n({sum(r['sampler'] == s for r in runs)} seeds)" for s in samplers])
+    ax.set_ylim(max(min(lows) - 0.5, 0), 100)
+    steps = sorted({r["steps"] for r in runs})
+    ax.set_ylabel("test accuracy, inherited weights (%)")
+    ax.set_title(f"MNIST supernet by sampler, {'/'.join(map(str, steps))} steps "
+                 f"({data['date']})", fontsize=10)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=7)
+    fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "sampler_ablation.png"
+    fig.savefig(target)
+    plt.close(fig)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cuda")
@@ -100,7 +147,14 @@ def main() -> None:
                         help="comma-separated samplers to run (default: every one of JOBS)")
     parser.add_argument("--time-limit", type=float, default=None,
                         help="seconds of training per run (the run stops at the step reached)")
+    parser.add_argument("--plot", type=Path, default=None, metavar="JSON",
+                        help="only draw docs/sampler_ablation.png from this result JSON")
     args = parser.parse_args()
+    if args.plot:
+        if not args.plot.is_file():
+            parser.error(f"--plot: no such file {args.plot}")
+        print(f"wrote {figure(args.plot, ROOT / 'docs')}")
+        return
     work = ROOT / args.work
     if args.job:
         study_file, sampler, seed = args.job

@@ -28,7 +28,11 @@ Sequence studies (e.g. `studies/shakespeare_lm.py`; ``base`` as above):
 - ``lm_attn_glu``: attention / GLU-MLP layers only (a transformer space);
 - ``lm_fixed_width``: one width, the space's widest (one-stage spaces);
 - ``lm_nodrop``: no dropout;
-- ``lm_largest_first``: as ``largest_first``; ``lm_attn_glu_lf``: both.
+- ``lm_largest_first``: as ``largest_first``; ``lm_attn_glu_lf``: both;
+- the image study's recipe (`benchmarks/recipe_variants.py`) asked of the LM study:
+  ``lm_dw05`` (distillation half-and-half with the labels), ``lm_pm`` (the sandwich's bottom
+  rotating over each mixer's cheapest arch), ``lm_pm_dw05`` (both), ``lm_pm_dw05_lf02`` (both,
+  with the largest-alone phase cut from 40 % to 20 % of the schedule).
 
     python benchmarks/stem_ablation.py --device cuda --steps 600
     python benchmarks/stem_ablation.py --device cuda --study studies/shakespeare_lm.py \
@@ -77,6 +81,11 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
     "largest_first": ("image", {}, {"largest_first": 0.4}),
     "lm_largest_first": ("sequence", {}, {"largest_first": 0.4}),
     "lm_attn_glu_lf": ("sequence", {"mixers": ("attention", "glu_mlp")}, {"largest_first": 0.4}),
+    "lm_dw05": ("sequence", {}, {"distill_weight": 0.5}),
+    "lm_pm": ("sequence", {}, {"smallest": "per_mixer"}),
+    "lm_pm_dw05": ("sequence", {}, {"smallest": "per_mixer", "distill_weight": 0.5}),
+    "lm_pm_dw05_lf02": ("sequence", {}, {"smallest": "per_mixer", "distill_weight": 0.5,
+                                         "largest_first": 0.2}),
 }
 PANEL_SEED = 7
 
@@ -104,7 +113,8 @@ def variant_study(variant: str, study_file: str):
 
 
 def run_variant(variant: str, steps: int, device: str, work: Path,
-                study_file: str = "studies/mnist_hybrid.py") -> dict:
+                study_file: str = "studies/mnist_hybrid.py",
+                time_limit: float | None = None) -> dict:
     import torch
 
     from nas.evaluation import evaluate_many
@@ -119,7 +129,7 @@ def run_variant(variant: str, steps: int, device: str, work: Path,
     config = study.training.with_overrides(**train)
     t0 = time.time()
     result = train_supernet(space=space, data=data, config=config, out_dir=work / variant,
-                            progress=False)
+                            progress=False, time_limit_s=time_limit)
     seconds = time.time() - t0
     rng = np.random.default_rng(PANEL_SEED)
     archs = [space.largest(), space.smallest()] + [space.sample(rng) for _ in range(20)]
@@ -132,7 +142,8 @@ def run_variant(variant: str, steps: int, device: str, work: Path,
 
     val = scores(data.val.x, data.val.y, archs)
     worst = min if image else max
-    out = {"variant": variant, "steps": steps, "train_seconds": seconds, "study": study.name,
+    out = {"variant": variant, "steps": result.step, "horizon": steps,
+           "completed": result.step == steps, "train_seconds": seconds, "study": study.name,
            "metric": "val_accuracy_pct" if image else "val_loss", "largest": val[0],
            "smallest": val[1], "random_mean": statistics.mean(val[2:]),
            "random_worst": worst(val[2:]), "random": val[2:],
@@ -155,13 +166,19 @@ def main() -> None:
                    help="an image or sequence study (default the MNIST one)")
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="seconds of training per variant; a variant stopped by it keeps its "
+                        "horizon and is flagged completed: false")
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "stem_ablation")
     p.add_argument("--job", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.steps < 20:
         p.error("--steps must be >= 20")
+    if args.time_limit is not None and args.time_limit <= 0:
+        p.error("--time-limit must be > 0 seconds")
     if args.job:
-        out = run_variant(args.job, args.steps, args.device, args.work, args.study)
+        out = run_variant(args.job, args.steps, args.device, args.work, args.study,
+                          args.time_limit)
         (args.work / f"{args.job}.json").write_text(json.dumps(out))
         return
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -175,14 +192,17 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     procs = [subprocess.Popen([sys.executable, __file__, "--device", args.device, "--steps",
                                str(args.steps), "--work", str(args.work), "--study",
-                               args.study, "--job", v])
+                               args.study, "--job", v]
+                              + ([] if args.time_limit is None
+                                 else ["--time-limit", str(args.time_limit)]))
              for v in variants]
     failed = [v for v, proc in zip(variants, procs) if proc.wait() != 0]
     if failed:
         raise SystemExit(f"variants failed: {failed}")
     runs = {v: json.loads((args.work / f"{v}.json").read_text()) for v in variants}
-    metrics = {v: {k: r[k] for k in ("metric", "largest", "smallest", "random_mean",
-                                     "random_worst", "train_seconds")} for v, r in runs.items()}
+    keys = ("metric", "largest", "smallest", "random_mean", "random_worst", "train_seconds",
+            "steps", "completed")
+    metrics = {v: {k: r[k] for k in keys} for v, r in runs.items()}
     name = f"{Path(args.study).stem}_{args.steps}steps"  # runs of other lengths stay apart
     metrics = {name: metrics}
     path = write_result("stem_ablation", metrics=metrics, raw={name: {"runs": runs}},

@@ -264,11 +264,13 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
            "finetune_steps": args.finetune_steps, "standalone_seconds": standalone_s,
            "standalone_per_front": args.standalone, "train_config": config.to_dict(),
            "search_budget": args.search_budget, "labelled": len(cache),
-           "kept_checkpoint_step": kept_step}
+           "kept_checkpoint_step": kept_step,
+           "gpu_name": torch.cuda.get_device_name() if device.startswith("cuda") else None}
     log(f"  {name}: best inherited {best['test_acc']:.4f} ({best['label']}); dominance "
         f"{json.dumps(dominance)}")
     if not args.no_figures:
-        figures(name, front_of, front_rows, baselines, settings, args.figures)
+        figures(name, front_of, front_rows, baselines, settings, args.figures,
+                gpu=raw["gpu_name"])
     return {"metrics": metrics, "raw": raw}
 
 
@@ -297,16 +299,19 @@ def train_cheapest_alone(k: int, fronts: dict[str, list[Arch]], rows: dict[str, 
 
 
 def figures(name: str, front_of: dict[str, list[dict]], rows: dict[str, dict],
-            baselines: dict[str, dict], settings: list[str], out: Path) -> None:
-    """One PNG per device: the front (inherited, fine-tuned) and the baselines."""
+            baselines: dict[str, dict], settings: list[str], out: Path, *,
+            gpu: str | None) -> None:
+    """One PNG per device: the front (inherited, fine-tuned) and the baselines; ``gpu`` names
+    the GPU the GPU settings were measured on (the titles say which card)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    titles = {"cpu": "CPU, batch 1, 1 thread", "gpu_b1": "H200, batch 1, CUDA graph",
-              "gpu_b256": "H200, batch 256, CUDA graph"}
+    card = (gpu or "GPU").replace("NVIDIA ", "").split(" ")[0]  # "NVIDIA H100 80GB HBM3" -> H100
+    titles = {"cpu": "CPU, batch 1, 1 thread", "gpu_b1": f"{card}, batch 1, CUDA graph",
+              "gpu_b256": f"{card}, batch 256, CUDA graph"}
     for setting in settings:
         front = front_of.get(setting, front_of.get("gpu_b1", []))
         fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
@@ -350,7 +355,9 @@ def replot(path: Path, out: Path) -> None:
         front_of = {s: [rows[k] for k in keys] for s, keys in raw["fronts"].items()}
         baselines = data["metrics"][name]["baselines"]
         settings = list(next(iter(baselines.values()))["latency_ms"])
-        figures(name, front_of, rows, baselines, settings, out)
+        # runs before the key existed: the JSON's device line starts with the GPU's name
+        gpu = raw.get("gpu_name") or data.get("device", "GPU").split(";")[0]
+        figures(name, front_of, rows, baselines, settings, out, gpu=gpu)
 
 
 def main() -> int:
