@@ -126,8 +126,18 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
     # 1. the supernet, its horizon from the measured step speed
     base = study.training.with_overrides(device=device, eval_batches=None)
     t0 = time.perf_counter()
-    steps = steps_for_budget(space=space, train=train, val=val, config=base,
-                             seconds=args.train_seconds, probe_steps=6 if args.smoke else 20)
+    # the probed horizon is kept beside the checkpoints: a rerun after a crash resumes on the
+    # same schedule; another budget or device probes anew and trains into its own folder
+    horizon_file = work / name / "horizon.json"
+    key = {"train_seconds": args.train_seconds, "device": device, "smoke": bool(args.smoke)}
+    saved = json.loads(horizon_file.read_text()) if horizon_file.exists() else {}
+    if saved.get("key") == key:
+        steps = int(saved["steps"])
+    else:
+        steps = steps_for_budget(space=space, train=train, val=val, config=base,
+                                 seconds=args.train_seconds, probe_steps=6 if args.smoke else 20)
+        horizon_file.parent.mkdir(parents=True, exist_ok=True)
+        horizon_file.write_text(json.dumps({"key": key, "steps": steps}))
     horizon_s = time.perf_counter() - t0
     warmup = max(1, round(base.warmup_steps * steps / base.steps))
     config = base.with_overrides(steps=steps, warmup_steps=warmup,
@@ -135,7 +145,8 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
     log(f"  supernet: {steps} steps fit in {args.train_seconds:.0f}s (probe {horizon_s:.0f}s)")
     t0 = time.perf_counter()
     result = train_supernet(space=space, train=train, val=val, config=config,
-                            out_dir=work / name / "supernet", resume=True, progress=False,
+                            out_dir=work / name / f"supernet-{steps}", resume=True,
+                            progress=False,
                             time_limit_s=1.5 * args.train_seconds)
     train_s = time.perf_counter() - t0
     net, kept_step = kept_supernet(space, result, device)

@@ -9,6 +9,11 @@ from nas.training.augment import AUGMENTATIONS
 from nas.training.distillation import DISTILL_LOSSES
 from nas.training.samplers import SAMPLERS, SMALLEST_RULES
 
+#: Fields a resumed run may change: where and how often it evaluates, checkpoints and runs,
+#: none of which changes the weights' trajectory. Every other field is part of the recipe.
+RESUME_FREE_FIELDS: frozenset[str] = frozenset(
+    {"device", "threads", "eval_every", "eval_batches", "eval_batch_size", "checkpoint_every"})
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -124,6 +129,16 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"training: unknown option(s) {unknown}")
         return cls(**data)
+
+    def recipe_changes(self, saved: dict[str, Any]) -> list[str]:
+        """``"field: saved -> this"`` for each recipe field (not in `RESUME_FREE_FIELDS`)
+        where ``saved`` (a checkpoint's ``config``) differs; fields it lacks are not compared.
+
+        Why: resuming a checkpoint under another recipe (a new horizon, say) silently mixes
+        two schedules, so `train_supernet` refuses it with these lines."""
+        mine = self.to_dict()
+        return [f"{k}: {saved[k]!r} -> {mine[k]!r}" for k in sorted(mine)
+                if k not in RESUME_FREE_FIELDS and k in saved and saved[k] != mine[k]]
 
     def with_overrides(self, **overrides: Any) -> TrainConfig:
         """A copy with the non-None overrides applied (validated again)."""

@@ -35,7 +35,12 @@ from nas.progress import ProgressBar
 from nas.supernet import Regularizer, Supernet, step_generator
 from nas.supernet.regularize import STREAM_DROP, STREAM_SAMPLE_DROP
 from nas.training.augment import augment_images, augment_params
-from nas.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from nas.training.checkpoint import (
+    CHECKPOINT_NAME,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 from nas.training.config import TrainConfig
 from nas.training.distillation import distillation_loss
 from nas.training.replica import Replica
@@ -267,6 +272,11 @@ def train_supernet(
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path, space_fingerprint=net.fingerprint(),
                                 map_location=device)
+        changes = config.recipe_changes(dict(state.get("config") or {}))
+        if changes:
+            raise CheckpointError(
+                f"{ckpt_path} was trained with another recipe ({'; '.join(changes)}): resume "
+                f"it with its own recipe, or train into another out dir")
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])

@@ -130,6 +130,21 @@ def test_refuses_existing_checkpoint_and_other_space(tmp_path):
         load_checkpoint(bad)
 
 
+def test_resume_refuses_another_recipe_and_keeps_the_checkpoint(tmp_path):
+    """A resumed run under another horizon (or lr, seed, ...) would mix two schedules: one
+    error naming the changed fields, and the checkpoint is left as it was."""
+    _train(tmp_path, stop_at=3)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    with pytest.raises(CheckpointError, match=r"another recipe \(lr: 0.003 -> 0.001; steps: "
+                                              r"12 -> 20\)"):
+        _train(tmp_path, config=CONFIG.with_overrides(steps=20, lr=1e-3), resume=True)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    # where and how often it evaluates or checkpoints is not part of the recipe
+    resumed = _train(tmp_path, config=CONFIG.with_overrides(eval_every=6, checkpoint_every=2),
+                     resume=True, stop_at=4)
+    assert resumed.step == 4
+
+
 def test_schedule_and_config_checks():
     config = TrainConfig(steps=100, warmup_steps=10, min_lr_ratio=0.1)
     assert lr_factor(0, config) == pytest.approx(0.1)
