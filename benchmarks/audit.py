@@ -90,7 +90,8 @@ def supernet_job(study_file: str, device: str, steps: int | None, arch_jsons: li
         config = config.with_overrides(warmup_steps=min(config.warmup_steps, steps // 10))
     t0 = time.time()
     result = train_supernet(space=space, train=data.train_source(),
-                            val=(data.val.x, data.val.y), config=config, out_dir=out,
+                            val=(data.val.x, data.val.y), config=config,
+                            out_dir=Path(out) / f"horizon-{config.steps}",
                             resume=True, progress=False, time_limit_s=time_limit)
     seconds = time.time() - t0
     net = result.supernet

@@ -87,7 +87,7 @@ def run_variant(name: str, *, steps: int, device: str, work: Path,
     t0 = time.time()
     result = train_supernet(space=space, train=(data.train.x, data.train.y),
                             val=(data.val.x, data.val.y), config=config,
-                            out_dir=work / f"run-{name}", resume=True, progress=False,
+                            out_dir=work / f"run-{name}-{steps}", resume=True, progress=False,
                             time_limit_s=time_limit)
     seconds = time.time() - t0
     archs = panel(space)

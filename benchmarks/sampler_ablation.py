@@ -54,7 +54,7 @@ def run_job(*, study_file: str, sampler: str, seed: int, device: str, steps: int
     t0 = time.time()
     result = train_supernet(space=space, train=(data.train.x, data.train.y),
                             val=(data.val.x, data.val.y), config=config,
-                            out_dir=out / "run", resume=True, progress=False,
+                            out_dir=out / f"run-{config.steps}", resume=True, progress=False,
                             time_limit_s=time_limit)
     train_s = time.time() - t0
     net = result.supernet

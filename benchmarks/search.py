@@ -91,7 +91,7 @@ def truth_phase(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     result = train_supernet(space=space, train=(data.train.x, data.train.y),
                             val=(data.val.x, data.val.y), config=config,
-                            out_dir=work / "supernet", resume=True, progress=False,
+                            out_dir=work / f"supernet-{args.steps}", resume=True, progress=False,
                             time_limit_s=args.train_seconds)
     train_s = time.perf_counter() - t0
     print(f"trained {result.step} steps in {train_s:.0f} s: {result.panel}", flush=True)
