@@ -126,3 +126,27 @@ def test_patches3x3_equals_unfold_and_conv(batch, channels, side, stride, gen):
     w = torch.randn(6, channels, 3, 3, dtype=torch.float64, generator=gen)
     conv = F.conv2d(x, w, stride=stride, padding=1).flatten(2).transpose(1, 2)
     assert torch.allclose(fast @ w.reshape(6, -1).T, conv, atol=1e-10)
+
+
+@pytest.mark.parametrize("batch, channels, side, stride", [(2, 3, 7, 2), (3, 5, 8, 1),
+                                                           (1, 4, 5, 2), (4, 1, 28, 2)])
+def test_conv3x3_tokens_conv2d_path_equals_im2col_reference(batch, channels, side, stride, gen):
+    """The CPU path (``F.conv2d``) against the im2col reference: values and the gradients of
+    input, weight and bias, with the sliced (non-contiguous) weights an elastic supernet
+    passes."""
+    from kernels.stem import conv3x3_tokens
+
+    x = torch.randn(batch, channels + 2, side, side, dtype=torch.float64, generator=gen)
+    x = x[:, :channels].requires_grad_()
+    full_w = torch.randn(9, channels + 2, 3, 3, dtype=torch.float64, generator=gen,
+                         requires_grad=True)
+    full_b = torch.randn(9, dtype=torch.float64, generator=gen, requires_grad=True)
+    w, b = full_w[:6, :channels], full_b[:6]  # a supernet's width slices
+    outs = [conv3x3_tokens(x, w, b, stride=stride, im2col=flag) for flag in (True, False)]
+    assert outs[0].shape == outs[1].shape == (batch, (-(-side // stride)) ** 2, 6)
+    assert torch.allclose(outs[0], outs[1], atol=1e-12)
+    assert torch.equal(conv3x3_tokens(x, w, b, stride=stride), outs[1])  # CPU default
+    g = torch.randn(outs[0].shape, dtype=torch.float64, generator=gen)
+    grads = [torch.autograd.grad(o, (x, full_w, full_b), g) for o in outs]
+    for ga, gb in zip(*grads):
+        assert torch.allclose(ga, gb, atol=1e-11)
