@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +63,18 @@ def write_result(name: str, *, metrics: dict[str, Any], raw: dict[str, Any], dev
     }
     path.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     return path
+
+
+def kept_horizon(path: Path, *, key: dict[str, Any], probe: Callable[[], int]) -> int:
+    """The schedule horizon (steps) a wall-clock-budgeted run trains to: ``probe()`` once,
+    kept in ``path`` under ``key`` (the budget and device that set it).
+
+    Why: a rerun after a crash must resume on the schedule it started with, whatever a new
+    probe of the step speed would say; a run under another ``key`` probes anew."""
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    if saved.get("key") == key:
+        return int(saved["steps"])
+    steps = int(probe())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": key, "steps": steps}))
+    return steps

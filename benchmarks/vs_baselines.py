@@ -4,7 +4,10 @@ For each dataset (MNIST, the CIFAR-10 subset) on one machine with a GPU:
 
 1. trains the study's supernet on the GPU; the schedule horizon comes from the measured
    step speed (`steps_for_budget`), so the cosine schedule ends inside ``--train-seconds``;
-   the weights kept are the best validation-panel checkpoint (`best.pt`), as `nas run` does;
+   the weights kept are the best validation-panel checkpoint (`best.pt`), as `nas run` does.
+   The probed horizon is kept in ``<work>/<dataset>/horizon.json`` and the run trains into
+   ``supernet-<steps>``: a rerun after a crash resumes on the same schedule, another
+   ``--train-seconds`` or device probes again and starts a fresh folder;
 2. builds two latency tables with the project's harness: the host CPU (batch 1, one thread,
    eager) and the GPU (batch 1, CUDA graphs), each calibrated and validated on whole models;
 3. runs the predictor-guided search (accuracy on the validation split with inherited
@@ -46,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_io import device_name, write_result  # noqa: E402
+from bench_io import device_name, kept_horizon, write_result  # noqa: E402
 from bench_supernet import CachedEvaluator, calibrated_table, kept_supernet, log  # noqa: E402
 
 from kernels.timing import TimingConfig, measure_interleaved  # noqa: E402
@@ -128,16 +131,12 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
     t0 = time.perf_counter()
     # the probed horizon is kept beside the checkpoints: a rerun after a crash resumes on the
     # same schedule; another budget or device probes anew and trains into its own folder
-    horizon_file = work / name / "horizon.json"
-    key = {"train_seconds": args.train_seconds, "device": device, "smoke": bool(args.smoke)}
-    saved = json.loads(horizon_file.read_text()) if horizon_file.exists() else {}
-    if saved.get("key") == key:
-        steps = int(saved["steps"])
-    else:
-        steps = steps_for_budget(space=space, train=train, val=val, config=base,
-                                 seconds=args.train_seconds, probe_steps=6 if args.smoke else 20)
-        horizon_file.parent.mkdir(parents=True, exist_ok=True)
-        horizon_file.write_text(json.dumps({"key": key, "steps": steps}))
+    steps = kept_horizon(
+        work / name / "horizon.json",
+        key={"train_seconds": args.train_seconds, "device": device, "smoke": bool(args.smoke)},
+        probe=lambda: steps_for_budget(space=space, train=train, val=val, config=base,
+                                       seconds=args.train_seconds,
+                                       probe_steps=6 if args.smoke else 20))
     horizon_s = time.perf_counter() - t0
     warmup = max(1, round(base.warmup_steps * steps / base.steps))
     config = base.with_overrides(steps=steps, warmup_steps=warmup,
