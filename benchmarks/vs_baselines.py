@@ -6,8 +6,9 @@ For each dataset (MNIST, the CIFAR-10 subset) on one machine with a GPU:
    step speed (`steps_for_budget`), so the cosine schedule ends inside ``--train-seconds``;
    the weights kept are the best validation-panel checkpoint (`best.pt`), as `nas run` does.
    The probed horizon is kept in ``<work>/<dataset>/horizon.json`` and the run trains into
-   ``supernet-<steps>``: a rerun after a crash resumes on the same schedule, another
-   ``--train-seconds`` or device probes again and starts a fresh folder;
+   ``supernet-<steps>-<recipe hash>``: a rerun after a crash resumes on the same schedule;
+   another ``--train-seconds``, device (by name) or study recipe probes again and starts a
+   fresh folder;
 2. builds two latency tables with the project's harness: the host CPU (batch 1, one thread,
    eager) and the GPU (batch 1, CUDA graphs), each calibrated and validated on whole models;
 3. runs the predictor-guided search (accuracy on the validation split with inherited
@@ -36,6 +37,7 @@ matplotlib for the figures) only: it runs on a bare GPU box.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -131,9 +133,11 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
     t0 = time.perf_counter()
     # the probed horizon is kept beside the checkpoints: a rerun after a crash resumes on the
     # same schedule; another budget or device probes anew and trains into its own folder
+    recipe = hashlib.sha256(json.dumps(base.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
     steps = kept_horizon(
         work / name / "horizon.json",
-        key={"train_seconds": args.train_seconds, "device": device, "smoke": bool(args.smoke)},
+        key={"train_seconds": args.train_seconds, "device": device_name(device),
+             "smoke": bool(args.smoke), "recipe": recipe},
         probe=lambda: steps_for_budget(space=space, train=train, val=val, config=base,
                                        seconds=args.train_seconds,
                                        probe_steps=6 if args.smoke else 20))
@@ -144,7 +148,7 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
     log(f"  supernet: {steps} steps fit in {args.train_seconds:.0f}s (probe {horizon_s:.0f}s)")
     t0 = time.perf_counter()
     result = train_supernet(space=space, train=train, val=val, config=config,
-                            out_dir=work / name / f"supernet-{steps}", resume=True,
+                            out_dir=work / name / f"supernet-{steps}-{recipe}", resume=True,
                             progress=False,
                             time_limit_s=1.5 * args.train_seconds)
     train_s = time.perf_counter() - t0

@@ -80,8 +80,8 @@ def conv3x3_tokens(x: Tensor, weight: Tensor, bias: Tensor | None, *, stride: in
     the reference, and the CUDA path: no per-shape convolution plans while an elastic
     supernet meets every resolution x stride x width) and ``F.conv2d`` (``im2col=False``,
     the CPU default: oneDNN's direct convolution skips the pad, the window copy and the
-    reshape, 2.5x faster for the MNIST stem at batch 1 and 2.5-3.5x at batch 256 on one
-    core). ``im2col=None`` picks by ``x``'s device."""
+    reshape; whole small MNIST subnets run 1.07x faster at batch 1 and 1.41x at batch 256
+    on one core, BENCHMARKS.md). ``im2col=None`` picks by ``x``'s device."""
     if im2col is None:
         im2col = x.device.type != "cpu"
     if im2col:

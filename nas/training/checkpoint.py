@@ -9,16 +9,36 @@ import sys
 import tempfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from nas.training.config import TrainConfig
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT_VERSION = 1
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that is missing, unreadable or from another space."""
+    """A checkpoint that is missing, unreadable, from another space or another recipe."""
+
+
+def refuse_other_recipe(path: Path, state: dict[str, Any], config: TrainConfig, *,
+                        stop: int) -> None:
+    """Raise `CheckpointError` when resuming ``state`` (a loaded checkpoint) up to step
+    ``stop`` under ``config`` would train on under another recipe than it was trained with.
+
+    A checkpoint already at or past ``stop`` trains nothing more, so it is not refused
+    (``nas train --recipe best`` then ``nas run`` reads its weights as they are)."""
+    if int(state.get("step", 0)) >= stop:
+        return
+    changes = config.recipe_changes(dict(state.get("config") or {}))
+    if changes:
+        raise CheckpointError(
+            f"{path} was trained with another recipe ({'; '.join(changes)}) and is at step "
+            f"{state.get('step')} of {stop}: resume it with its own recipe, or remove "
+            f"{path.parent} (or train into another out dir) to start over")
 
 
 def checkpoint_bytes(state: dict[str, Any]) -> bytes:

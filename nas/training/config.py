@@ -9,8 +9,9 @@ from nas.training.augment import AUGMENTATIONS
 from nas.training.distillation import DISTILL_LOSSES
 from nas.training.samplers import SAMPLERS, SMALLEST_RULES
 
-#: Fields a resumed run may change: where and how often it evaluates, checkpoints and runs,
-#: none of which changes the weights' trajectory. Every other field is part of the recipe.
+#: Fields a resumed run may change: where it runs and how often it evaluates and
+#: checkpoints (the device can change float rounding, bf16 autocast on CUDA, not the
+#: schedule). Every other field is part of the recipe.
 RESUME_FREE_FIELDS: frozenset[str] = frozenset(
     {"device", "threads", "eval_every", "eval_batches", "eval_batch_size", "checkpoint_every"})
 
@@ -132,13 +133,16 @@ class TrainConfig:
 
     def recipe_changes(self, saved: dict[str, Any]) -> list[str]:
         """``"field: saved -> this"`` for each recipe field (not in `RESUME_FREE_FIELDS`)
-        where ``saved`` (a checkpoint's ``config``) differs; fields it lacks are not compared.
+        where ``saved`` (a checkpoint's ``config``) differs. A field ``saved`` lacks (a
+        checkpoint older than the field) counts as its default: every field was added with
+        the default that keeps the behaviour from before it.
 
         Why: resuming a checkpoint under another recipe (a new horizon, say) silently mixes
         two schedules, so `train_supernet` refuses it with these lines."""
         mine = self.to_dict()
-        return [f"{k}: {saved[k]!r} -> {mine[k]!r}" for k in sorted(mine)
-                if k not in RESUME_FREE_FIELDS and k in saved and saved[k] != mine[k]]
+        defaults = {f.name: f.default for f in fields(self)}
+        return [f"{k}: {saved.get(k, defaults[k])!r} -> {mine[k]!r}" for k in sorted(mine)
+                if k not in RESUME_FREE_FIELDS and saved.get(k, defaults[k]) != mine[k]]
 
     def with_overrides(self, **overrides: Any) -> TrainConfig:
         """A copy with the non-None overrides applied (validated again)."""

@@ -47,7 +47,7 @@ import torch.multiprocessing as mp
 
 from nas.data.splits import TextStream
 from nas.supernet import Supernet
-from nas.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from nas.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, refuse_other_recipe
 from nas.training.config import TrainConfig
 from nas.training.replica import Replica
 from nas.training.trainer import BEST_NAME, METRICS_NAME, TrainResult, train_supernet
@@ -135,7 +135,8 @@ def train_data_parallel(
     if not isinstance(space, SearchSpace):
         raise ValueError(f"space_factory returned {type(space).__name__}, not a SearchSpace")
     if resume and ckpt_path.exists():  # a wrong checkpoint fails here, before any rank starts
-        load_checkpoint(ckpt_path, space_fingerprint=Supernet(space).fingerprint())
+        state = load_checkpoint(ckpt_path, space_fingerprint=Supernet(space).fingerprint())
+        refuse_other_recipe(ckpt_path, state, config, stop=stop)
     devices = _rank_devices(config.device, nproc)
     if isinstance(train, TextStream):  # random-offset windows: any batch size fits
         train = train.to("cpu")

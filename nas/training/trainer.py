@@ -37,8 +37,8 @@ from nas.supernet.regularize import STREAM_DROP, STREAM_SAMPLE_DROP
 from nas.training.augment import augment_images, augment_params
 from nas.training.checkpoint import (
     CHECKPOINT_NAME,
-    CheckpointError,
     load_checkpoint,
+    refuse_other_recipe,
     save_checkpoint,
 )
 from nas.training.config import TrainConfig
@@ -272,11 +272,7 @@ def train_supernet(
     if resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path, space_fingerprint=net.fingerprint(),
                                 map_location=device)
-        changes = config.recipe_changes(dict(state.get("config") or {}))
-        if changes:
-            raise CheckpointError(
-                f"{ckpt_path} was trained with another recipe ({'; '.join(changes)}): resume "
-                f"it with its own recipe, or train into another out dir")
+        refuse_other_recipe(ckpt_path, state, config, stop=stop)
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])

@@ -103,3 +103,15 @@ def test_bad_inputs_are_refused_before_any_rank_starts(tmp_path):
     with pytest.raises(ValueError, match="no CUDA device|needs GPUs"):
         train_data_parallel(nproc=2, config=CONFIG.with_overrides(device="cuda"), **kw)
     assert not (tmp_path / "r").exists()
+
+
+def test_a_resume_under_another_recipe_is_refused_before_any_rank_starts(tmp_path):
+    from nas.training import CheckpointError
+
+    out = tmp_path / "r"
+    _single(out, stop_at=3)
+    before = (out / "checkpoint.pt").read_bytes()
+    with pytest.raises(CheckpointError, match=r"another recipe \(lr: 0.003 -> 0.001\)"):
+        train_data_parallel(nproc=2, space_factory=SPACE, train=TRAIN, val=VAL, out_dir=out,
+                            config=CONFIG.with_overrides(lr=1e-3), resume=True, progress=False)
+    assert (out / "checkpoint.pt").read_bytes() == before

@@ -143,6 +143,23 @@ def test_resume_refuses_another_recipe_and_keeps_the_checkpoint(tmp_path):
     resumed = _train(tmp_path, config=CONFIG.with_overrides(eval_every=6, checkpoint_every=2),
                      resume=True, stop_at=4)
     assert resumed.step == 4
+    # a checkpoint older than a field is compared against that field's default
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    del state["config"]["smallest"]
+    torch.save(state, tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="smallest: 'flops' -> 'per_mixer'"):
+        _train(tmp_path, config=CONFIG.with_overrides(smallest="per_mixer"), resume=True,
+               stop_at=6)
+
+
+def test_a_finished_checkpoint_is_read_under_another_recipe(tmp_path):
+    """At or past the stop step nothing more is trained, so nothing mixes: `nas train
+    --recipe best` then `nas run` reads those weights as they are."""
+    done = _train(tmp_path)
+    again = _train(tmp_path, config=CONFIG.with_overrides(lr=1e-3), resume=True)
+    assert again.step == done.step == CONFIG.steps
+    a, b = done.supernet.state_dict(), again.supernet.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_schedule_and_config_checks():
