@@ -171,7 +171,8 @@ def load_truth(path: Path, space: SearchSpace) -> dict[str, dict[str, Any]]:
 
 
 def store_truth(store_url: str, truth: dict[str, dict[str, Any]]) -> None:
-    """Keep the ground truth in its own store (study ``search_truth``), once."""
+    """Keep the ground truth in its own store (study ``search_truth``); idempotent upserts,
+    so a rerun on a new truth file (other ``--steps``) replaces the stored labels."""
     from nas.storage import ArchRecord, Evaluation, open_store
 
     if store_url.startswith("sqlite:///"):
@@ -179,8 +180,6 @@ def store_truth(store_url: str, truth: dict[str, dict[str, Any]]) -> None:
     store = open_store(store_url)
     store.create_or_get_study(name="search_truth", space=SPACE_NAME,
                               space_overrides=SPACE_OVERRIDES)
-    if len(store.get_archs(study="search_truth")) == len(truth):
-        return
     store.put_archs(study="search_truth", archs=[
         ArchRecord(k, r["arch"], flops=r["flops"], params=r["params"]) for k, r in truth.items()])
     store.put_evaluations(study="search_truth", evaluations=[

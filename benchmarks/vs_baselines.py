@@ -37,6 +37,7 @@ matplotlib for the figures) only: it runs on a bare GPU box.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -129,7 +130,8 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
         f"space {space.size():.3g} archs")
 
     # 1. the supernet, its horizon from the measured step speed
-    base = study.training.with_overrides(device=device, eval_batches=None)
+    # the panel on the whole validation split (with_overrides drops None values)
+    base = dataclasses.replace(study.training.with_overrides(device=device), eval_batches=None)
     t0 = time.perf_counter()
     # the probed horizon is kept beside the checkpoints: a rerun after a crash resumes on the
     # same schedule; another budget or device probes anew and trains into its own folder
