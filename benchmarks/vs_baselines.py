@@ -130,11 +130,9 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
         f"space {space.size():.3g} archs")
 
     # 1. the supernet, its horizon from the measured step speed
-    # the panel on the whole validation split (with_overrides drops None values)
-    base = dataclasses.replace(study.training.with_overrides(device=device), eval_batches=None)
+    # the panel on the whole validation split (with_overrides would drop the None)
+    base = dataclasses.replace(study.training, device=device, eval_batches=None)
     t0 = time.perf_counter()
-    # the probed horizon is kept beside the checkpoints: a rerun after a crash resumes on the
-    # same schedule; another budget or device probes anew and trains into its own folder
     recipe = hashlib.sha256(json.dumps(base.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
     steps = kept_horizon(
         work / name / "horizon.json",
