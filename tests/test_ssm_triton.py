@@ -136,6 +136,32 @@ def test_fused_backward_matches_naive_grads(T: int, P: int, N: int, dtype: torch
 
 @pytest.mark.gpu
 @needs_triton
+@pytest.mark.parametrize("bwd", ["split", "fused"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize(("T", "P", "N", "reverse"), [(1, 32, 16, False), (500, 64, 64, True),
+                                                      (4097, 64, 16, False)])
+def test_atomic_dbc_backward_matches_naive_grads(T: int, P: int, N: int, reverse: bool,
+                                                 dtype: torch.dtype, bwd: str,
+                                                 monkeypatch) -> None:
+    """dB and dC summed over the heads by float32 atomics (``NAS_SSM_TRITON_DBC=atomic``)
+    give the reference's gradients, with either backward's chunk kernels."""
+    from kernels.ssm import ssm_scan_triton
+
+    monkeypatch.setenv("NAS_SSM_TRITON_DBC", "atomic")
+    monkeypatch.setenv("NAS_SSM_TRITON_BWD", bwd)
+    inputs = make_inputs(2, T, 3, P, N, seed=T + P + N + 11, device="cuda")
+    low = [t.to(dtype) for t in inputs]
+    cot = torch.randn(2, T, 3, P, generator=torch.Generator().manual_seed(2),
+                      dtype=torch.float64).cuda()
+    out = values_and_grads(lambda *a: ssm_scan_triton(*a, reverse=reverse), low, cot)
+    ref = values_and_grads(naive_scan(reverse), [t.double() for t in low], cot)
+    for name, o, r in zip(NAMES, out, ref):
+        assert torch.isfinite(o).all(), name
+        assert rel_err(o, r) <= TOLERANCE[dtype], f"{name}: rel err {rel_err(o, r):.2e}"
+
+
+@pytest.mark.gpu
+@needs_triton
 @pytest.mark.parametrize("reverse", [False, True], ids=["causal", "reverse"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 @pytest.mark.parametrize("T", [1, 63, 500])
@@ -304,17 +330,39 @@ INTERPRETER_SCRIPT = textwrap.dedent("""
     triton_ssd._dot_kind = dot_kind
     interp.InterpreterBuilder.create_dot = _dot
 
-    # the layer (strided views of one projection; bidirectional) through ssm_scan
+    # dB / dC summed over the heads by atomics, both backward kinds
+    os.environ["NAS_SSM_TRITON_DBC"] = "atomic"
+    for bwd in ("fused", "split"):
+        os.environ["NAS_SSM_TRITON_BWD"] = bwd
+        inputs = make_inputs(2, 150, 3, 8, 4, seed=9)
+        cot = torch.randn(2, 150, 3, 8, generator=torch.Generator().manual_seed(3),
+                          dtype=torch.float64)
+        low = [t.float() for t in inputs]
+        out = values_and_grads(lambda *a: ssm_scan_triton(*a, reverse=True), low, cot)
+        ref = values_and_grads(naive_scan(True), inputs, cot)
+        for name, o, r in zip(NAMES, out, ref):
+            assert rel_err(o, r) <= 1e-4, ("atomic", bwd, name, rel_err(o, r))
+    os.environ["NAS_SSM_TRITON_DBC"] = "heads"
+
+    # the layer (strided views of one projection; bidirectional) through ssm_scan, the fused
+    # gate and the split projection, forward and every gradient, against the reference path
     torch.manual_seed(0)
     spec = MixerSpec("ssm", 32, 20, (4, 5), head_dim=16, state_size=8)
     layer = build_layer(spec)
     x = torch.randn(1, 20, 32)
+    cot = torch.randn(1, 20, 32)
     assert uses_triton_scan(x)
-    y_fast = layer(x)
-    with use_reference_scan():
-        assert not uses_triton_scan(x)
-        y_ref = layer(x)
-    assert rel_err(y_fast, y_ref) <= 1e-5, rel_err(y_fast, y_ref)
+    results = []
+    for force in (False, True):
+        with use_reference_scan(force):
+            assert uses_triton_scan(x) is not force
+            layer.zero_grad(set_to_none=True)
+            xg = x.clone().requires_grad_()
+            y = layer(xg)
+            y.backward(cot)
+            results.append([y.detach(), xg.grad, *(p.grad for p in layer.parameters())])
+    for i, (fast, ref) in enumerate(zip(*results)):
+        assert rel_err(fast, ref) <= 1e-5, ("layer", i, rel_err(fast, ref))
     print("ok")
 """)
 
@@ -472,6 +520,30 @@ def test_benchmark_smoke_writes_the_goal_metrics(tmp_path) -> None:
         assert not figure.exists()
 
 
+def test_layer_ablation_smoke_checks_every_variant_against_the_layer(tmp_path) -> None:
+    """`benchmarks/ssm_layer_ablation.py --smoke` (torch paths on the CPU) rebuilds the layer
+    from its pieces: every variant equals the layer, and the result holds the ratio keys."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    script = str(REPO / "benchmarks" / "ssm_layer_ablation.py")
+    proc = subprocess.run([sys.executable, script, "--smoke", "--out-dir", str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "ssm_layer_ablation_smoke.json").read_text())
+    for shape, rows in result["raw"]["shapes"].items():
+        assert set(rows) == {"attention", "layer", "layer+atomic", "plain", "plain+split",
+                             "plain+gate", "plain+addmm"}, shape
+        for name, row in rows.items():
+            assert row["max_rel_err_vs_layer"] <= 1e-5, (shape, name)
+            assert row["fwdbwd"] > 0 and row["fwd"] > 0
+        key = shape.replace(" ", "_")
+        assert result["metrics"][f"{key}_fwdbwd_layer_vs_plain"] > 0
+    proc = subprocess.run([sys.executable, script, "--repeats", "0", "--device", "cpu",
+                           "--out-dir", str(tmp_path / "bad")], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "--repeats >= 1" in proc.stderr
+    assert not (tmp_path / "bad").exists()
+
+
 def test_triton_scan_is_the_default_and_can_be_turned_off(spy: _Spy, monkeypatch) -> None:
     """Without ``NAS_SSM_TRITON`` the kernels run where they can (the default since a GPU
     training run went through them, #18); ``NAS_SSM_TRITON=0`` or ``use_triton_scan(False)``
@@ -533,3 +605,82 @@ def test_backward_kind_is_split_unless_fused_is_chosen(monkeypatch) -> None:
     monkeypatch.setenv("NAS_SSM_TRITON_BWD", "both")
     with pytest.raises(ValueError, match=r"NAS_SSM_TRITON_BWD='both': expected one of"):
         triton_ssd._bwd_kind()
+
+
+def test_dbc_kind_is_heads_unless_atomic_is_chosen(monkeypatch) -> None:
+    """``NAS_SSM_TRITON_DBC`` picks how dB / dC are summed over heads; a bad value names the
+    choices."""
+    from kernels.ssm import triton_ssd
+
+    monkeypatch.delenv("NAS_SSM_TRITON_DBC", raising=False)
+    assert triton_ssd._dbc_kind() == "heads"
+    monkeypatch.setenv("NAS_SSM_TRITON_DBC", " Atomic ")
+    assert triton_ssd._dbc_kind() == "atomic"
+    monkeypatch.setenv("NAS_SSM_TRITON_DBC", "sum")
+    with pytest.raises(ValueError, match=r"NAS_SSM_TRITON_DBC='sum': expected one of"):
+        triton_ssd._dbc_kind()
+
+
+@pytest.mark.gpu
+@needs_triton
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize(("M", "E"), [(1, 16), (300, 768), (8193, 130)])
+def test_fused_gate_matches_reference(M: int, E: int, dtype: torch.dtype) -> None:
+    """The fused ``y * silu(z)`` kernels (forward and both gradients) against plain torch in
+    float64, with ``z`` a row-strided column slice of a wider matrix (as the layer passes it)
+    and sizes that are not multiples of the kernels' tile."""
+    from kernels.ssm.gate import silu_gate, silu_gate_reference
+
+    g = torch.Generator().manual_seed(M + E)
+    y = torch.randn(M, E, generator=g, dtype=torch.float64)
+    wide = torch.randn(M, E + 40, generator=g, dtype=torch.float64)
+    cot = torch.randn(M, E, generator=g, dtype=torch.float64)
+    low = [y.to("cuda", dtype), wide.to("cuda", dtype)]
+    assert scan_module.uses_triton_scan(low[0])
+    out = values_and_grads(lambda a, w: silu_gate(a, w[:, 20:20 + E]), low, cot.cuda())
+    ref = values_and_grads(lambda a, w: silu_gate_reference(a, w[:, 20:20 + E]),
+                           [t.double() for t in low], cot.cuda())
+    tol = {torch.float32: 1e-5, torch.bfloat16: 8e-3}[dtype]
+    for name, o, r in zip(("out", "y", "z"), out, ref):
+        assert o.dtype == dtype, name
+        assert rel_err(o, r) <= tol, f"{name}: rel err {rel_err(o, r):.2e}"
+
+
+def test_gate_is_plain_torch_off_the_fast_path_and_checks_shapes() -> None:
+    """On the CPU (no Triton scan) `silu_gate` is the reference; mismatched or non-2-D inputs
+    get one error naming both shapes."""
+    from kernels.ssm.gate import silu_gate, silu_gate_reference
+
+    g = torch.Generator().manual_seed(0)
+    y, z = torch.randn(5, 7, generator=g), torch.randn(5, 7, generator=g)
+    torch.testing.assert_close(silu_gate(y, z), y * F.silu(z), rtol=0, atol=0)
+    torch.testing.assert_close(silu_gate_reference(y, z), y * F.silu(z), rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"silu_gate: y and z .* \(5, 7\) and \(5, 6\)"):
+        silu_gate(y, z[:, :6])
+    with pytest.raises(ValueError, match=r"must be \(M, E\)"):
+        silu_gate(y[None], z[None])
+
+
+@pytest.mark.parametrize("pad", [0, 3])
+def test_split_projection_equals_linear_slice_split(pad: int) -> None:
+    """`_SplitProjection` (one concatenation in its backward) gives the values and the
+    gradients of ``F.linear(h, w)[:, :width].split(sizes)``, with zero rows padding ``w`` and
+    with a piece that gets no gradient."""
+    from kernels.ssm.layer import _SplitProjection
+
+    g = torch.Generator().manual_seed(pad)
+    sizes = (6, 6, 3, 3, 2)
+    h = torch.randn(11, 8, generator=g, dtype=torch.float64)
+    w = torch.cat([torch.randn(sum(sizes), 8, generator=g, dtype=torch.float64),
+                   torch.zeros(pad, 8, dtype=torch.float64)])
+    cots = [torch.randn(11, n, generator=g, dtype=torch.float64) for n in sizes]
+    results = []
+    for split in (lambda a, b: _SplitProjection.apply(a, b, sizes),
+                  lambda a, b: F.linear(a, b)[:, :sum(sizes)].split(list(sizes), dim=-1)):
+        hg, wg = h.clone().requires_grad_(), w.clone().requires_grad_()
+        pieces = split(hg, wg)
+        loss = sum((p * c).sum() for i, (p, c) in enumerate(zip(pieces, cots)) if i != 3)
+        loss.backward()
+        results.append([*(p.detach() for p in pieces), hg.grad, wg.grad])
+    for fast, ref in zip(*results):
+        torch.testing.assert_close(fast, ref, rtol=1e-12, atol=1e-12)

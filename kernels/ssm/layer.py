@@ -18,10 +18,38 @@ from torch import Tensor, nn
 
 from kernels.specs import MixerSpec
 from kernels.ssm.chunked import ssm_scan_flops
+from kernels.ssm.gate import silu_gate
 from kernels.ssm.scan import ssm_scan, uses_triton_scan
 
 CHUNK_SIZE = 64
 _GEMM_ALIGN = 64  # output rows of the concatenated input projection, on CUDA
+
+
+class _SplitProjection(torch.autograd.Function):
+    """``h @ w^T`` returned as the views ``split(sizes)`` of its first ``sum(sizes)`` columns.
+
+    Same values and gradients as ``F.linear(h, w)[:, :sum(sizes)].split(sizes, -1)``; the
+    backward builds the output's gradient with one concatenation, where autograd's would
+    concatenate the pieces' gradients, zero-fill a (M, W) buffer for the slice and copy them
+    in (three passes over (M, W) more: about 85 MB at 8,192 tokens of the d = 768 layer, #18).
+    """
+
+    @staticmethod
+    def forward(ctx, h: Tensor, w: Tensor, sizes: tuple[int, ...]):  # type: ignore[override]
+        out = F.linear(h, w)  # (M, W)
+        ctx.save_for_backward(h, w)
+        ctx.sizes = sizes
+        return out[:, :sum(sizes)].split(list(sizes), dim=-1)
+
+    @staticmethod
+    def backward(ctx, *grads: Tensor | None):  # type: ignore[override]
+        h, w = ctx.saved_tensors
+        rows, sizes = h.shape[0], ctx.sizes
+        pieces = [h.new_zeros(rows, n) if g is None else g for g, n in zip(grads, sizes)]
+        if w.shape[0] > sum(sizes):  # the zero rows padding w: their outputs' gradient is 0
+            pieces.append(h.new_zeros(rows, w.shape[0] - sum(sizes)))
+        g_out = torch.cat(pieces, dim=-1)  # (M, W)
+        return g_out @ w, g_out.t() @ h, None
 
 
 def ssm_forward(
@@ -46,10 +74,12 @@ def ssm_forward(
     and so the state dict, keep their separate layout); on CUDA the concatenation is padded with
     zero rows to a multiple of 64 outputs: for an output width such as 2 * 768 + 128 + 12 =
     1,676 cuBLAS picked an sm80 kernel that took 35 % of the layer's forward (110 us of 8,192 x
-    768 tokens on an H100, 2026-12-07, #18). The scan is `ssm_scan` (Triton kernels on CUDA when
-    enabled, the chunked reference elsewhere); on the Triton path the skip term ``D * xs`` is
-    added inside the scan's output kernel, elsewhere after the scan, in the same order as
-    before.
+    768 tokens on an H100, 2026-12-07, #18). The residual add rides in the output GEMM
+    (``addmm``). Where the Triton scan runs (`uses_triton_scan`: the SSM fast path) the skip
+    term ``D * xs`` is added inside the scan's output kernel, the gate ``y * silu(z)`` is one
+    fused kernel each way (`kernels.ssm.gate`) and the projection's backward concatenates its
+    pieces' gradients once (`_SplitProjection`); elsewhere (the reference) the skip is added
+    after the scan and the gate and the split are plain torch, in the same order as before.
     """
     B, T, D = x.shape
     h = F.layer_norm(x, norm_weight.shape, norm_weight, norm_bias)
@@ -60,19 +90,24 @@ def ssm_forward(
     if x.is_cuda and width % _GEMM_ALIGN:
         parts.append(x_proj_weight.new_zeros(_GEMM_ALIGN - width % _GEMM_ALIGN, D))
     w_in = torch.cat(parts)
-    xs, z, b, c, dt = F.linear(h, w_in)[..., :width].split([inner, inner, n, n, heads], dim=-1)
+    sizes = (inner, inner, n, n, heads)
+    fast = uses_triton_scan(x)
+    if fast:
+        views = _SplitProjection.apply(h.reshape(B * T, D), w_in, sizes)
+        xs, z, b, c, dt = (v.view(B, T, v.shape[-1]) for v in views)
+    else:
+        xs, z, b, c, dt = F.linear(h, w_in)[..., :width].split(list(sizes), dim=-1)
     xs = xs.view(B, T, heads, head_dim)  # (B, T, H, P), a view: the scan reads it in place
     dt = F.softplus(dt + dt_proj_bias)  # (B, T, H)
     a = -torch.exp(a_log.float())  # (H,)
-    fused_skip = uses_triton_scan(xs)
     y = ssm_scan(xs, dt, a, b, c, chunk_size=CHUNK_SIZE,
-                 D=d_skip if fused_skip else None)  # (B, T, H, P)
+                 D=d_skip if fast else None)  # (B, T, H, P)
     if bidirectional:
         y = y + ssm_scan(xs, dt, a, b, c, chunk_size=CHUNK_SIZE, reverse=True)
-    if not fused_skip:
+    if not fast:
         y = y + d_skip[:, None] * xs
-    y = y.reshape(B, T, inner)  # (B, T, E)
-    return x + F.linear(y * F.silu(z), out_proj_weight)
+    gated = silu_gate(y.reshape(B * T, inner), z.reshape(B * T, inner))  # (B * T, E)
+    return torch.addmm(x.reshape(B * T, D), gated, out_proj_weight.t()).view(B, T, D)
 
 
 class SSMLayer(nn.Module):

@@ -15,7 +15,9 @@ mirrors it: `_chunk_dstate_kernel` and a reverse `_state_passing_kernel` give th
 the state leaving each chunk, then `_chunk_bwd_dx_kernel` (dx, dD and their d dt / dA share)
 and `_chunk_bwd_dbc_kernel` (dB, dC per head, summed over heads afterwards, and the rest of
 d dt and the per-chunk share of dA); `_chunk_bwd_kernel` does both in one program
-(``NAS_SSM_TRITON_BWD=fused``, see `_bwd_kind`). The gradient of the in-chunk log
+(``NAS_SSM_TRITON_BWD=fused``, see `_bwd_kind`); dB and dC, shared by the heads, are per-head
+buffers summed on the host, or float32 atomics (``NAS_SSM_TRITON_DBC=atomic``, `_dbc_kind`).
+The gradient of the in-chunk log
 decay is ``row sums - column sums`` of the strictly lower part of ``M = L o C B^T o dy dx^T``
 plus the inter-chunk and state terms; ``d a`` is its reverse cumsum inside the chunk.
 
@@ -61,6 +63,12 @@ DOT_ENV = "NAS_SSM_TRITON_DOT"  # the dots of 16-bit inputs: ieee | tf32 | 16bit
 DOT_CHOICES = ("ieee", "tf32", "16bit")
 BWD_ENV = "NAS_SSM_TRITON_BWD"  # the backward's chunk kernels: split | fused (see _bwd_kind)
 BWD_CHOICES = ("split", "fused")
+DBC_ENV = "NAS_SSM_TRITON_DBC"  # how dB / dC are summed over heads: heads | atomic (_dbc_kind)
+DBC_CHOICES = ("heads", "atomic")
+#: num_warps of each kernel's launch (a tuning table: `benchmarks/ssm_layer_ablation.py` times
+#: the layer with each entry changed)
+NUM_WARPS = {"chunk_state": 4, "state_passing": 4, "chunk_output": 4, "chunk_dstate": 4,
+             "chunk_bwd": 8, "chunk_bwd_dx": 4, "chunk_bwd_dbc": 8}
 
 
 if HAS_TRITON:
@@ -123,6 +131,23 @@ if HAS_TRITON:
         p = tl.arange(0, BP)
         n = tl.arange(0, BN)
         return ptr + ((bh * n_chunks + k) * BP + p[:, None]) * BN + n[None, :]
+
+    @triton.jit
+    def _store_dbc(dB_ptr, dC_ptr, dB, dC, b, tm, valid, h, T, H, N, BN: tl.constexpr,
+                   ATOMIC: tl.constexpr):
+        """This head's (Q, BN) dB and dC tiles: added atomically into (batch, T, N) float32
+        sums over the heads (ATOMIC), or stored into per-head (batch, T, H, BN) float32 buffers
+        that the host sums (see `_dbc_kind`)."""
+        if ATOMIC:
+            c = tl.arange(0, BN)
+            mask = valid[:, None] & (c[None, :] < N)
+            at = (b * T + tm[:, None]) * N + c[None, :]
+            tl.atomic_add(dB_ptr + at, dB, mask=mask, sem="relaxed")
+            tl.atomic_add(dC_ptr + at, dC, mask=mask, sem="relaxed")
+        else:
+            hn_stride = H * BN
+            _store_rows(dB_ptr, dB, b, tm, valid, h, T * hn_stride, hn_stride, BN, 1, BN, BN)
+            _store_rows(dC_ptr, dC, b, tm, valid, h, T * hn_stride, hn_stride, BN, 1, BN, BN)
 
     @triton.jit
     def _chunk_state_kernel(
@@ -243,7 +268,7 @@ if HAS_TRITON:
         s_x_b, s_x_t, s_x_h, s_x_p, s_dt_b, s_dt_t, s_dt_h, s_B_b, s_B_t, s_B_n,
         s_C_b, s_C_t, s_C_n, s_dy_b, s_dy_t, s_dy_h, s_dy_p, s_dx_b, s_dx_t, s_dx_h, s_dx_p,
         Q: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr, REVERSE: tl.constexpr,
-        DOT: tl.constexpr, HAS_D: tl.constexpr,
+        DOT: tl.constexpr, HAS_D: tl.constexpr, ATOMIC: tl.constexpr,
     ):
         """Gradients of chunk k of (batch * head) bh, given S_in (state entering the chunk) and
         dS (gradient of the state leaving it): dx (batch, T, H, P); d dt (batch, T, H) float32;
@@ -296,9 +321,7 @@ if HAS_TRITON:
         ddt += da * A
         tl.store(ddt_ptr + (b * T + tm) * H + h, ddt, mask=valid)
         tl.store(dA_ptr + bh * n_chunks + k, tl.sum(da * dt, axis=0))
-        hn_stride = H * BN  # dB / dC buffers are (batch, T, H, BN) float32
-        _store_rows(dB_ptr, dB, b, tm, valid, h, T * hn_stride, hn_stride, BN, 1, BN, BN)
-        _store_rows(dC_ptr, dC, b, tm, valid, h, T * hn_stride, hn_stride, BN, 1, BN, BN)
+        _store_dbc(dB_ptr, dC_ptr, dB, dC, b, tm, valid, h, T, H, N, BN, ATOMIC)
 
 
 if HAS_TRITON:
@@ -353,7 +376,7 @@ if HAS_TRITON:
         s_x_b, s_x_t, s_x_h, s_x_p, s_dt_b, s_dt_t, s_dt_h, s_B_b, s_B_t, s_B_n,
         s_C_b, s_C_t, s_C_n, s_dy_b, s_dy_t, s_dy_h, s_dy_p,
         Q: tl.constexpr, BP: tl.constexpr, BN: tl.constexpr, REVERSE: tl.constexpr,
-        DOT: tl.constexpr,
+        DOT: tl.constexpr, ATOMIC: tl.constexpr,
     ):
         """Second half (the ``split`` backward, launched after `_chunk_bwd_dx_kernel`): this
         head's dB and dC (batch, T, H, BN) float32, and the rest of d dt and dA (the in-chunk
@@ -391,9 +414,7 @@ if HAS_TRITON:
         tl.store(ddt_at, tl.load(ddt_at, mask=valid, other=0.0) + da * A, mask=valid)
         dA_at = dA_ptr + bh * n_chunks + k
         tl.store(dA_at, tl.load(dA_at) + tl.sum(da * dt, axis=0))
-        hn_stride = H * BN  # dB / dC buffers are (batch, T, H, BN) float32
-        _store_rows(dB_ptr, dB, b, tm, valid, h, T * hn_stride, hn_stride, BN, 1, BN, BN)
-        _store_rows(dC_ptr, dC, b, tm, valid, h, T * hn_stride, hn_stride, BN, 1, BN, BN)
+        _store_dbc(dB_ptr, dC_ptr, dB, dC, b, tm, valid, h, T, H, N, BN, ATOMIC)
 
 
 def _dot_kind(*tensors: Tensor) -> int:
@@ -445,6 +466,18 @@ def _bwd_kind() -> str:
     return choice
 
 
+def _dbc_kind() -> str:
+    """How the backward sums dB and dC over the heads that share B and C (``NAS_SSM_TRITON_DBC``):
+    ``heads`` (the default) stores each head's tiles in (batch, T, H, BN) float32 buffers and
+    sums them on the host, deterministic; ``atomic`` adds them with float32 atomics into
+    (batch, T, N), one buffer each, so the sums' order (and the last bits) varies from run to
+    run."""
+    choice = os.environ.get(DBC_ENV, "").strip().lower() or "heads"
+    if choice not in DBC_CHOICES:
+        raise ValueError(f"{DBC_ENV}={choice!r}: expected one of {DBC_CHOICES}")
+    return choice
+
+
 def _block(size: int) -> int:
     """tl.arange / tl.dot size for a head or state dimension: a power of two >= 16."""
     return max(16, triton.next_power_of_2(size))
@@ -467,16 +500,16 @@ def _forward(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor |
     common = dict(Q=CHUNK, BP=BP, BN=BN, REVERSE=reverse, DOT=dot)
     _chunk_state_kernel[grid](
         x, dt, A, B, local, decay, T, H, P, N, chunks,
-        *x.stride(), *dt.stride(), *B.stride(), **common, num_warps=4)
+        *x.stride(), *dt.stride(), *B.stride(), **common, num_warps=NUM_WARPS["chunk_state"])
     states = torch.empty_like(local)
     _state_passing_kernel[(triton.cdiv(BP * BN, _STATE_BLOCK), batch * H)](
         local, states, decay, chunks, SIZE=BP * BN, BLOCK=_STATE_BLOCK, KC=_SCAN_CHUNKS,
-        BACKWARD=False, num_warps=4)
+        BACKWARD=False, num_warps=NUM_WARPS["state_passing"])
     y = x.new_empty(batch, T, H, P)
     _chunk_output_kernel[grid](
         x, dt, A, B, C, states, y, A if D is None else D, T, H, P, N, chunks,
         *x.stride(), *dt.stride(), *B.stride(), *C.stride(), *y.stride(), **common,
-        HAS_D=D is not None, num_warps=4)
+        HAS_D=D is not None, num_warps=NUM_WARPS["chunk_output"])
     return y, states, decay
 
 
@@ -490,16 +523,21 @@ def _backward(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor
     local = torch.empty_like(states)
     _chunk_dstate_kernel[grid](
         dy, dt, A, C, local, T, H, P, N, chunks,
-        *dy.stride(), *dt.stride(), *C.stride(), **common, num_warps=4)
+        *dy.stride(), *dt.stride(), *C.stride(), **common, num_warps=NUM_WARPS["chunk_dstate"])
     dstates = torch.empty_like(states)
     _state_passing_kernel[(triton.cdiv(BP * BN, _STATE_BLOCK), batch * H)](
         local, dstates, decay, chunks, SIZE=BP * BN, BLOCK=_STATE_BLOCK, KC=_SCAN_CHUNKS,
-        BACKWARD=True, num_warps=4)
+        BACKWARD=True, num_warps=NUM_WARPS["state_passing"])
     del local
     dx = x.new_empty(batch, T, H, P)
     ddt = x.new_empty(batch, T, H, dtype=torch.float32)
-    dB_heads = x.new_empty(batch, T, H, BN, dtype=torch.float32)
-    dC_heads = x.new_empty(batch, T, H, BN, dtype=torch.float32)
+    atomic = _dbc_kind() == "atomic"
+    if atomic:  # (batch, T, N) sums over the heads, added to by every head's program
+        dB_heads = x.new_zeros(batch, T, N, dtype=torch.float32)
+        dC_heads = x.new_zeros(batch, T, N, dtype=torch.float32)
+    else:  # (batch, T, H, BN) per head, summed here afterwards
+        dB_heads = x.new_empty(batch, T, H, BN, dtype=torch.float32)
+        dC_heads = x.new_empty(batch, T, H, BN, dtype=torch.float32)
     dA_chunks = x.new_empty(batch * H, chunks, dtype=torch.float32)
     dD_chunks = dA_chunks if D is None else torch.empty_like(dA_chunks)
     if _bwd_kind() == "fused":
@@ -507,20 +545,23 @@ def _backward(dy: Tensor, x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor
             x, dt, A, B, C, states, dstates, dy, dx, ddt, dB_heads, dC_heads, dA_chunks,
             A if D is None else D, dD_chunks, T, H, P, N, chunks,
             *x.stride(), *dt.stride(), *B.stride(), *C.stride(), *dy.stride(), *dx.stride(),
-            **common, HAS_D=D is not None, num_warps=8)
+            **common, HAS_D=D is not None, ATOMIC=atomic, num_warps=NUM_WARPS["chunk_bwd"])
     else:  # "split": two kernels, the second adding to the first's d dt and dA
         _chunk_bwd_dx_kernel[grid](
             x, dt, A, B, C, dstates, dy, dx, ddt, dA_chunks, A if D is None else D,
             dD_chunks, T, H, P, N, chunks,
             *x.stride(), *dt.stride(), *B.stride(), *C.stride(), *dy.stride(), *dx.stride(),
-            **common, HAS_D=D is not None, num_warps=4)
+            **common, HAS_D=D is not None, num_warps=NUM_WARPS["chunk_bwd_dx"])
         _chunk_bwd_dbc_kernel[grid](
             x, dt, A, B, C, states, dstates, dy, ddt, dB_heads, dC_heads, dA_chunks,
             T, H, P, N, chunks,
             *x.stride(), *dt.stride(), *B.stride(), *C.stride(), *dy.stride(),
-            **common, num_warps=8)
-    dB = dB_heads[..., :N].sum(2).to(B.dtype)  # (batch, T, N): B is shared by the heads
-    dC = dC_heads[..., :N].sum(2).to(C.dtype)
+            **common, ATOMIC=atomic, num_warps=NUM_WARPS["chunk_bwd_dbc"])
+    if atomic:
+        dB, dC = dB_heads.to(B.dtype), dC_heads.to(C.dtype)
+    else:
+        dB = dB_heads[..., :N].sum(2).to(B.dtype)  # (batch, T, N): B is shared by the heads
+        dC = dC_heads[..., :N].sum(2).to(C.dtype)
     dA = dA_chunks.view(batch, H, chunks).sum((0, 2)).to(A.dtype)  # (H,)
     dD = None if D is None else dD_chunks.view(batch, H, chunks).sum((0, 2)).to(D.dtype)
     return dx, ddt.to(dt.dtype), dA, dB, dC, dD
