@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 # Timing harness, device fingerprint and latency lookup tables (issue 5).
-from kernels.fingerprint import DeviceFingerprint, device_fingerprint  # noqa: E402
+from kernels.fingerprint import KERNELS_VERSION, DeviceFingerprint, device_fingerprint  # noqa: E402
 from kernels.latency_table import (  # noqa: E402
     Calibration,
     FingerprintMismatchError,
@@ -69,8 +69,9 @@ from kernels.timing import (  # noqa: E402
 )
 
 __all__ += [
-    "Calibration", "DeviceFingerprint", "FingerprintMismatchError", "LatencyEntry",
-    "LatencyTable", "LatencyTableError", "Measurement", "MissingLayerError", "TimingConfig",
+    "KERNELS_VERSION", "Calibration", "DeviceFingerprint", "FingerprintMismatchError",
+    "LatencyEntry", "LatencyTable", "LatencyTableError", "Measurement", "MissingLayerError",
+    "TimingConfig",
     "device_fingerprint", "fit_calibration", "latency_metrics",
     "measure_interleaved", "measure_latency", "measure_layer", "measure_layers",
     "measure_model", "measure_models",

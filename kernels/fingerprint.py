@@ -2,7 +2,11 @@
 
 A latency table holds for exactly one fingerprint: the same layer on another CPU, another
 GPU driver, another torch version, another dtype, batch size or execution mode takes a
-different time, so a table is never used outside the fingerprint it was measured on.
+different time, so a table is never used outside the fingerprint it was measured on. The
+layers' own code is part of it too (``kernels``: `KERNELS_VERSION`): a table measured
+before a layer's implementation changed (on 2026-12-07 the CPU conv stem left im2col for
+conv2d, on 2026-12-08 the SSM layer's gate and projection were fused) would otherwise be
+resumed or read under the new code and mix old and new timings silently.
 
 Example::
 
@@ -23,6 +27,10 @@ from typing import Any
 import torch
 
 MODES: tuple[str, ...] = ("eager", "cuda_graph")
+#: the version of the layers' implementations (every file of `kernels` but this one): bump it
+#: whenever a change there can change a measured time; `tests/kernels_tests/test_fingerprint_
+#: kernels.py` holds the source hash of each version and fails until both are updated
+KERNELS_VERSION = "2026-12-08"
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
     "bfloat16": torch.bfloat16,
@@ -44,7 +52,9 @@ class DeviceFingerprint:
 
     ``device_type`` is ``"cpu"`` or ``"cuda"``; ``device_name`` the CPU model or GPU name;
     ``threads`` the torch intra-op thread count (CPU; 0 on GPU); ``driver`` and ``cuda`` the
-    GPU driver and CUDA runtime versions (empty on CPU).
+    GPU driver and CUDA runtime versions (empty on CPU); ``kernels`` the `KERNELS_VERSION` of
+    the layers measured ("" for tables written before the field existed: they keep their id,
+    and match no fingerprint of the current code).
     """
 
     device_type: str
@@ -56,6 +66,7 @@ class DeviceFingerprint:
     dtype: str
     batch_size: int
     mode: str
+    kernels: str = ""
 
     def __post_init__(self) -> None:
         if self.device_type not in ("cpu", "cuda"):
@@ -69,19 +80,24 @@ class DeviceFingerprint:
             raise ValueError(f"batch_size: expected a positive int, got {self.batch_size!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not self.kernels:  # written before the field existed: as it was then
+            del out["kernels"]
+        return out
 
     @classmethod
     def from_dict(cls, data: Any) -> DeviceFingerprint:
-        names = [f.name for f in fields(cls)]
-        if not isinstance(data, dict) or sorted(data) != sorted(names):
+        names = sorted(f.name for f in fields(cls))
+        older = sorted(n for n in names if n != "kernels")  # tables from before `kernels`
+        if not isinstance(data, dict) or sorted(data) not in (names, older):
             got = sorted(data) if isinstance(data, dict) else type(data).__name__
-            raise ValueError(f"fingerprint: expected fields {sorted(names)}, got {got}")
+            raise ValueError(f"fingerprint: expected fields {names}, got {got}")
         return cls(**data)
 
     @property
     def id(self) -> str:
-        """Hash of every field (16 hex chars): the key a table is stored under."""
+        """Hash of every field (16 hex chars): the key a table is stored under (a fingerprint
+        without ``kernels``, from before the field, keeps the id it was stored under)."""
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -94,7 +110,9 @@ class DeviceFingerprint:
         """One line for people, e.g. ``AMD EPYC (2 threads), torch 2.13.0, float32, b1, eager``."""
         where = (f"{self.device_name} ({self.threads} threads)" if self.device_type == "cpu"
                  else f"{self.device_name} (driver {self.driver}, CUDA {self.cuda})")
-        return f"{where}, torch {self.torch}, {self.dtype}, b{self.batch_size}, {self.mode}"
+        kernels = f", kernels {self.kernels}" if self.kernels else ", kernels unversioned"
+        return (f"{where}, torch {self.torch}, {self.dtype}, b{self.batch_size}, {self.mode}"
+                f"{kernels}")
 
 
 def cpu_model_name() -> str:
@@ -139,7 +157,7 @@ def device_fingerprint(*, device: str | torch.device = "cpu", batch_size: int,
         return DeviceFingerprint(
             device_type="cuda", device_name=torch.cuda.get_device_name(index), threads=0,
             driver=gpu_driver_version(), cuda=torch.version.cuda or "", torch=torch.__version__,
-            dtype=dtype_name(dtype), batch_size=batch_size, mode=mode)
+            dtype=dtype_name(dtype), batch_size=batch_size, mode=mode, kernels=KERNELS_VERSION)
     if dev.type != "cpu":
         raise ValueError(f"device: expected 'cpu' or 'cuda', got {device!r}")
     n = torch.get_num_threads() if threads is None else threads
@@ -147,4 +165,5 @@ def device_fingerprint(*, device: str | torch.device = "cpu", batch_size: int,
         raise ValueError(f"threads: expected a positive int, got {threads!r}")
     return DeviceFingerprint(
         device_type="cpu", device_name=cpu_model_name(), threads=n, driver="", cuda="",
-        torch=torch.__version__, dtype=dtype_name(dtype), batch_size=batch_size, mode=mode)
+        torch=torch.__version__, dtype=dtype_name(dtype), batch_size=batch_size, mode=mode,
+        kernels=KERNELS_VERSION)
