@@ -100,12 +100,15 @@ def downsample_forward(x: Tensor, norm_weight: Tensor, norm_bias: Tensor, proj_w
                        proj_bias: Tensor | None, *, grid: Grid) -> Tensor:
     """(B, T, Din) -> (B, T', Dout): 3x3 stride-2 conv over the grid, or a linear map.
 
-    proj_weight: (Dout, Din, 3, 3) for a grid, (Dout, Din) for sequences."""
+    proj_weight: (Dout, Din, 3, 3) for a grid, (Dout, Din) for sequences. On a grid the tokens
+    enter the convolution as a (B, Din, H, W) view of their own memory (channels-last
+    strides, as in `kernels.conv.conv_forward`), not a transposed copy; the channels-last
+    output of ``F.conv2d`` is then already (B, T', Dout) in memory."""
     B, T, D = x.shape
     h = F.layer_norm(x, norm_weight.shape, norm_weight, norm_bias)
     if grid is None:
         return F.linear(h, proj_weight, proj_bias)
-    h = h.transpose(1, 2).reshape(B, D, grid[0], grid[1])  # (B, Din, H, W)
+    h = h.view(B, grid[0], grid[1], D).permute(0, 3, 1, 2)  # (B, Din, H, W), a view
     return conv3x3_tokens(h, proj_weight, proj_bias, stride=2)  # (B, T', Dout)
 
 
