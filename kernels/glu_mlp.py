@@ -6,10 +6,10 @@ Token-wise, so it is the same for images and sequences; ``hidden`` is the elasti
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kernels.residual import add_linear
 from kernels.specs import MixerSpec
 
 
@@ -22,14 +22,11 @@ def glu_mlp_forward(
 ) -> Tensor:
     """x: (B, T, D) -> (B, T, D). gate_up_weight: (2 * hidden, D) laid out as [gate; up].
 
-    The residual add rides in the down projection's GEMM (``addmm``, beta = 1): one op and
-    one pass over (B, T, D) fewer than ``x + linear(...)``, which at the batch-1 sizes of the
-    image spaces is dispatch cost, not arithmetic (#15)."""
-    B, T, D = x.shape
+    The residual add rides in the down projection's GEMM where that is the same arithmetic
+    (`kernels.residual.add_linear`)."""
     h = F.layer_norm(x, norm_weight.shape, norm_weight, norm_bias)
     gate, up = F.linear(h, gate_up_weight).chunk(2, dim=-1)  # each (B, T, hidden)
-    g = F.silu(gate) * up  # (B, T, hidden), contiguous
-    return torch.addmm(x.reshape(B * T, D), g.view(B * T, -1), down_weight.t()).view(B, T, D)
+    return add_linear(x, F.silu(gate) * up, down_weight)
 
 
 class GLUMLPLayer(nn.Module):

@@ -258,6 +258,30 @@ def test_layer_with_kernels_equals_layer_with_reference(spec: MixerSpec,
         assert rel_err(fast, ref) <= tol, f"tensor {i}: rel err {rel_err(fast, ref):.2e}"
 
 
+@pytest.mark.gpu
+@needs_triton
+def test_layer_under_bf16_autocast_matches_reference_and_keeps_float32_residual() -> None:
+    """Training runs the layers under bf16 autocast: the fast path (split projection with its
+    autocast-aware backward, fused gate, Triton scan) gives the reference's output and
+    gradients, and the float32 residual stream stays float32."""
+    torch.manual_seed(0)
+    spec = MixerSpec("ssm", 256, 300, None, head_dim=64, state_size=64)
+    layer = build_layer(spec).cuda()
+    x = torch.randn(2, spec.tokens, spec.dim, device="cuda")
+    results = []
+    for force in (False, True):
+        with use_reference_scan(force), torch.autocast("cuda", dtype=torch.bfloat16):
+            layer.zero_grad(set_to_none=True)
+            xg = x.clone().requires_grad_()
+            y = layer(xg)
+            assert y.dtype == torch.float32
+            y.float().square().mean().backward()
+        results.append([y.detach(), xg.grad, *(p.grad for p in layer.parameters())])
+    for i, (fast, ref) in enumerate(zip(*results)):
+        assert fast.dtype == ref.dtype, i
+        assert rel_err(fast, ref) <= 2 * TOLERANCE[torch.bfloat16], f"tensor {i}"
+
+
 # --- CPU ---------------------------------------------------------------------------------
 
 INTERPRETER_SCRIPT = textwrap.dedent("""

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kernels.residual import add_linear
 from kernels.specs import MixerSpec
 from kernels.ssm.chunked import ssm_scan_flops
 from kernels.ssm.gate import silu_gate
@@ -35,6 +36,7 @@ class _SplitProjection(torch.autograd.Function):
     """
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")  # the backward runs under the forward's autocast
     def forward(ctx, h: Tensor, w: Tensor, sizes: tuple[int, ...]):  # type: ignore[override]
         out = F.linear(h, w)  # (M, W)
         ctx.save_for_backward(h, w)
@@ -42,12 +44,14 @@ class _SplitProjection(torch.autograd.Function):
         return out[:, :sum(sizes)].split(list(sizes), dim=-1)
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, *grads: Tensor | None):  # type: ignore[override]
         h, w = ctx.saved_tensors
         rows, sizes = h.shape[0], ctx.sizes
-        pieces = [h.new_zeros(rows, n) if g is None else g for g, n in zip(grads, sizes)]
+        like = next(g for g in grads if g is not None)  # the dtype of the output's gradient
+        pieces = [like.new_zeros(rows, n) if g is None else g for g, n in zip(grads, sizes)]
         if w.shape[0] > sum(sizes):  # the zero rows padding w: their outputs' gradient is 0
-            pieces.append(h.new_zeros(rows, w.shape[0] - sum(sizes)))
+            pieces.append(like.new_zeros(rows, w.shape[0] - sum(sizes)))
         g_out = torch.cat(pieces, dim=-1)  # (M, W)
         return g_out @ w, g_out.t() @ h, None
 
@@ -74,12 +78,13 @@ def ssm_forward(
     and so the state dict, keep their separate layout); on CUDA the concatenation is padded with
     zero rows to a multiple of 64 outputs: for an output width such as 2 * 768 + 128 + 12 =
     1,676 cuBLAS picked an sm80 kernel that took 35 % of the layer's forward (110 us of 8,192 x
-    768 tokens on an H100, 2026-12-07, #18). The residual add rides in the output GEMM
-    (``addmm``). Where the Triton scan runs (`uses_triton_scan`: the SSM fast path) the skip
-    term ``D * xs`` is added inside the scan's output kernel, the gate ``y * silu(z)`` is one
-    fused kernel each way (`kernels.ssm.gate`) and the projection's backward concatenates its
-    pieces' gradients once (`_SplitProjection`); elsewhere (the reference) the skip is added
-    after the scan and the gate and the split are plain torch, in the same order as before.
+    768 tokens on an H100, 2026-12-07, #18). The residual add rides in the output GEMM where
+    that is the same arithmetic (`kernels.residual.add_linear`). Where the Triton scan runs
+    (`uses_triton_scan`: the SSM fast path) the skip term ``D * xs`` is added inside the scan's
+    output kernel, the gate ``y * silu(z)`` is one fused kernel each way (`kernels.ssm.gate`)
+    and the projection's backward concatenates its pieces' gradients once
+    (`_SplitProjection`); elsewhere (the reference) the skip is added after the scan and the
+    gate and the split are plain torch, in the same order as before.
     """
     B, T, D = x.shape
     h = F.layer_norm(x, norm_weight.shape, norm_weight, norm_bias)
@@ -107,7 +112,7 @@ def ssm_forward(
     if not fast:
         y = y + d_skip[:, None] * xs
     gated = silu_gate(y.reshape(B * T, inner), z.reshape(B * T, inner))  # (B * T, E)
-    return torch.addmm(x.reshape(B * T, D), gated, out_proj_weight.t()).view(B, T, D)
+    return add_linear(x, gated.view(B, T, inner), out_proj_weight)
 
 
 class SSMLayer(nn.Module):
