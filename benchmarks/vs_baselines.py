@@ -31,7 +31,12 @@ figure per dataset and device under ``docs/``. Torch (+ torch-geometric for the 
 matplotlib for the figures) only: it runs on a bare GPU box.
 
     python benchmarks/vs_baselines.py --datasets mnist,cifar10_subset --device cuda
-    python benchmarks/vs_baselines.py --datasets mnist --device cpu --smoke   # CPU check
+    python benchmarks/vs_baselines.py --datasets mnist --device cpu --smoke --no-figures
+
+``--smoke`` is a CPU check of the whole path, not a measurement (about 1 min on 2 cores): short
+timings, smaller defaults for the options left out (`DEFAULTS`: a 10 s supernet whose panel is
+evaluated once, a 24-arch search, 2 front members fine-tuned 20 steps) and the archs scored on
+the first 1,000 validation and 2,000 test images (`SMOKE_ROWS`).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import json
 import os
 import sys
 import time
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +76,15 @@ STUDIES = {"mnist": "studies/mnist_hybrid.py", "cifar10_subset": "studies/cifar1
 # (name, device, batch, mode): the settings every model is measured in
 SETTINGS = [("cpu", "cpu", 1, "eager"), ("gpu_b1", "cuda", 1, "cuda_graph"),
             ("gpu_b256", "cuda", 256, "cuda_graph")]
+#: option: (default, default with --smoke), for the options left out. Why: a CPU smoke of
+#: the full defaults took > 25 min on 2 cores, most of it fine-tuning every front member
+#: 300 steps, then the 150-arch search and the 100 s supernet; the smoke checks the path.
+DEFAULTS: dict[str, tuple[Any, Any]] = {
+    "train_seconds": (100.0, 10.0), "search_budget": (150, 24), "population": (16, 8),
+    "finetune_steps": (300, 20), "finetune_members": (None, 2)}
+#: (validation, test) rows a --smoke scores archs on: the search's labels and the test split
+#: of every front member took most of the rest of the smoke's time on the whole splits
+SMOKE_ROWS = (1000, 2000)
 
 
 def _timings(device: str, smoke: bool) -> tuple[TimingConfig, TimingConfig]:
@@ -125,8 +140,10 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
     data = study.load_data()
     train, val = (data.train.x, data.train.y), (data.val.x, data.val.y)
     test = (data.test.x, data.test.y)
+    if args.smoke:  # every arch scored is scored on these: the smoke's first rows only
+        val, test = ((x[:n], y[:n]) for (x, y), n in zip((val, test), SMOKE_ROWS))
     c, r = space.in_channels, space.resolution.max
-    log(f"{name}: train {len(data.train)} / val {len(data.val)} / test {len(data.test)}, "
+    log(f"{name}: train {len(data.train)} / val {len(val[0])} / test {len(test[0])}, "
         f"space {space.size():.3g} archs")
 
     # 1. the supernet, its horizon from the measured step speed
@@ -143,8 +160,10 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
                                        probe_steps=6 if args.smoke else 20))
     horizon_s = time.perf_counter() - t0
     warmup = max(1, round(base.warmup_steps * steps / base.steps))
+    # the smoke's short horizon evaluates its panel once, at the end (every step at 10 steps)
     config = base.with_overrides(steps=steps, warmup_steps=warmup,
-                                 eval_every=max(1, steps // 6), checkpoint_every=max(1, steps))
+                                 eval_every=steps if args.smoke else max(1, steps // 6),
+                                 checkpoint_every=max(1, steps))
     log(f"  supernet: {steps} steps fit in {args.train_seconds:.0f}s (probe {horizon_s:.0f}s)")
     t0 = time.perf_counter()
     result = train_supernet(space=space, train=train, val=val, config=config,
@@ -230,12 +249,19 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
                      lr=config.lr * 0.1, weight_decay=config.weight_decay, warmup_steps=0,
                      min_lr_ratio=0.0, augment=config.augment, augment_pad=config.augment_pad,
                      label_smoothing=config.label_smoothing) if args.finetune_steps > 0 else None
-    for key, arch in members.items() if tune is not None else ():
-        model = fit_model(export_subnet(net, arch), train=train, recipe=tune, seed=0,
+    to_tune = list(members)  # --finetune-members K: the K of best validation accuracy
+    if args.finetune_members is not None:
+        best_val = sorted(to_tune, key=lambda k: -cache[k]["val_accuracy"])
+        to_tune = [k for k in to_tune if k in best_val[:args.finetune_members]]
+    for key in to_tune if tune is not None else ():
+        model = fit_model(export_subnet(net, members[key]), train=train, recipe=tune, seed=0,
                           device=device)
         front_rows[key]["finetuned_test_acc"] = evaluate_model(
             model, *test, batch_size=1000, device=device).accuracy
     finetune_s = time.perf_counter() - t0
+    tuned = len(to_tune) if tune is not None else 0
+    log(f"  fine-tuned {tuned} of {len(members)} front members {args.finetune_steps} steps "
+        f"in {finetune_s:.0f}s")
     standalone_s = train_cheapest_alone(args.standalone, fronts, front_rows, space=space,
                                         config=config, train=train, test=test, device=device)
     largest = evaluate_many(net, [space.largest(), space.smallest()], *test, batch_size=1000,
@@ -257,8 +283,8 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
     best = max(front_rows.values(), key=lambda f: f["test_acc"])
     metrics = {
         "best_inherited_test_acc": best["test_acc"],
-        "best_finetuned_test_acc": max((f.get("finetuned_test_acc", float("nan"))
-                                        for f in front_rows.values()), default=None),
+        "best_finetuned_test_acc": max((f["finetuned_test_acc"] for f in front_rows.values()
+                                        if "finetuned_test_acc" in f), default=float("nan")),
         "dominates_cpu": all(dominance["cpu"].values()),
         "dominates_gpu": all(dominance["gpu_b1"].values()) if "gpu_b1" in dominance else None,
         "dominates_gpu_b256": (all(dominance["gpu_b256"].values())
@@ -275,7 +301,8 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
     }
     raw = {"fronts": {s: [a.key() for a in archs] for s, archs in fronts.items()},
            "members": front_rows, "latency_tables": tables, "finetune_seconds": finetune_s,
-           "finetune_steps": args.finetune_steps, "standalone_seconds": standalone_s,
+           "finetune_steps": args.finetune_steps, "finetuned_members": tuned,
+           "standalone_seconds": standalone_s,
            "standalone_per_front": args.standalone, "train_config": config.to_dict(),
            "search_budget": args.search_budget, "labelled": len(cache),
            "kept_checkpoint_step": kept_step,
@@ -378,10 +405,17 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--datasets", default="mnist,cifar10_subset")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--train-seconds", type=float, default=100.0)
-    p.add_argument("--search-budget", type=int, default=150)
-    p.add_argument("--population", type=int, default=16)
-    p.add_argument("--finetune-steps", type=int, default=300)
+    p.add_argument("--train-seconds", type=float, default=None,
+                   help="supernet training budget (default 100; 10 with --smoke)")
+    p.add_argument("--search-budget", type=int, default=None,
+                   help="archs each search labels (default 150; 24 with --smoke)")
+    p.add_argument("--population", type=int, default=None,
+                   help="search population (default 16; 8 with --smoke)")
+    p.add_argument("--finetune-steps", type=int, default=None,
+                   help="fine-tune steps per front member (default 300; 20 with --smoke)")
+    p.add_argument("--finetune-members", type=int, default=None, metavar="K",
+                   help="fine-tune only the K front members of best validation accuracy "
+                        "(default every member; 2 with --smoke)")
     p.add_argument("--standalone", type=int, default=0, metavar="K",
                    help="also train the K lowest-latency members of each front from scratch "
                         "(the audit's recipe, the supernet's steps), reported apart")
@@ -390,11 +424,18 @@ def main() -> int:
     p.add_argument("--results", type=Path, default=None, help="results folder (default: "
                    "benchmarks/results)")
     p.add_argument("--no-figures", action="store_true")
-    p.add_argument("--smoke", action="store_true", help="short timings: a CPU check of the "
-                   "whole path, not a measurement")
+    p.add_argument("--smoke", action="store_true", help="short timings and the small "
+                   "defaults above: a quick CPU check of the whole path, not a measurement")
     p.add_argument("--replot", type=Path, default=None, metavar="JSON",
                    help="only redraw the figures from a results file")
     args = p.parse_args()
+    for option, (full, smoke) in DEFAULTS.items():  # an option given keeps its value
+        if getattr(args, option) is None:
+            setattr(args, option, smoke if args.smoke else full)
+    if (args.replot is not None or not args.no_figures) and find_spec("matplotlib") is None:
+        # checked before any work: the figures are drawn after hours of it
+        p.error("matplotlib is not installed (pip install matplotlib): pass --no-figures, "
+                "and redraw the figures later with --replot <vs_baselines.json>")
     if args.replot is not None:
         replot(args.replot, args.figures)
         return 0
@@ -404,8 +445,8 @@ def main() -> int:
         p.error(f"--datasets: {bad or 'empty'} not in {sorted(STUDIES)}")
     if args.train_seconds <= 0 or args.search_budget < args.population:
         p.error("--train-seconds must be > 0 and --search-budget >= --population")
-    if args.standalone < 0 or args.finetune_steps < 0:
-        p.error("--standalone and --finetune-steps must be >= 0")
+    if args.standalone < 0 or args.finetune_steps < 0 or (args.finetune_members or 0) < 0:
+        p.error("--standalone, --finetune-steps and --finetune-members must be >= 0")
     torch.backends.cudnn.benchmark = False
     metrics, raw = {}, {}
     for name in names:
