@@ -85,6 +85,11 @@ DEFAULTS: dict[str, tuple[Any, Any]] = {
 #: (validation, test) rows a --smoke scores archs on: the search's labels and the test split
 #: of every front member took most of the rest of the smoke's time on the whole splits
 SMOKE_ROWS = (1000, 2000)
+#: panel evaluations of the supernet's run (normal, smoke): eval_every is the horizon / this
+#: many, and the probe prices this many whole-validation-split evaluations, not one every
+#: study ``eval_every`` steps (which under-priced them: a smoke planned 27 steps for 20 s and
+#: was cut at step 20)
+EVALUATIONS = {False: 6, True: 1}
 
 
 def _timings(device: str, smoke: bool) -> tuple[TimingConfig, TimingConfig]:
@@ -157,12 +162,12 @@ def run_dataset(name: str, args: argparse.Namespace, work: Path) -> dict[str, An
              "smoke": bool(args.smoke), "recipe": recipe},
         probe=lambda: steps_for_budget(space=space, train=train, val=val, config=base,
                                        seconds=args.train_seconds,
-                                       probe_steps=6 if args.smoke else 20))
+                                       probe_steps=6 if args.smoke else 20,
+                                       evaluations=EVALUATIONS[bool(args.smoke)]))
     horizon_s = time.perf_counter() - t0
     warmup = max(1, round(base.warmup_steps * steps / base.steps))
-    # the smoke's short horizon evaluates its panel once, at the end (every step at 10 steps)
     config = base.with_overrides(steps=steps, warmup_steps=warmup,
-                                 eval_every=steps if args.smoke else max(1, steps // 6),
+                                 eval_every=max(1, steps // EVALUATIONS[bool(args.smoke)]),
                                  checkpoint_every=max(1, steps))
     log(f"  supernet: {steps} steps fit in {args.train_seconds:.0f}s (probe {horizon_s:.0f}s)")
     t0 = time.perf_counter()

@@ -21,20 +21,26 @@ from search_spaces import SearchSpace
 
 def steps_for_budget(*, space: SearchSpace, train: Any, val: Any, config: TrainConfig,
                      seconds: float, probe_steps: int = 24, warmup_steps: int = 4,
-                     margin: float = 0.92, min_steps: int = 10) -> int:
+                     margin: float = 0.92, min_steps: int = 10,
+                     evaluations: int | None = None) -> int:
     """Steps of ``config``'s recipe that fit in ``seconds`` on ``config.device``.
 
     Times ``probe_steps`` training steps after ``warmup_steps`` untimed ones (kernel
     selection, allocator warm-up), takes the median step time, adds the panel evaluations
-    the real run will do every ``eval_every`` steps (timed once), and keeps ``margin`` of
-    the budget for checkpoints and noise. With ``config.largest_first`` the largest-alone
-    steps and the sampled steps are probed apart and weighted by their shares of the
-    schedule. Returns at least ``min_steps``.
+    the real run will do (timed once): one every ``eval_every`` steps, or, where the caller
+    sizes ``eval_every`` from the horizon itself (``steps // 6``, say), a fixed count
+    ``evaluations`` whatever the horizon; and keeps ``margin`` of the budget for
+    checkpoints and noise. With ``config.largest_first`` the largest-alone steps and the
+    sampled steps are probed apart and weighted by their shares of the schedule. Returns at
+    least ``min_steps``.
     """
     if seconds <= 0:
         raise ValueError(f"seconds: must be > 0, got {seconds!r}")
     if probe_steps < 2 or warmup_steps < 0:
         raise ValueError("probe_steps must be >= 2 and warmup_steps >= 0")
+    if evaluations is not None and (isinstance(evaluations, bool)
+                                    or not isinstance(evaluations, int) or evaluations < 0):
+        raise ValueError(f"evaluations: must be an int >= 0 or None, got {evaluations!r}")
     total = warmup_steps + probe_steps
 
     def probe(largest_first: float) -> tuple[float, float]:
@@ -60,7 +66,10 @@ def steps_for_budget(*, space: SearchSpace, train: Any, val: Any, config: TrainC
     sampled_s, eval_s = probe(0.0) if share < 1 else (0.0, 0.0)
     alone_s, alone_eval_s = probe(1.0) if share > 0 else (0.0, 0.0)
     step_s = share * alone_s + (1 - share) * sampled_s
-    per_step = step_s + max(eval_s, alone_eval_s) / config.eval_every
+    one_eval = max(eval_s, alone_eval_s)
+    if evaluations is not None:  # a fixed number of panel evaluations, whatever the horizon
+        return max(min_steps, int((seconds * margin - evaluations * one_eval) / step_s))
+    per_step = step_s + one_eval / config.eval_every
     return max(min_steps, int(seconds * margin / per_step))
 
 __all__ = ["steps_for_budget"]

@@ -368,3 +368,11 @@ def test_steps_for_budget_weights_the_largest_alone_and_sampled_phases(monkeypat
         steps = horizon.steps_for_budget(config=config.with_overrides(largest_first=share),
                                          seconds=1000.0, **kw)
         assert steps == int(1000.0 / (step_s + 10.0 / 1000)), share
+    # a fixed count of evaluations (the caller sizes eval_every from the horizon): their
+    # time comes off the budget once, whatever the horizon
+    steps = horizon.steps_for_budget(config=config, seconds=1000.0, evaluations=6, **kw)
+    assert steps == int((1000.0 - 6 * 10.0) / 3.0)
+    assert horizon.steps_for_budget(config=config, seconds=50.0, evaluations=6, **kw) == 1
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="evaluations"):
+            horizon.steps_for_budget(config=config, seconds=10.0, evaluations=bad, **kw)
