@@ -22,7 +22,7 @@ def glu_mlp_forward(
 ) -> Tensor:
     """x: (B, T, D) -> (B, T, D). gate_up_weight: (2 * hidden, D) laid out as [gate; up].
 
-    The residual add rides in the down projection's GEMM where that is the same arithmetic
+    The residual add rides in the down projection's GEMM where that is the same sum
     (`kernels.residual.add_linear`)."""
     h = F.layer_norm(x, norm_weight.shape, norm_weight, norm_bias)
     gate, up = F.linear(h, gate_up_weight).chunk(2, dim=-1)  # each (B, T, hidden)

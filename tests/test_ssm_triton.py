@@ -708,3 +708,27 @@ def test_split_projection_equals_linear_slice_split(pad: int) -> None:
         results.append([*(p.detach() for p in pieces), hg.grad, wg.grad])
     for fast, ref in zip(*results):
         torch.testing.assert_close(fast, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_split_projection_under_autocast_matches_the_autocast_linear() -> None:
+    """Under bf16 autocast `_SplitProjection` computes the autocast linear's bf16 values and
+    returns float32 gradients for the float32 inputs, on any device (here the CPU)."""
+    from kernels.ssm.layer import _SplitProjection
+
+    g = torch.Generator().manual_seed(3)
+    sizes = (16, 16, 4, 4, 2)
+    h0 = torch.randn(9, 24, generator=g)
+    w0 = torch.cat([torch.randn(sum(sizes), 24, generator=g), torch.zeros(6, 24)])
+    results = []
+    for split in (lambda a, b: _SplitProjection.apply(a, b, sizes),
+                  lambda a, b: F.linear(a, b)[:, :sum(sizes)].split(list(sizes), dim=-1)):
+        h, w = h0.clone().requires_grad_(), w0.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            pieces = split(h, w)
+            assert all(p.dtype == torch.bfloat16 for p in pieces)
+            loss = sum((p.float() * (i + 1)).sum() for i, p in enumerate(pieces))
+        loss.backward()
+        assert h.grad.dtype == w.grad.dtype == torch.float32
+        results.append([*(p.detach() for p in pieces), h.grad, w.grad])
+    for fast, ref in zip(*results):
+        torch.testing.assert_close(fast.float(), ref.float(), rtol=1e-2, atol=1e-2)

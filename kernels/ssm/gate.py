@@ -101,14 +101,15 @@ def silu_gate_reference(y: Tensor, z: Tensor) -> Tensor:
 
 
 def silu_gate(y: Tensor, z: Tensor) -> Tensor:
-    """y, z: (M, E), same dtype and device, z may be a row-strided view -> (M, E) ``y * silu(z)``.
+    """y, z: (M, E) on one device, z may be a row-strided view -> (M, E) ``y * silu(z)``.
 
-    The fused Triton kernels where Triton is importable and the SSM fast path runs
-    (`uses_triton_scan`), else `silu_gate_reference`. Differentiable in both inputs.
+    The fused Triton kernels where Triton is importable, y and z share a dtype and the SSM
+    fast path runs (`uses_triton_scan`), else `silu_gate_reference` (which promotes mixed
+    dtypes as torch does). Differentiable in both inputs.
     """
     if y.shape != z.shape or y.dim() != 2:
         raise ValueError(f"silu_gate: y and z must be (M, E) of one shape, got {tuple(y.shape)} "
                          f"and {tuple(z.shape)}")
-    if HAS_TRITON and uses_triton_scan(y):
+    if HAS_TRITON and y.dtype == z.dtype and uses_triton_scan(y):
         return _SiluGate.apply(y, z)
     return silu_gate_reference(y, z)

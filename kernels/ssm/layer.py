@@ -33,27 +33,33 @@ class _SplitProjection(torch.autograd.Function):
     backward builds the output's gradient with one concatenation, where autograd's would
     concatenate the pieces' gradients, zero-fill a (M, W) buffer for the slice and copy them
     in (three passes over (M, W) more: about 85 MB at 8,192 tokens of the d = 768 layer, #18).
+    Under autocast (any device) ``h`` and ``w`` are cast to the autocast dtype first, as
+    ``F.linear`` would be, and those casts are what the backward keeps and multiplies.
     """
 
     @staticmethod
-    @torch.amp.custom_fwd(device_type="cuda")  # the backward runs under the forward's autocast
     def forward(ctx, h: Tensor, w: Tensor, sizes: tuple[int, ...]):  # type: ignore[override]
-        out = F.linear(h, w)  # (M, W)
+        device = h.device.type
+        if torch.is_autocast_enabled(device):
+            dtype = torch.get_autocast_dtype(device)
+            h, w = h.to(dtype), w.to(dtype)
+        with torch.autocast(device, enabled=False):
+            out = F.linear(h, w)  # (M, W)
         ctx.save_for_backward(h, w)
         ctx.sizes = sizes
         return out[:, :sum(sizes)].split(list(sizes), dim=-1)
 
     @staticmethod
-    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, *grads: Tensor | None):  # type: ignore[override]
         h, w = ctx.saved_tensors
         rows, sizes = h.shape[0], ctx.sizes
-        like = next(g for g in grads if g is not None)  # the dtype of the output's gradient
-        pieces = [like.new_zeros(rows, n) if g is None else g for g, n in zip(grads, sizes)]
+        pieces = [h.new_zeros(rows, n) if g is None else g.to(h.dtype)
+                  for g, n in zip(grads, sizes)]
         if w.shape[0] > sum(sizes):  # the zero rows padding w: their outputs' gradient is 0
-            pieces.append(like.new_zeros(rows, w.shape[0] - sum(sizes)))
+            pieces.append(h.new_zeros(rows, w.shape[0] - sum(sizes)))
         g_out = torch.cat(pieces, dim=-1)  # (M, W)
-        return g_out @ w, g_out.t() @ h, None
+        with torch.autocast(h.device.type, enabled=False):
+            return g_out @ w, g_out.t() @ h, None
 
 
 def ssm_forward(
@@ -79,7 +85,7 @@ def ssm_forward(
     zero rows to a multiple of 64 outputs: for an output width such as 2 * 768 + 128 + 12 =
     1,676 cuBLAS picked an sm80 kernel that took 35 % of the layer's forward (110 us of 8,192 x
     768 tokens on an H100, 2026-12-07, #18). The residual add rides in the output GEMM where
-    that is the same arithmetic (`kernels.residual.add_linear`). Where the Triton scan runs
+    that is the same sum (`kernels.residual.add_linear`). Where the Triton scan runs
     (`uses_triton_scan`: the SSM fast path) the skip term ``D * xs`` is added inside the scan's
     output kernel, the gate ``y * silu(z)`` is one fused kernel each way (`kernels.ssm.gate`)
     and the projection's backward concatenates its pieces' gradients once
