@@ -47,7 +47,13 @@ import torch.multiprocessing as mp
 
 from nas.data.splits import TextStream
 from nas.supernet import Supernet
-from nas.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, refuse_other_recipe
+from nas.training.checkpoint import (
+    CHECKPOINT_NAME,
+    data_fingerprint,
+    load_checkpoint,
+    refuse_other_data,
+    refuse_other_recipe,
+)
 from nas.training.config import TrainConfig
 from nas.training.replica import Replica
 from nas.training.trainer import BEST_NAME, METRICS_NAME, TrainResult, train_supernet
@@ -137,6 +143,7 @@ def train_data_parallel(
     if resume and ckpt_path.exists():  # a wrong checkpoint fails here, before any rank starts
         state = load_checkpoint(ckpt_path, space_fingerprint=Supernet(space).fingerprint())
         refuse_other_recipe(ckpt_path, state, config, stop=stop)
+        refuse_other_data(ckpt_path, state, data_fingerprint(train), stop=stop)
     devices = _rank_devices(config.device, nproc)
     if isinstance(train, TextStream):  # random-offset windows: any batch size fits
         train = train.to("cpu")

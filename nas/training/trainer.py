@@ -37,7 +37,9 @@ from nas.supernet.regularize import STREAM_DROP, STREAM_SAMPLE_DROP
 from nas.training.augment import augment_images, augment_params
 from nas.training.checkpoint import (
     CHECKPOINT_NAME,
+    data_fingerprint,
     load_checkpoint,
+    refuse_other_data,
     refuse_other_recipe,
     save_checkpoint,
 )
@@ -251,6 +253,7 @@ def train_supernet(
     if stop > config.steps:
         raise ValueError(f"stop_at={stop} is past the schedule horizon steps={config.steps}")
     stream = _stream_or_tensors(train)  # a bad train argument is refused before any write
+    train_data = data_fingerprint(train)
     if config.threads:
         torch.set_num_threads(config.threads)
     device = torch.device(config.device) if replica is None else replica.device
@@ -273,6 +276,7 @@ def train_supernet(
         state = load_checkpoint(ckpt_path, space_fingerprint=net.fingerprint(),
                                 map_location=device)
         refuse_other_recipe(ckpt_path, state, config, stop=stop)
+        refuse_other_data(ckpt_path, state, train_data, stop=stop)
         net.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -316,7 +320,8 @@ def train_supernet(
             "model": net.state_dict(), "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(), "sampler": json.dumps(sampler.state_dict()),
             "step": step, "config": config.to_dict(), "space": space.describe(),
-            "space_fingerprint": net.fingerprint(), "best": json.dumps(best)})
+            "space_fingerprint": net.fingerprint(), "best": json.dumps(best),
+            "train_data": train_data})
 
     def keep_if_best(panel_rows: list[dict[str, Any]]) -> None:
         """Save the weights as ``best.pt`` when the panel's mean loss is the lowest yet."""
@@ -328,7 +333,7 @@ def train_supernet(
             save_checkpoint(best_path, {
                 "model": net.state_dict(), "step": step, "config": config.to_dict(),
                 "space": space.describe(), "space_fingerprint": net.fingerprint(),
-                "panel_loss": loss, "best": json.dumps(best)})
+                "panel_loss": loss, "best": json.dumps(best), "train_data": train_data})
 
     image = space.modality == "image"
 

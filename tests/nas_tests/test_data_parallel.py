@@ -115,3 +115,8 @@ def test_a_resume_under_another_recipe_is_refused_before_any_rank_starts(tmp_pat
         train_data_parallel(nproc=2, space_factory=SPACE, train=TRAIN, val=VAL, out_dir=out,
                             config=CONFIG.with_overrides(lr=1e-3), resume=True, progress=False)
     assert (out / "checkpoint.pt").read_bytes() == before
+    other = (TRAIN[0].flip(0), TRAIN[1].flip(0))  # the same examples in another order
+    with pytest.raises(CheckpointError, match="trained on other training data"):
+        train_data_parallel(nproc=2, space_factory=SPACE, train=other, val=VAL, out_dir=out,
+                            config=CONFIG, resume=True, progress=False)
+    assert (out / "checkpoint.pt").read_bytes() == before

@@ -130,6 +130,36 @@ def test_refuses_existing_checkpoint_and_other_space(tmp_path):
         load_checkpoint(bad)
 
 
+def test_resume_refuses_other_training_data_and_keeps_the_checkpoint(tmp_path):
+    """A checkpoint resumed on other training data (another split, seed or data set) would
+    train on silently: one error naming the data, the checkpoint left as it was; the same
+    data resumes, and a checkpoint from before the fingerprint was kept is not refused."""
+    from nas.training.checkpoint import data_fingerprint
+
+    _train(tmp_path, stop_at=3)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    other = synthetic(96, 5)
+    assert data_fingerprint(other) != data_fingerprint(synthetic(96, 0))
+    assert data_fingerprint(synthetic(96, 0)) == data_fingerprint(synthetic(96, 0))
+    with pytest.raises(CheckpointError, match=r"trained on other training data \(data "
+                                              r"fingerprint [0-9a-f]{16}, this run's"):
+        train_supernet(space=tiny_space(), train=other, val=synthetic(64, 1), config=CONFIG,
+                       out_dir=tmp_path, progress=False, resume=True)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    # the panel's split is not training data: another val split resumes
+    resumed = train_supernet(space=tiny_space(), train=synthetic(96, 0), val=synthetic(32, 7),
+                             config=CONFIG, out_dir=tmp_path, progress=False, resume=True,
+                             stop_at=4)
+    assert resumed.step == 4
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    del state["train_data"]  # as written before the fingerprint
+    torch.save(state, tmp_path / "checkpoint.pt")
+    resumed = train_supernet(space=tiny_space(), train=other, val=synthetic(64, 1),
+                             config=CONFIG, out_dir=tmp_path, progress=False, resume=True,
+                             stop_at=5)
+    assert resumed.step == 5
+
+
 def test_resume_refuses_another_recipe_and_keeps_the_checkpoint(tmp_path):
     """A resumed run under another horizon (or lr, seed, ...) would mix two schedules: one
     error naming the changed fields, and the checkpoint is left as it was."""
