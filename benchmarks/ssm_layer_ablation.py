@@ -62,6 +62,7 @@ from mixer_kernels import (  # noqa: E402
 
 import kernels.ssm.layer as ssm_layer  # noqa: E402
 from kernels import build_layer  # noqa: E402
+from kernels.residual import add_linear  # noqa: E402
 from kernels.ssm import (  # noqa: E402
     ssm_scan,
     triton_ssd,  # noqa: E402
@@ -85,19 +86,8 @@ def rebuilt_forward(split: bool, gate: bool, addmm: bool) -> Callable[..., Tenso
         B, T, D = x.shape
         h = F.layer_norm(x, norm_weight.shape, norm_weight, norm_bias)
         heads, inner = dt_proj_weight.shape[0], x_proj_weight.shape[0]
-        n = bc_proj_weight.shape[0] // 2
-        parts = [x_proj_weight, z_proj_weight, bc_proj_weight, dt_proj_weight]
-        width = 2 * inner + 2 * n + heads
-        align = ssm_layer._GEMM_ALIGN
-        if x.is_cuda and width % align:
-            parts.append(x_proj_weight.new_zeros(align - width % align, D))
-        w_in = torch.cat(parts)
-        sizes = (inner, inner, n, n, heads)
-        if split:
-            views = ssm_layer._SplitProjection.apply(h.reshape(B * T, D), w_in, sizes)
-            xs, z, b, c, dt = (v.view(B, T, v.shape[-1]) for v in views)
-        else:
-            xs, z, b, c, dt = F.linear(h, w_in)[..., :width].split(list(sizes), dim=-1)
+        xs, z, b, c, dt = ssm_layer.in_projection(h, x_proj_weight, z_proj_weight,
+                                                  bc_proj_weight, dt_proj_weight, split=split)
         xs = xs.view(B, T, heads, head_dim)
         dt = F.softplus(dt + dt_proj_bias)
         a = -torch.exp(a_log.float())
@@ -111,7 +101,7 @@ def rebuilt_forward(split: bool, gate: bool, addmm: bool) -> Callable[..., Tenso
         y2, z2 = y.reshape(B * T, inner), z.reshape(B * T, inner)
         gated = silu_gate(y2, z2) if gate else silu_gate_reference(y2, z2)
         if addmm:
-            return torch.addmm(x.reshape(B * T, D), gated, out_proj_weight.t()).view(B, T, D)
+            return add_linear(x, gated.view(B, T, inner), out_proj_weight)
         return x + F.linear(gated, out_proj_weight).view(B, T, D)
 
     return forward

@@ -617,32 +617,25 @@ def test_kernels_run_only_on_gpus_they_were_built_for(monkeypatch) -> None:
     scan_module._capable.cache_clear()
 
 
-def test_backward_kind_is_split_unless_fused_is_chosen(monkeypatch) -> None:
-    """``NAS_SSM_TRITON_BWD`` picks the backward's chunk kernels; a bad value names the
-    choices (the two kinds' gradients are compared under the interpreter and on the GPU)."""
+@pytest.mark.parametrize(("env", "kind", "default", "other", "bad"), [
+    ("NAS_SSM_TRITON_BWD", "_bwd_kind", "split", "fused", "both"),
+    ("NAS_SSM_TRITON_DBC", "_dbc_kind", "heads", "atomic", "sum"),
+], ids=["backward", "dbc"])
+def test_kernel_switches_default_and_name_their_choices(env, kind, default, other, bad,
+                                                        monkeypatch) -> None:
+    """``NAS_SSM_TRITON_BWD`` picks the backward's chunk kernels, ``NAS_SSM_TRITON_DBC`` how
+    dB / dC are summed over heads; a bad value names the choices (each kind's gradients are
+    compared with the reference under the interpreter and on the GPU)."""
     from kernels.ssm import triton_ssd
 
-    monkeypatch.delenv("NAS_SSM_TRITON_BWD", raising=False)
-    assert triton_ssd._bwd_kind() == "split"
-    monkeypatch.setenv("NAS_SSM_TRITON_BWD", " Fused ")
-    assert triton_ssd._bwd_kind() == "fused"
-    monkeypatch.setenv("NAS_SSM_TRITON_BWD", "both")
-    with pytest.raises(ValueError, match=r"NAS_SSM_TRITON_BWD='both': expected one of"):
-        triton_ssd._bwd_kind()
-
-
-def test_dbc_kind_is_heads_unless_atomic_is_chosen(monkeypatch) -> None:
-    """``NAS_SSM_TRITON_DBC`` picks how dB / dC are summed over heads; a bad value names the
-    choices."""
-    from kernels.ssm import triton_ssd
-
-    monkeypatch.delenv("NAS_SSM_TRITON_DBC", raising=False)
-    assert triton_ssd._dbc_kind() == "heads"
-    monkeypatch.setenv("NAS_SSM_TRITON_DBC", " Atomic ")
-    assert triton_ssd._dbc_kind() == "atomic"
-    monkeypatch.setenv("NAS_SSM_TRITON_DBC", "sum")
-    with pytest.raises(ValueError, match=r"NAS_SSM_TRITON_DBC='sum': expected one of"):
-        triton_ssd._dbc_kind()
+    pick = getattr(triton_ssd, kind)
+    monkeypatch.delenv(env, raising=False)
+    assert pick() == default
+    monkeypatch.setenv(env, f" {other.title()} ")
+    assert pick() == other
+    monkeypatch.setenv(env, bad)
+    with pytest.raises(ValueError, match=rf"{env}='{bad}': expected one of"):
+        pick()
 
 
 @pytest.mark.gpu

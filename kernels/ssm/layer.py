@@ -62,6 +62,30 @@ class _SplitProjection(torch.autograd.Function):
             return g_out @ w, g_out.t() @ h, None
 
 
+def in_projection(h: Tensor, x_proj_weight: Tensor, z_proj_weight: Tensor,
+                  bc_proj_weight: Tensor, dt_proj_weight: Tensor, *, split: bool,
+                  ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """h: (B, T, D) -> xs, z (B, T, E), B, C (B, T, N), dt (B, T, H) (before softplus): the four
+    input projections as one GEMM of the concatenated weights, padded on CUDA to a multiple
+    of 64 outputs (see `ssm_forward`). ``split``: through `_SplitProjection` (one
+    concatenation in the backward), else the plain slice and split."""
+    B, T, D = h.shape
+    heads, inner = dt_proj_weight.shape[0], x_proj_weight.shape[0]
+    n = bc_proj_weight.shape[0] // 2
+    parts = [x_proj_weight, z_proj_weight, bc_proj_weight, dt_proj_weight]
+    width = 2 * inner + 2 * n + heads
+    if h.is_cuda and width % _GEMM_ALIGN:
+        parts.append(x_proj_weight.new_zeros(_GEMM_ALIGN - width % _GEMM_ALIGN, D))
+    w_in = torch.cat(parts)
+    sizes = (inner, inner, n, n, heads)
+    if split:
+        views = _SplitProjection.apply(h.reshape(B * T, D), w_in, sizes)
+        xs, z, b, c, dt = (v.view(B, T, v.shape[-1]) for v in views)
+    else:
+        xs, z, b, c, dt = F.linear(h, w_in)[..., :width].split(list(sizes), dim=-1)
+    return xs, z, b, c, dt
+
+
 def ssm_forward(
     x: Tensor,
     norm_weight: Tensor,
@@ -95,19 +119,9 @@ def ssm_forward(
     B, T, D = x.shape
     h = F.layer_norm(x, norm_weight.shape, norm_weight, norm_bias)
     heads, inner = dt_proj_weight.shape[0], x_proj_weight.shape[0]
-    n = bc_proj_weight.shape[0] // 2
-    parts = [x_proj_weight, z_proj_weight, bc_proj_weight, dt_proj_weight]
-    width = 2 * inner + 2 * n + heads
-    if x.is_cuda and width % _GEMM_ALIGN:
-        parts.append(x_proj_weight.new_zeros(_GEMM_ALIGN - width % _GEMM_ALIGN, D))
-    w_in = torch.cat(parts)
-    sizes = (inner, inner, n, n, heads)
     fast = uses_triton_scan(x)
-    if fast:
-        views = _SplitProjection.apply(h.reshape(B * T, D), w_in, sizes)
-        xs, z, b, c, dt = (v.view(B, T, v.shape[-1]) for v in views)
-    else:
-        xs, z, b, c, dt = F.linear(h, w_in)[..., :width].split(list(sizes), dim=-1)
+    xs, z, b, c, dt = in_projection(h, x_proj_weight, z_proj_weight, bc_proj_weight,
+                                    dt_proj_weight, split=fast)
     xs = xs.view(B, T, heads, head_dim)  # (B, T, H, P), a view: the scan reads it in place
     dt = F.softplus(dt + dt_proj_bias)  # (B, T, H)
     a = -torch.exp(a_log.float())  # (H,)

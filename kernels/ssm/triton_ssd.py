@@ -446,6 +446,15 @@ def _dot_kind(*tensors: Tensor) -> int:
     return _DOT_BF16 if dtypes == {torch.bfloat16} else _DOT_FP16
 
 
+def _env_choice(name: str, choices: tuple[str, ...]) -> str:
+    """The value of environment variable ``name`` (trimmed, lower case) among ``choices``;
+    unset or empty: the first choice; anything else a ValueError naming the choices."""
+    choice = os.environ.get(name, "").strip().lower() or choices[0]
+    if choice not in choices:
+        raise ValueError(f"{name}={choice!r}: expected one of {choices}")
+    return choice
+
+
 def _bwd_kind() -> str:
     """How the backward computes each chunk's gradients, by ``NAS_SSM_TRITON_BWD``:
     ``split`` (unset: `_chunk_bwd_dx_kernel` then `_chunk_bwd_dbc_kernel`: three and six
@@ -460,10 +469,7 @@ def _bwd_kind() -> str:
     faster at 4 x 2,048 tokens and 7 % faster at 1 x 8,192. The fused kernel stays as the
     A/B reference; both equal the naive scan on the GPU and under the Triton interpreter.
     """
-    choice = os.environ.get(BWD_ENV, "").strip().lower() or "split"
-    if choice not in BWD_CHOICES:
-        raise ValueError(f"{BWD_ENV}={choice!r}: expected one of {BWD_CHOICES}")
-    return choice
+    return _env_choice(BWD_ENV, BWD_CHOICES)
 
 
 def _dbc_kind() -> str:
@@ -472,10 +478,7 @@ def _dbc_kind() -> str:
     sums them on the host, deterministic; ``atomic`` adds them with float32 atomics into
     (batch, T, N), one buffer each, so the sums' order (and the last bits) varies from run to
     run."""
-    choice = os.environ.get(DBC_ENV, "").strip().lower() or "heads"
-    if choice not in DBC_CHOICES:
-        raise ValueError(f"{DBC_ENV}={choice!r}: expected one of {DBC_CHOICES}")
-    return choice
+    return _env_choice(DBC_ENV, DBC_CHOICES)
 
 
 def _block(size: int) -> int:

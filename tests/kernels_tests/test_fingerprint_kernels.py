@@ -30,7 +30,7 @@ KERNELS = ROOT / "kernels"
 #: KERNELS_VERSION -> {Python "major.minor": hash of the kernels' code}: docstrings and
 #: comments do not count; ``ast.dump`` differs between Python versions (3.12 adds
 #: ``type_params``), so each hash is of one version's dump
-SOURCE_HASHES = {"2026-12-08": {"3.11": "b18c6d6b729fef74"}}
+SOURCE_HASHES = {"2026-12-08": {"3.11": "63c61c018a0fb712"}}
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
